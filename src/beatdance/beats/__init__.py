@@ -1,0 +1,1 @@
+"""Stage 2: music beats, dance (kinematic) beats, beat grids and beat alignment."""
