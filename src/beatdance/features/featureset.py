@@ -1,0 +1,79 @@
+"""The in-memory form of one split of a dataset, as the model consumes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+
+
+@dataclass
+class FeatureSet:
+    """Pooled features and beat grids of N aligned music/dance clips (item i's music matches its dance).
+
+    Shapes: ``music`` (N, S, Dm), ``dance`` (N, S, Dd), ``music_beat`` and ``dance_beat`` (N, S, K),
+    all float32, with S segments and K beat slots per segment; beat grids are 0/1 at ``beat_fps``
+    frames per second. ``groups`` names the source pair of each clip (used for pair-level splits and
+    pair-level recall); it defaults to the clip id.
+    """
+
+    ids: list[str]
+    music: np.ndarray
+    dance: np.ndarray
+    music_beat: np.ndarray
+    dance_beat: np.ndarray
+    beat_fps: float = 10.0
+    groups: list[str] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        for name in ("music", "dance", "music_beat", "dance_beat"):
+            arr = getattr(self, name)
+            if arr.ndim != 3 or arr.shape[0] != n:
+                raise DataError(f"FeatureSet.{name} has shape {arr.shape}; expected ({n}, segments, dim).")
+            if not np.isfinite(arr).all():
+                raise DataError(f"FeatureSet.{name} contains NaN or inf values; clean or re-extract the features.")
+        if self.music_beat.shape != self.dance_beat.shape:
+            raise DataError(f"music_beat {self.music_beat.shape} and dance_beat {self.dance_beat.shape} differ in shape.")
+        if self.groups is None:
+            self.groups = list(self.ids)
+        elif len(self.groups) != n:
+            raise DataError(f"FeatureSet.groups has {len(self.groups)} entries for {n} clips.")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_segments(self) -> int:
+        return int(self.music.shape[1])
+
+    @property
+    def beat_slots(self) -> int:
+        return int(self.music_beat.shape[2])
+
+    @property
+    def music_dim(self) -> int:
+        return int(self.music.shape[2])
+
+    @property
+    def dance_dim(self) -> int:
+        return int(self.dance.shape[2])
+
+    def subset(self, index: np.ndarray | list[int]) -> FeatureSet:
+        """The clips at positions ``index``, in that order."""
+        idx = np.asarray(index, dtype=np.int64)
+        assert self.groups is not None
+        return FeatureSet(
+            ids=[self.ids[i] for i in idx],
+            music=self.music[idx],
+            dance=self.dance[idx],
+            music_beat=self.music_beat[idx],
+            dance_beat=self.dance_beat[idx],
+            beat_fps=self.beat_fps,
+            groups=[self.groups[i] for i in idx],
+            info=dict(self.info),
+        )
