@@ -1,5 +1,0 @@
-"""Placeholder; replaced by the real command-line interface."""
-
-
-def main() -> None:
-    print("beatdance")
