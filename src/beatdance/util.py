@@ -6,7 +6,7 @@ import json
 import os
 import random
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,8 +61,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def progress(items: Iterable[T], *, desc: str, total: int | None = None, enabled: bool = True) -> Iterator[T]:
-    """Wrap ``items`` in a tqdm progress bar written to stderr (disabled with ``enabled=False``)."""
+def progress(items: Iterable[T] | None = None, *, desc: str, total: int | None = None, initial: int = 0,
+             enabled: bool = True) -> Any:
+    """A tqdm progress bar on stderr: iterate it over ``items``, or call ``.update(n)`` when ``items`` is None."""
     from tqdm.auto import tqdm
 
-    yield from tqdm(items, desc=desc, total=total, disable=not enabled, dynamic_ncols=True, leave=False)
+    return tqdm(items, desc=desc, total=total, initial=initial, disable=not enabled, dynamic_ncols=True, leave=False)

@@ -1,0 +1,116 @@
+"""Checkpoints: safetensors weights plus a JSON config, in a directory written atomically.
+
+Layout of a checkpoint directory::
+
+    model.safetensors   weights (never pickle)
+    config.json         {"model": BlenderConfig, "train": ..., "data": ..., "metrics": ..., "beatdance": version}
+
+A training run directory holds ``best/`` and ``last/`` checkpoints; :func:`resolve_checkpoint` accepts
+either a checkpoint or a run directory (then ``best/``, falling back to ``last/``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorsError
+from safetensors.torch import load_file, save_file
+
+from .. import __version__
+from ..errors import CheckpointError
+from ..features.featureset import FeatureSet
+from ..util import atomic_write_json, read_json
+from .blender import BeatBlender, BlenderConfig
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def write_dir_atomically(path: Path, fill: Any) -> None:
+    """Create directory ``path`` by calling ``fill(tmp_dir)`` and renaming it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        fill(tmp)
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike[str], *, model: BeatBlender, config: dict[str, Any],
+                    extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``model``'s weights and ``config`` (plus the model config) to checkpoint directory ``path``."""
+    path = Path(path)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+    def fill(tmp: Path) -> None:
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "beatdance-checkpoint", "version": "1"})
+        if extra_tensors:
+            save_file({k: v.contiguous() for k, v in extra_tensors.items()}, str(tmp / "extra.safetensors"))
+        atomic_write_json(tmp / CONFIG, {**config, "model": model.config.to_dict(), "beatdance": __version__})
+
+    write_dir_atomically(path, fill)
+    return path
+
+
+def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """The checkpoint directory named by ``path`` (a checkpoint, or a run directory with best/ or last/)."""
+    path = Path(path)
+    for candidate in (path, path / "best", path / "last"):
+        if (candidate / WEIGHTS).is_file() and (candidate / CONFIG).is_file():
+            return candidate
+    raise CheckpointError(
+        f"No checkpoint found at {path}: expected {WEIGHTS} and {CONFIG} in it or in its best/ or last/ "
+        "folder. Pass the --out folder of `beatdance train` or one of its checkpoint folders."
+    )
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> tuple[BeatBlender, dict[str, Any]]:
+    """Load a model and its saved config; a weight file that does not fit the config is a CheckpointError."""
+    ckpt = resolve_checkpoint(path)
+    config = read_json(ckpt / CONFIG)
+    if "model" not in config:
+        raise CheckpointError(f"{ckpt / CONFIG} has no 'model' entry; it was not written by beatdance.")
+    model = BeatBlender(BlenderConfig.from_dict(config["model"]))
+    try:
+        state = load_file(str(ckpt / WEIGHTS), device="cpu")
+    except (SafetensorsError, OSError) as exc:
+        raise CheckpointError(f"Cannot read weights {ckpt / WEIGHTS}: {exc}. The file is corrupt or truncated; re-train or re-copy it.") from exc
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"Weights in {ckpt / WEIGHTS} do not fit the model config in {ckpt / CONFIG} "
+            f"(a checkpoint from another config?): {str(exc).splitlines()[0]}"
+        ) from exc
+    return model.to(device).eval(), config
+
+
+def load_extra_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Tensors saved next to the weights with ``extra_tensors`` (e.g. optimizer state); empty if none."""
+    f = resolve_checkpoint(path) / "extra.safetensors"
+    return load_file(str(f)) if f.is_file() else {}
+
+
+def check_compatible(model_config: BlenderConfig, features: FeatureSet, *, source: str) -> None:
+    """Raise CheckpointError when ``features`` cannot feed a model built with ``model_config``."""
+    got = (features.music_dim, features.dance_dim, features.num_segments, features.beat_slots)
+    want = (model_config.music_dim, model_config.dance_dim, model_config.num_segments, model_config.beat_slots)
+    if got != want:
+        raise CheckpointError(
+            f"Features from {source} have (music_dim, dance_dim, segments, beat_slots) = {got}, but the model "
+            f"expects {want}. Use the same feature extractors and segment settings as the model, or train a new one."
+        )

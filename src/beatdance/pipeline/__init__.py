@@ -1,0 +1,1 @@
+"""Stage 8: end-to-end jobs that chain the earlier stages (prepare, demo, bench)."""

@@ -1,0 +1,230 @@
+"""Contrastive training of the Beat Blender with validation-based model selection and exact resume.
+
+A run directory holds::
+
+    config.json      model, training and data configs (a resumed run must match them)
+    history.jsonl    one line per validation (losses, learning rate, metrics, moving-window score)
+    last/            weights + optimizer/RNG state after the last finished epoch (for --resume)
+    best/            weights with the best moving-window selection metric so far
+    epoch_NNNN/      a copy every ``save_every`` epochs
+
+Resuming restarts after the last finished epoch and gives the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from ..errors import CheckpointError, DataError, ParameterError
+from ..features.featureset import FeatureSet
+from ..model.blender import BeatBlender, BlenderConfig
+from ..model.checkpoint import check_compatible, load_extra_tensors, resolve_checkpoint, save_checkpoint
+from ..model.loss import ContrastiveLoss, symmetric_info_nce
+from ..retrieval.embed import embed_featureset
+from ..retrieval.evaluate import evaluate_retrieval
+from ..util import atomic_write_json, progress, read_json, seed_everything
+from .config import TrainConfig
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ParameterError(f"device={name!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'.") from exc
+
+
+def lr_factor(step: int, *, total_steps: int, warmup_steps: int) -> float:
+    """Linear warmup from 0, then a half cosine down to 0 (HF ``get_cosine_schedule_with_warmup``)."""
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    progress_frac = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress_frac)))
+
+
+def eval_steps(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
+    """0-based step indices after which to validate (official: linspace(0, n-1, k+1)[1:])."""
+    if evals_per_epoch <= 0:
+        return set()
+    return {int(s) for s in np.linspace(0, steps_per_epoch - 1, evals_per_epoch + 1)[1:]}
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_checkpoint: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_score: float | None = None
+
+
+def _validate(model: BeatBlender, loss_fn: ContrastiveLoss, val: FeatureSet, cfg: TrainConfig,
+              device: torch.device) -> dict[str, float]:
+    music, dance = embed_featureset(model, val, batch_size=cfg.eval_batch_size, device=device)
+    losses = []
+    scale = float(loss_fn.logit_scale.detach())
+    for start in range(0, len(val), cfg.eval_batch_size):
+        sl = slice(start, start + cfg.eval_batch_size)
+        if len(val.ids[sl]) < 2:
+            continue
+        fuse = torch.from_numpy(music.fuse[sl] @ dance.fuse[sl].T)
+        beat = torch.from_numpy(music.beat_head[sl] @ dance.beat_head[sl].T)
+        losses.append(float(symmetric_info_nce(fuse, logit_scale=scale) + cfg.beta * symmetric_info_nce(beat, logit_scale=scale)))
+    report = evaluate_retrieval(music=music, dance=dance, bs_ks=())
+    row: dict[str, float] = {"val_loss": float(np.mean(losses)) if losses else float("nan")}
+    for direction in ("m2d", "d2m"):
+        for key, value in report[direction]["metrics"].items():
+            row[f"{direction}/{key}"] = float(value)
+    return row
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    sd = opt.state_dict()
+    tensors = {f"opt.{i}.{k}": v.detach().cpu() for i, st in sd["state"].items() for k, v in st.items()}
+    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, groups
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def train(*, train_set: FeatureSet, val_set: FeatureSet | None, model_config: BlenderConfig, config: TrainConfig,
+          out: str | os.PathLike[str], data_info: dict[str, Any] | None = None, resume: bool = False,
+          show_progress: bool = True) -> TrainResult:
+    """Train a Beat Blender on ``train_set``, select on ``val_set``, and write a run directory to ``out``."""
+    out = Path(out)
+    check_compatible(model_config, train_set, source="the training split")
+    if val_set is not None:
+        check_compatible(model_config, val_set, source="the validation split")
+    if len(train_set) < 2:
+        raise DataError(f"The training split has {len(train_set)} clips; contrastive training needs at least 2.")
+    device = resolve_device(config.device)
+    run_config = {"model": model_config.to_dict(), "train": config.to_dict(), "data": data_info or {}}
+
+    seed_everything(config.seed)
+    model = BeatBlender(model_config).to(device)
+    loss_fn = ContrastiveLoss(temperature=config.temperature, learnable=config.learnable_temperature, beta=config.beta).to(device)
+    params = list(model.parameters()) + list(loss_fn.parameters())
+    opt = torch.optim.AdamW(params, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
+                            eps=config.adam_eps, weight_decay=config.weight_decay)
+
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = int(config.warmup_fraction * total_steps)
+    evals_at = eval_steps(steps_per_epoch, config.evals_per_epoch if val_set is not None else 0)
+
+    start_epoch, global_step = 0, 0
+    window: deque[float] = deque(maxlen=config.selection_window)
+    best_score: float | None = None
+    history: list[dict[str, Any]] = []
+    history_path = out / "history.jsonl"
+
+    if (out / "last").exists() and not resume:
+        raise ParameterError(f"{out} already holds a training run. Pass --resume to continue it, or a new --out.")
+    if resume and (out / "last").exists():
+        saved = read_json(out / "config.json")
+        for key in ("model", "train"):
+            if saved.get(key) != run_config[key]:
+                diff = sorted(k for k in set(saved.get(key, {})) | set(run_config[key])
+                              if saved.get(key, {}).get(k) != run_config[key].get(k))
+                raise CheckpointError(
+                    f"Cannot resume {out}: its {key} config differs in {diff}. Resume with the same settings, or use a new --out."
+                )
+        ckpt = resolve_checkpoint(out / "last")
+        state = read_json(ckpt / "config.json")["state"]
+        weights = load_extra_tensors(ckpt)
+        model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        loss_fn.load_state_dict({k[len("loss."):]: v for k, v in weights.items() if k.startswith("loss.")})
+        _restore_optimizer(opt, weights, state["param_groups"])
+        torch.set_rng_state(weights["rng.torch"])
+        start_epoch, global_step = state["epoch"], state["global_step"]
+        window.extend(state["window"])
+        best_score = state["best_score"]
+        if history_path.exists():
+            history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
+            history = [h for h in history if h["epoch"] <= start_epoch]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", run_config)
+    history_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+
+    def checkpoint_config(extra: dict[str, Any]) -> dict[str, Any]:
+        return {"train": config.to_dict(), "data": data_info or {}, **extra}
+
+    n = len(train_set)
+    bar = progress(desc="train", total=total_steps, initial=start_epoch * steps_per_epoch, enabled=show_progress)
+    started = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)).numpy()
+        running: list[float] = []
+        for step in range(steps_per_epoch):
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            if len(idx) < 2:  # a trailing batch of one clip has no negatives
+                bar.update(1)
+                global_step += 1
+                continue
+            batch = [torch.from_numpy(a[idx]).to(device) for a in
+                     (train_set.music, train_set.dance, train_set.music_beat, train_set.dance_beat)]
+            for group in opt.param_groups:
+                group["lr"] = config.lr * lr_factor(global_step, total_steps=total_steps, warmup_steps=warmup_steps)
+            loss, parts = loss_fn(model(*batch))
+            if not torch.isfinite(loss):
+                raise DataError(
+                    f"Training loss became {float(loss)} at epoch {epoch + 1}, step {step}. Check the features for "
+                    "extreme values, or lower --lr."
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            opt.step()
+            global_step += 1
+            running.append(parts["loss"])
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{parts['loss']:.3f}")
+            if step in evals_at and val_set is not None:
+                row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "global_step": global_step,
+                                       "time_s": round(time.perf_counter() - started, 2),
+                                       "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(running))}
+                row.update(_validate(model, loss_fn, val_set, config, device))
+                window.append(row[config.selection_metric])
+                score = float(np.mean(window))
+                row["window_score"] = score
+                better = best_score is None or (score < best_score if config.selection_lower_is_better else score > best_score)
+                row["saved_best"] = bool(better)
+                if better:
+                    best_score = score
+                    save_checkpoint(out / "best", model=model, config=checkpoint_config({"metrics": row}))
+                history.append(row)
+                with history_path.open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                running = []
+        tensors, groups = _optimizer_tensors(opt)
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors.update({f"loss.{k}": v.detach().cpu() for k, v in loss_fn.state_dict().items()})
+        state = {"epoch": epoch + 1, "global_step": global_step, "window": list(window), "best_score": best_score,
+                 "param_groups": groups}
+        save_checkpoint(out / "last", model=model, config=checkpoint_config({"state": state}), extra_tensors=tensors)
+        if (epoch + 1) % config.save_every == 0:
+            save_checkpoint(out / f"epoch_{epoch + 1:04d}", model=model, config=checkpoint_config({"epoch": epoch + 1}))
+    bar.close()
+    if not (out / "best").exists():
+        save_checkpoint(out / "best", model=model, config=checkpoint_config({"metrics": history[-1] if history else {}}))
+    return TrainResult(run_dir=out, best_checkpoint=out / "best", history=history, best_score=best_score)
