@@ -1,0 +1,147 @@
+"""Retrieval metrics: ranks, R@K, MedR, MeanR, AVG (SPEC §5) and the beat similarity BS@K.
+
+Ranks are 0-based positions of the positive among the ranked gallery. Ties default to "pessimistic":
+every other item scoring the same as the positive ranks above it, so a degenerate model that outputs a
+constant score cannot look good.
+
+BS@K (our definition, SPEC §8 item 15): for each query and each of its top-K retrieved items, the beat
+alignment BA(music beats -> dance beats) of the (music, dance) pair formed by the query and the item:
+m2d pairs the query music with the retrieved dance, d2m pairs the retrieved music with the query
+dance. The music is always the reference, as in Bailando and the official d2m code. Beats are 0/1
+grids at 10 fps and sigma is 3 frames (0.3 s). BS@K = 100 * mean over queries of the mean over all K
+items, zeros included. K is clipped to the gallery size. BS@GT is the same for the paired ground truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from ..beats.alignment import alignment_kernel, normalized_beat_grids
+from ..errors import ParameterError
+
+Ties = Literal["pessimistic", "optimistic", "stable"]
+Direction = Literal["m2d", "d2m"]
+RECALL_KS = (1, 5, 10, 50, 100)
+BS_KS = (1, 3, 5, 10, 20, 50)
+
+
+def _check_scores(scores: np.ndarray) -> np.ndarray:
+    arr = np.asarray(scores)
+    if arr.ndim != 2:
+        raise ParameterError(f"scores has shape {arr.shape}; expected a (queries, gallery) matrix.")
+    if np.isnan(arr).any():
+        raise ParameterError("scores contain NaN; ranks are undefined. Check the embeddings for NaN values.")
+    return arr
+
+
+def group_ranks(scores: np.ndarray, *, positive_mask: np.ndarray, ties: Ties = "pessimistic") -> np.ndarray:
+    """0-based rank of each row's best-scoring positive: how many negatives rank above it.
+
+    Other positives never count against a query, so several correct items (e.g. clips of the same
+    song) give the rank of the first one.
+    """
+    arr = _check_scores(scores)
+    mask = np.asarray(positive_mask, dtype=bool)
+    if mask.shape != arr.shape:
+        raise ParameterError(f"positive_mask has shape {mask.shape}; expected the scores' shape {arr.shape}.")
+    if not mask.any(axis=1).all():
+        row = int(np.flatnonzero(~mask.any(axis=1))[0])
+        raise ParameterError(f"query row {row} has no positive item; every query needs at least one.")
+    best = np.where(mask, arr, -np.inf).max(axis=1, keepdims=True)
+    negatives = ~mask
+    above = ((arr > best) & negatives).sum(axis=1)
+    if ties == "optimistic":
+        return above
+    equal = (arr == best) & negatives
+    if ties == "pessimistic":
+        return above + equal.sum(axis=1)
+    if ties == "stable":
+        first_best = np.argmax(mask & (arr == best), axis=1)[:, None]
+        return above + (equal & (np.arange(arr.shape[1])[None, :] < first_best)).sum(axis=1)
+    raise ParameterError(f"ties={ties!r}; expected 'pessimistic', 'optimistic' or 'stable'.")
+
+
+def positive_ranks(scores: np.ndarray, *, positives: np.ndarray, ties: Ties = "pessimistic") -> np.ndarray:
+    """0-based rank of column ``positives[i]`` in row i of ``scores`` (higher score ranks first).
+
+    ties: "pessimistic" (equal scores rank above the positive), "optimistic" (below), or "stable"
+    (the order of ``np.argsort(-row, kind="stable")``: lower column index first).
+    """
+    arr = _check_scores(scores)
+    pos = np.asarray(positives)
+    if pos.shape != (arr.shape[0],) or not np.issubdtype(pos.dtype, np.integer):
+        raise ParameterError(f"positives has shape {pos.shape} and dtype {pos.dtype}; expected {arr.shape[0]} integers.")
+    if pos.size and (pos.min() < 0 or pos.max() >= arr.shape[1]):
+        raise ParameterError(f"positives must be column indices in [0, {arr.shape[1]}); got range "
+                             f"[{pos.min()}, {pos.max()}].")
+    mask = np.zeros(arr.shape, dtype=bool)
+    mask[np.arange(arr.shape[0]), pos] = True
+    return group_ranks(arr, positive_mask=mask, ties=ties)
+
+
+def recall_metrics(ranks: np.ndarray) -> dict[str, float]:
+    """R@1/5/10/50/100 (percent), MedR and MeanR (1-based) and AVG = sum R@K - MedR/10 - MeanR/10."""
+    r = np.asarray(ranks)
+    if r.ndim != 1 or r.size == 0:
+        raise ParameterError(f"ranks has shape {r.shape}; expected a non-empty 1-D array of 0-based ranks.")
+    out = {f"R@{k}": float(100.0 * np.mean(r < k)) for k in RECALL_KS}
+    out["MedR"] = float(np.median(r) + 1)
+    out["MeanR"] = float(np.mean(r) + 1)
+    out["AVG"] = sum(out[f"R@{k}"] for k in RECALL_KS) - out["MedR"] / 10 - out["MeanR"] / 10
+    return out
+
+
+def top_k_mask(scores: np.ndarray, *, k: int) -> np.ndarray:
+    """(Q, G) bool with exactly min(k, G) True per row: the row's best scores, equal scores by lower index."""
+    arr = _check_scores(scores)
+    if k < 1:
+        raise ParameterError(f"k={k} must be >= 1.")
+    g = arr.shape[1]
+    k = min(k, g)
+    kth = np.partition(arr, g - k, axis=1)[:, g - k : g - k + 1]
+    above = arr > kth
+    equal = arr == kth
+    missing = k - above.sum(axis=1, keepdims=True)
+    return above | (equal & (np.cumsum(equal, axis=1) <= missing))
+
+
+def top_k_indices(scores: np.ndarray, *, k: int) -> np.ndarray:
+    """(Q, min(k, G)) gallery indices of each row's best scores, best first (equal scores: lower index first)."""
+    mask = top_k_mask(scores, k=k)
+    arr = np.asarray(scores)
+    cand = np.nonzero(mask)[1].reshape(arr.shape[0], -1)
+    order = np.lexsort((cand, -np.take_along_axis(arr, cand, axis=1)), axis=1)
+    return np.take_along_axis(cand, order, axis=1)
+
+
+def pair_alignment(*, query_grids: np.ndarray, gallery_grids: np.ndarray, items: np.ndarray, direction: Direction,
+                   sigma_frames: float = 3.0) -> np.ndarray:
+    """(Q, K) BA of query q with gallery item ``items[q, r]``, the music always the reference.
+
+    m2d: BA(query music -> item dance); d2m: BA(item music -> query dance).
+    """
+    idx = np.asarray(items)
+    if direction == "m2d":
+        music = normalized_beat_grids(query_grids)
+        return np.einsum("qf,qkf->qk", music, alignment_kernel(gallery_grids[idx.ravel()], sigma_frames=sigma_frames)
+                         .reshape(*idx.shape, -1))
+    if direction == "d2m":
+        dance = alignment_kernel(query_grids, sigma_frames=sigma_frames)
+        return np.einsum("qf,qkf->qk", dance, normalized_beat_grids(gallery_grids[idx.ravel()]).reshape(*idx.shape, -1))
+    raise ParameterError(f"direction={direction!r}; expected 'm2d' (music queries) or 'd2m' (dance queries).")
+
+
+def beat_similarity_at_k(alignment: np.ndarray, *, ks: Sequence[int] = BS_KS) -> dict[str, float]:
+    """BS@K = 100 * mean over queries of the mean BA of the top-K items, from a (Q, Kmax) BA matrix in rank order.
+
+    K larger than the number of columns is clipped to it (the gallery size).
+    """
+    a = np.asarray(alignment, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ParameterError(f"alignment has shape {a.shape}; expected (queries, retrieved items), both non-empty.")
+    if any(k < 1 for k in ks):
+        raise ParameterError(f"ks={tuple(ks)}; every K must be >= 1.")
+    return {f"BS@{k}": float(100.0 * a[:, : min(k, a.shape[1])].mean(axis=1).mean()) for k in ks}
