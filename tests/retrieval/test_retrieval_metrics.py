@@ -84,6 +84,9 @@ def test_top_k_indices_order_and_ties():
     rng = np.random.default_rng(3)
     s = rng.normal(size=(6, 40))
     np.testing.assert_array_equal(top_k_indices(s, k=7), np.argsort(-s, axis=1, kind="stable")[:, :7])
+    tied = rng.integers(0, 5, size=(20, 30)).astype(np.float32)
+    for k in (1, 6):
+        np.testing.assert_array_equal(top_k_indices(tied, k=k), np.argsort(-tied, axis=1, kind="stable")[:, :k])
 
 
 def test_bs_at_k_definition():
@@ -106,3 +109,23 @@ def test_bs_at_k_definition():
     assert bs["BS@50"] == bs["BS@3"]  # clipped to the 3 retrieved items
     zeros = np.array([[1.0, 0.0]])
     assert beat_similarity_at_k(zeros, ks=(2,))["BS@2"] == 50.0  # zeros are never skipped
+
+
+def test_group_ranks_match_brute_force_with_ties():
+    rng = np.random.default_rng(6)
+    scores = rng.integers(0, 4, size=(25, 10)).astype(np.float64)
+    mask = rng.random((25, 10)) < 0.3
+    mask[np.arange(25), rng.integers(0, 10, size=25)] = True
+    for ties in ("pessimistic", "optimistic", "stable"):
+        got = group_ranks(scores, positive_mask=mask, ties=ties)
+        for i in range(25):
+            best = scores[i][mask[i]].max()
+            neg = scores[i][~mask[i]]
+            if ties == "pessimistic":
+                expected = int((neg >= best).sum())
+            elif ties == "optimistic":
+                expected = int((neg > best).sum())
+            else:
+                order = np.argsort(-scores[i], kind="stable")
+                expected = int(np.argmax(mask[i][order]))
+            assert got[i] == expected, (ties, i)

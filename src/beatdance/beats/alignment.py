@@ -82,6 +82,14 @@ def normalized_beat_grids(grids: np.ndarray) -> np.ndarray:
     return np.divide(beats, counts, out=np.zeros_like(beats), where=counts > 0)
 
 
+def beat_side(grids: np.ndarray, *, music: bool, sigma_frames: float = 3.0) -> np.ndarray:
+    """The factor of BA for one side: music grids divided by their beat count, or the dance kernel.
+
+    BA(music_i -> dance_j) = beat_side(music)[i] . beat_side(dance)[j].
+    """
+    return normalized_beat_grids(grids) if music else alignment_kernel(grids, sigma_frames=sigma_frames)
+
+
 def alignment_matrix(*, music_grids: np.ndarray, dance_grids: np.ndarray, sigma_frames: float = 3.0) -> np.ndarray:
     """(Nm, Nd) float32 with [i, j] = BA(music_i -> dance_j) of 0/1 beat grids of the same frame rate."""
     music = np.asarray(music_grids)
@@ -91,7 +99,7 @@ def alignment_matrix(*, music_grids: np.ndarray, dance_grids: np.ndarray, sigma_
             f"music_grids {music.shape} and dance_grids {dance.shape} must both be (N, F) with the same F "
             "(frames at the same grid rate)."
         )
-    return normalized_beat_grids(music) @ alignment_kernel(dance, sigma_frames=sigma_frames).T
+    return beat_side(music, music=True) @ beat_side(dance, music=False, sigma_frames=sigma_frames).T
 
 
 def best_offset(*, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, max_offset_s: float, step_s: float,

@@ -14,10 +14,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..beats.alignment import beat_side
 from ..errors import ParameterError
 from .hubness import QuerybankStats, apply_hubness, fit_querybank
-from .metrics import (BS_KS, RECALL_KS, Direction, beat_similarity_at_k, group_ranks, pair_alignment, positive_ranks,
-                      recall_metrics, top_k_indices)
+from .metrics import (BS_KS, RECALL_KS, Direction, beat_similarity_at_k, group_ranks, pair_alignment_from_sides,
+                      positive_ranks, recall_metrics, top_k_indices)
 from .scoring import ModalityEmbeddings, Scorer
 
 __all__ = ["ModalityEmbeddings", "evaluate_retrieval", "format_table"]
@@ -47,10 +48,15 @@ def _evaluate_direction(*, query: ModalityEmbeddings, gallery: ModalityEmbedding
         stats = fit_querybank((scorer.scores(bank, sl) for sl in _chunks(len(bank), chunk_size)), k=k, beta=beta)
     codes: dict[str, int] = {}
     query_groups, gallery_groups = _group_codes(query, codes), _group_codes(gallery, codes)
+    # with one clip per group (and paired groups) the pair-level ranks are the clip-level ones
+    one_per_group = len(np.unique(gallery_groups)) == len(gallery) and np.array_equal(query_groups, gallery_groups)
     n = len(query)
     ranks = np.empty(n, dtype=np.int64)
     pair_ranks = np.empty(n, dtype=np.int64)
     top_k = max(bs_ks, default=0)
+    query_is_music = direction == "m2d"
+    query_side = beat_side(query.beat_grid, music=query_is_music, sigma_frames=sigma_frames)
+    gallery_side = beat_side(gallery.beat_grid, music=not query_is_music, sigma_frames=sigma_frames)
     alignment = np.empty((n, min(top_k, n)), dtype=np.float32)
     for sl in _chunks(n, chunk_size):
         s = scorer.scores(query, sl)
@@ -58,13 +64,16 @@ def _evaluate_direction(*, query: ModalityEmbeddings, gallery: ModalityEmbedding
             s = apply_hubness(s, stats=stats, method=hubness)  # type: ignore[arg-type]
         rows = np.arange(sl.start, sl.stop)
         ranks[sl] = positive_ranks(s, positives=rows)
-        pair_ranks[sl] = group_ranks(s, positive_mask=query_groups[sl, None] == gallery_groups[None, :])
+        if one_per_group:
+            pair_ranks[sl] = ranks[sl]
+        else:
+            same_group = query_groups[sl, None] == gallery_groups[None, :]
+            same_group[np.arange(len(rows)), rows] = True
+            pair_ranks[sl] = group_ranks(s, positive_mask=same_group)
         if top_k:
-            alignment[sl] = pair_alignment(query_grids=query.beat_grid[sl], gallery_grids=gallery.beat_grid,
-                                           items=top_k_indices(s, k=top_k), direction=direction,
-                                           sigma_frames=sigma_frames)
-    gt = pair_alignment(query_grids=query.beat_grid, gallery_grids=gallery.beat_grid,
-                        items=np.arange(n)[:, None], direction=direction, sigma_frames=sigma_frames)
+            alignment[sl] = pair_alignment_from_sides(query_side=query_side[sl], gallery_side=gallery_side,
+                                                      items=top_k_indices(s, k=top_k))
+    gt = pair_alignment_from_sides(query_side=query_side, gallery_side=gallery_side, items=np.arange(n)[:, None])
     beat_similarity = beat_similarity_at_k(alignment, ks=bs_ks) if top_k else {}
     beat_similarity["BS@GT"] = float(100.0 * gt.mean())
     out: dict[str, Any] = {"num_queries": n, "gallery_size": len(gallery), "metrics": recall_metrics(ranks),

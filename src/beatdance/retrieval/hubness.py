@@ -129,12 +129,13 @@ def apply_hubness(scores: np.ndarray, *, stats: QuerybankStats, method: Method) 
     if s.shape[1] != stats.gallery_size:
         raise ParameterError(f"scores cover {s.shape[1]} gallery items but the querybank was fitted on "
                              f"{stats.gallery_size}; fit it against the same gallery.")
-    normalised = np.exp(stats.beta * s - stats.log_normaliser)
     if method == "is":
-        return normalised
+        return np.exp(stats.beta * s - stats.log_normaliser)
     if method == "dis":
         rows = stats.activation[np.argmax(s, axis=1)]
-        return np.where(rows[:, None], normalised, s)
+        out = s.copy()
+        out[rows] = np.exp(stats.beta * s[rows] - stats.log_normaliser)
+        return out
     raise ParameterError(f"method={method!r}; expected 'is' (inverted softmax) or 'dis' (dynamic inverted softmax).")
 
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..beats.alignment import alignment_kernel, normalized_beat_grids
+from ..beats.alignment import beat_side
 from ..errors import ParameterError
 
 Ties = Literal["pessimistic", "optimistic", "stable"]
@@ -37,6 +37,21 @@ def _check_scores(scores: np.ndarray) -> np.ndarray:
     return arr
 
 
+def _ranks_of(arr: np.ndarray, *, best: np.ndarray, first_best: np.ndarray, positives_at_best: np.ndarray,
+              ties: Ties) -> np.ndarray:
+    """Negatives ranking above each row's best positive score ``best`` (first reached at ``first_best``,
+    shared by ``positives_at_best`` positives); no positive scores above ``best``."""
+    above = (arr > best[:, None]).sum(axis=1)
+    if ties == "optimistic":
+        return above
+    if ties == "pessimistic":
+        return above + (arr == best[:, None]).sum(axis=1) - positives_at_best
+    if ties == "stable":
+        before = np.arange(arr.shape[1])[None, :] < first_best[:, None]
+        return above + ((arr == best[:, None]) & before).sum(axis=1)
+    raise ParameterError(f"ties={ties!r}; expected 'pessimistic', 'optimistic' or 'stable'.")
+
+
 def group_ranks(scores: np.ndarray, *, positive_mask: np.ndarray, ties: Ties = "pessimistic") -> np.ndarray:
     """0-based rank of each row's best-scoring positive: how many negatives rank above it.
 
@@ -50,18 +65,10 @@ def group_ranks(scores: np.ndarray, *, positive_mask: np.ndarray, ties: Ties = "
     if not mask.any(axis=1).all():
         row = int(np.flatnonzero(~mask.any(axis=1))[0])
         raise ParameterError(f"query row {row} has no positive item; every query needs at least one.")
-    best = np.where(mask, arr, -np.inf).max(axis=1, keepdims=True)
-    negatives = ~mask
-    above = ((arr > best) & negatives).sum(axis=1)
-    if ties == "optimistic":
-        return above
-    equal = (arr == best) & negatives
-    if ties == "pessimistic":
-        return above + equal.sum(axis=1)
-    if ties == "stable":
-        first_best = np.argmax(mask & (arr == best), axis=1)[:, None]
-        return above + (equal & (np.arange(arr.shape[1])[None, :] < first_best)).sum(axis=1)
-    raise ParameterError(f"ties={ties!r}; expected 'pessimistic', 'optimistic' or 'stable'.")
+    best = np.where(mask, arr, -np.inf).max(axis=1)
+    at_best = mask & (arr == best[:, None])
+    return _ranks_of(arr, best=best, first_best=np.argmax(at_best, axis=1), positives_at_best=at_best.sum(axis=1),
+                     ties=ties)
 
 
 def positive_ranks(scores: np.ndarray, *, positives: np.ndarray, ties: Ties = "pessimistic") -> np.ndarray:
@@ -77,9 +84,8 @@ def positive_ranks(scores: np.ndarray, *, positives: np.ndarray, ties: Ties = "p
     if pos.size and (pos.min() < 0 or pos.max() >= arr.shape[1]):
         raise ParameterError(f"positives must be column indices in [0, {arr.shape[1]}); got range "
                              f"[{pos.min()}, {pos.max()}].")
-    mask = np.zeros(arr.shape, dtype=bool)
-    mask[np.arange(arr.shape[0]), pos] = True
-    return group_ranks(arr, positive_mask=mask, ties=ties)
+    best = arr[np.arange(arr.shape[0]), pos]
+    return _ranks_of(arr, best=best, first_best=pos, positives_at_best=np.ones_like(pos), ties=ties)
 
 
 def recall_metrics(ranks: np.ndarray) -> dict[str, float]:
@@ -101,11 +107,21 @@ def top_k_mask(scores: np.ndarray, *, k: int) -> np.ndarray:
         raise ParameterError(f"k={k} must be >= 1.")
     g = arr.shape[1]
     k = min(k, g)
-    kth = np.partition(arr, g - k, axis=1)[:, g - k : g - k + 1]
-    above = arr > kth
-    equal = arr == kth
-    missing = k - above.sum(axis=1, keepdims=True)
-    return above | (equal & (np.cumsum(equal, axis=1) <= missing))
+    mask = np.zeros(arr.shape, dtype=bool)
+    if k == 1:
+        mask[np.arange(arr.shape[0]), np.argmax(arr, axis=1)] = True
+        return mask
+    cand = np.argpartition(arr, g - k, axis=1)[:, g - k :]
+    np.put_along_axis(mask, cand, True, axis=1)
+    kth = np.take_along_axis(arr, cand, axis=1).min(axis=1, keepdims=True)
+    # argpartition picks arbitrary items among those tied with the k-th score: redo those rows by index
+    tied = np.flatnonzero((arr >= kth).sum(axis=1) > k)
+    if tied.size:
+        sub, sub_kth = arr[tied], kth[tied]
+        equal = sub == sub_kth
+        missing = k - (sub > sub_kth).sum(axis=1, keepdims=True)
+        mask[tied] = (sub > sub_kth) | (equal & (np.cumsum(equal, axis=1) <= missing))
+    return mask
 
 
 def top_k_indices(scores: np.ndarray, *, k: int) -> np.ndarray:
@@ -123,15 +139,22 @@ def pair_alignment(*, query_grids: np.ndarray, gallery_grids: np.ndarray, items:
 
     m2d: BA(query music -> item dance); d2m: BA(item music -> query dance).
     """
+    query_is_music = _query_is_music(direction)
+    return pair_alignment_from_sides(
+        query_side=beat_side(query_grids, music=query_is_music, sigma_frames=sigma_frames),
+        gallery_side=beat_side(gallery_grids, music=not query_is_music, sigma_frames=sigma_frames), items=items)
+
+
+def pair_alignment_from_sides(*, query_side: np.ndarray, gallery_side: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``pair_alignment`` from precomputed ``beat_side`` matrices, for a gallery that is reused many times."""
     idx = np.asarray(items)
-    if direction == "m2d":
-        music = normalized_beat_grids(query_grids)
-        return np.einsum("qf,qkf->qk", music, alignment_kernel(gallery_grids[idx.ravel()], sigma_frames=sigma_frames)
-                         .reshape(*idx.shape, -1))
-    if direction == "d2m":
-        dance = alignment_kernel(query_grids, sigma_frames=sigma_frames)
-        return np.einsum("qf,qkf->qk", dance, normalized_beat_grids(gallery_grids[idx.ravel()]).reshape(*idx.shape, -1))
-    raise ParameterError(f"direction={direction!r}; expected 'm2d' (music queries) or 'd2m' (dance queries).")
+    return np.einsum("qf,qkf->qk", query_side, gallery_side[idx])
+
+
+def _query_is_music(direction: Direction) -> bool:
+    if direction not in ("m2d", "d2m"):
+        raise ParameterError(f"direction={direction!r}; expected 'm2d' (music queries) or 'd2m' (dance queries).")
+    return direction == "m2d"
 
 
 def beat_similarity_at_k(alignment: np.ndarray, *, ks: Sequence[int] = BS_KS) -> dict[str, float]:

@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..beats.alignment import alignment_kernel, normalized_beat_grids
+from ..beats.alignment import beat_side
 from ..errors import ParameterError
 
 Direction = Literal["m2d", "d2m"]
@@ -90,10 +90,7 @@ class Scorer:
 
     def _beat_side(self, grids: np.ndarray, *, query: bool) -> np.ndarray:
         """Music side: grid / beat count; dance side: the alignment kernel. Their dot product is BA."""
-        music_side = (self.direction == "m2d") == query
-        if music_side:
-            return normalized_beat_grids(grids)
-        return alignment_kernel(grids, sigma_frames=self.sigma_frames)
+        return beat_side(grids, music=(self.direction == "m2d") == query, sigma_frames=self.sigma_frames)
 
     def scores(self, query: ModalityEmbeddings, rows: slice) -> np.ndarray:
         """(n, G) float32 combined scores of query rows ``rows`` against the whole gallery."""
