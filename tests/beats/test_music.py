@@ -1,0 +1,84 @@
+"""Music beat tracking: a synthetic click track, silence, settings, and mir_eval scores on human annotations."""
+
+from __future__ import annotations
+
+import mir_eval
+import numpy as np
+import pytest
+
+from beatdance.beats.music import MusicBeatConfig, MusicBeats, track_music_beats
+from beatdance.errors import ParameterError
+from beatdance.media.audio import load_audio
+
+
+def clicks_at_bpm(*, bpm: float, duration_s: float, sr: int, offset_s: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """A click track (decaying 1.5 kHz bursts over faint noise) and its click times."""
+    times = np.arange(offset_s, duration_s - 0.1, 60.0 / bpm)
+    y = 0.001 * np.random.default_rng(0).standard_normal(int(duration_s * sr))
+    n = int(0.03 * sr)
+    burst = np.sin(2 * np.pi * 1500 * np.arange(n) / sr) * np.exp(-np.arange(n) / (0.005 * sr))
+    for t in times:
+        a = int(round(t * sr))
+        y[a:a + n] += 0.7 * burst[: len(y) - a]
+    return y.astype(np.float32), times
+
+
+@pytest.mark.parametrize("bpm,sr", [(120.0, 22050), (96.0, 44100), (128.0, 16000)])
+def test_click_track_tempo_and_beat_times(bpm, sr):
+    y, truth = clicks_at_bpm(bpm=bpm, duration_s=12.0, sr=sr)
+    mb = track_music_beats(y=y, sr=sr)
+    assert isinstance(mb, MusicBeats) and mb.times_s.dtype == np.float64
+    assert abs(mb.tempo_bpm - bpm) / bpm < 0.02
+    assert mb.envelope_fps == pytest.approx(22050 / 256)
+    assert len(mb.times_s) >= len(truth) - 2
+    nearest_ms = 1000 * np.abs(mb.times_s[:, None] - truth[None, :]).min(axis=1)
+    assert nearest_ms.max() < 30.0
+
+
+def test_silence_gives_no_beats_and_zero_tempo():
+    for y in (np.zeros(22050 * 5, np.float32), np.zeros(0, np.float32)):
+        mb = track_music_beats(y=y, sr=22050)
+        assert mb.times_s.size == 0 and mb.tempo_bpm == 0.0
+
+
+def test_config_is_serialisable_and_used():
+    flat = MusicBeatConfig(prior_bpm_std_octaves=None)
+    assert flat.to_dict()["prior_bpm_std_octaves"] is None and MusicBeatConfig(**flat.to_dict()) == flat
+    y, _ = clicks_at_bpm(bpm=120.0, duration_s=8.0, sr=22050)
+    cfg = MusicBeatConfig(hop_length=512, onset_aggregate="median", hpss=True)
+    assert cfg.to_dict()["hop_length"] == 512 and cfg.to_dict()["hpss"] is True
+    mb = track_music_beats(y=y, sr=22050, config=cfg)
+    assert mb.envelope_fps == pytest.approx(22050 / 512) and len(mb.onset_envelope) == 1 + len(y) // 512
+    assert abs(mb.tempo_bpm - 120.0) < 2.4
+
+
+def test_bad_settings_and_input_raise():
+    with pytest.raises(ParameterError, match="hop_length"):
+        MusicBeatConfig(hop_length=0)
+    with pytest.raises(ParameterError, match="onset_aggregate"):
+        MusicBeatConfig(onset_aggregate="max")
+    with pytest.raises(ParameterError, match="mono"):
+        track_music_beats(y=np.zeros((2, 100), np.float32), sr=22050)
+    with pytest.raises(ParameterError, match="NaN"):
+        track_music_beats(y=np.array([0.0, np.nan], np.float32), sr=22050)
+
+
+# F-measure measured with the default MusicBeatConfig (see the README table); the test allows 0.05 less.
+MEASURED_F = {"gtzan": 0.873, "madmom": 0.444}
+ANNOTATED = {
+    "gtzan": ("gtzan/country.00000.wav", "gtzan/gtzan_country_00000.beats", 5.0),
+    # the 2.8-s excerpt ends before mir_eval's default 5-s trim, so nothing is trimmed there
+    "madmom": ("madmom_testdata/sample.wav", "madmom_testdata/sample.beats", 0.0),
+}
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("name", sorted(ANNOTATED))
+def test_f_measure_on_human_annotations(shared_data, name):
+    wav, beats, min_beat_time = ANNOTATED[name]
+    root = shared_data / "beat_annotated"
+    y, sr = load_audio(root / wav, sr=22050)
+    reference = np.loadtxt(root / beats, usecols=0, ndmin=1)
+    mb = track_music_beats(y=y, sr=sr)
+    scores = mir_eval.beat.evaluate(reference, mb.times_s, min_beat_time=min_beat_time)
+    assert scores["F-measure"] >= MEASURED_F[name] - 0.05
