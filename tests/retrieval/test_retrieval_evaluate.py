@@ -88,6 +88,9 @@ def test_errors():
     shuffled = ModalityEmbeddings(fuse=dance.fuse, beat_head=None, beat_grid=dance.beat_grid, ids=dance.ids[::-1])
     with pytest.raises(ParameterError, match="same clip order"):
         evaluate_retrieval(music=music, dance=shuffled)
+    longer = ModalityEmbeddings(fuse=dance.fuse, beat_head=None, beat_grid=np.zeros((10, 120)), ids=dance.ids)
+    with pytest.raises(ParameterError, match="dance grids 120"):
+        evaluate_retrieval(music=music, dance=longer)
 
 
 def test_format_table():

@@ -100,6 +100,9 @@ def evaluate_retrieval(*, music: ModalityEmbeddings, dance: ModalityEmbeddings,
     if mismatch is not None:
         raise ParameterError(f"clip {mismatch} is {music.ids[mismatch]!r} in music but {dance.ids[mismatch]!r} in "
                              "dance; pass both modalities in the same clip order.")
+    if music.beat_grid.shape[1] != dance.beat_grid.shape[1]:
+        raise ParameterError(f"music beat grids have {music.beat_grid.shape[1]} frames but dance grids "
+                             f"{dance.beat_grid.shape[1]}; both must cover the same clip length at {BS_FPS:g} fps.")
     if hubness not in ("none", "is", "dis"):
         raise ParameterError(f"hubness={hubness!r}; expected 'none', 'is' (inverted softmax) or 'dis' (dynamic).")
     if hubness != "none" and (bank_music is None or bank_dance is None):
