@@ -128,8 +128,12 @@ def test_clip_rejects_clips_without_frames_and_bad_settings(clip_dir: Path) -> N
     enc = create_encoder("clip", model_dir=clip_dir)
     with pytest.raises(MediaError, match="motion.npz.*needs video frames"):
         enc.encode(MediaClip(duration_s=1.0, source="motion.npz"))
+    with pytest.raises(MediaError, match="frames_fps=None; expected the positive frame rate"):
+        enc.encode(MediaClip(duration_s=1.0, frames=_frames(4)))
     with pytest.raises(MediaError, match="expected \\(T, H, W, 3\\) uint8"):
         enc.encode(MediaClip(duration_s=1.0, frames=np.zeros((4, 8, 8), np.uint8), frames_fps=4.0))
+    with pytest.raises(MediaError, match="0 video frames"):
+        enc.encode(MediaClip(duration_s=1.0, frames=_frames(0), frames_fps=4.0))
     with pytest.raises(ParameterError, match="fps=0"):
         create_encoder("clip", model_dir=clip_dir, fps=0)
     with pytest.raises(ParameterError, match="batch_size=0"):

@@ -97,9 +97,11 @@ class ClipEncoder(Encoder):
 def _checked_frames(clip: MediaClip) -> np.ndarray:
     """The clip's (T, H, W, 3) uint8 frames, or MediaError naming the source."""
     name = clip.source or "<clip>"
-    if clip.frames is None or not clip.frames_fps:
-        raise MediaError(f"{name}: the 'clip' encoder needs video frames with frames_fps, but the clip has none. "
+    if clip.frames is None:
+        raise MediaError(f"{name}: the 'clip' encoder needs video frames, but the clip has none. "
                          "Use a video source, or --dance-encoder pose for keypoint-only data.")
+    if not (clip.frames_fps or 0) > 0:
+        raise MediaError(f"{name}: frames_fps={clip.frames_fps}; expected the positive frame rate of the video frames.")
     frames = np.asarray(clip.frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise MediaError(f"{name}: frames have shape {frames.shape} and dtype {frames.dtype}; expected (T, H, W, 3) "
