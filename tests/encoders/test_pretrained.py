@@ -13,6 +13,7 @@ transformers = pytest.importorskip("transformers")
 
 from beatdance.encoders import available_encoders, create_encoder  # noqa: E402
 from beatdance.encoders.clip import sample_frame_indices  # noqa: E402
+from beatdance.encoders.hf_local import weight_files  # noqa: E402
 from beatdance.errors import MediaError, MissingWeightsError, ParameterError  # noqa: E402
 from beatdance.media.types import MediaClip  # noqa: E402
 
@@ -122,6 +123,14 @@ def test_clip_config_identifies_the_weights(clip_dir: Path, other_clip_dir: Path
     assert len(cfg["weights_sha256"]) == 64
     assert create_encoder("clip", model_dir=clip_dir).config() == cfg
     assert create_encoder("clip", model_dir=other_clip_dir).config()["weights_sha256"] != cfg["weights_sha256"]
+
+
+def test_hash_covers_only_the_weights_that_are_loaded(tmp_path: Path, clip_dir: Path) -> None:
+    both = tmp_path / "tiny-clip"
+    shutil.copytree(clip_dir, both)
+    (both / "pytorch_model.bin").write_bytes(b"not loaded: safetensors win")
+    assert weight_files(both) == [both / "model.safetensors"]
+    assert create_encoder("clip", model_dir=both).config() == create_encoder("clip", model_dir=clip_dir).config()
 
 
 def test_clip_rejects_clips_without_frames_and_bad_settings(clip_dir: Path) -> None:

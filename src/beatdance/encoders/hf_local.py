@@ -18,7 +18,8 @@ import torch
 
 from ..errors import MissingWeightsError, ParameterError
 
-WEIGHT_FILE_PATTERNS = ("model.safetensors", "model-*.safetensors", "pytorch_model.bin", "pytorch_model-*.bin")
+# In transformers' order of preference: safetensors first, PyTorch pickles only when there are none.
+WEIGHT_FILE_PATTERNS = (("model.safetensors", "model-*.safetensors"), ("pytorch_model.bin", "pytorch_model-*.bin"))
 _WEIGHT_HINT = "a weights file (model.safetensors or pytorch_model.bin)"
 _HASH_CHUNK_BYTES = 1 << 22
 
@@ -44,8 +45,12 @@ class PretrainedSource:
 
 
 def weight_files(model_dir: Path) -> list[Path]:
-    """The weight files of a saved model (single or sharded safetensors / PyTorch bin), sorted by name."""
-    return sorted({p for pattern in WEIGHT_FILE_PATTERNS for p in model_dir.glob(pattern) if p.is_file()})
+    """The weight files transformers loads from a folder (single or sharded), sorted by name; empty if none."""
+    for patterns in WEIGHT_FILE_PATTERNS:
+        found = sorted({p for pattern in patterns for p in model_dir.glob(pattern) if p.is_file()})
+        if found:
+            return found
+    return []
 
 
 def check_model_dir(model_dir: str | os.PathLike[str] | None, *, source: PretrainedSource,
