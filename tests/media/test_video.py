@@ -8,6 +8,7 @@ import soundfile as sf
 from test_audio import click_track, write_media
 
 from beatdance.errors import MediaError, ParameterError
+from beatdance.media.audio import probe_media
 from beatdance.media.video import read_video_frames
 
 FPS = 25
@@ -94,3 +95,12 @@ def test_bad_input_raises_media_error_naming_the_file(tmp_path, mp4):
     assert mp4.name in str(exc.value)
     with pytest.raises(ParameterError, match="fps"):
         read_video_frames(mp4, fps=0.0)
+
+
+@pytest.mark.data
+def test_mp3_cover_art_is_not_a_video(shared_data):
+    mp3 = shared_data / "dance_with_melody" / "DANCE_C_4" / "audio.mp3"  # carries an MJPEG cover picture
+    info = probe_media(mp3)
+    assert info.has_audio and not info.has_video and info.video_fps is None and info.container_format == "mp3"
+    with pytest.raises(MediaError, match="no video stream"):
+        read_video_frames(mp3, fps=10.0)

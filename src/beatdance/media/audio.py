@@ -29,8 +29,8 @@ class MediaInfo:
     """What a media file contains, read from its container header without decoding.
 
     ``duration_s`` is None when the container does not declare one. Audio fields are None without an
-    audio stream, video fields None without a video stream. ``codecs`` lists the codec name of every
-    audio and video stream in file order.
+    audio stream, video fields None without a video stream (cover art does not count). ``codecs`` lists
+    the decoder names of the audio streams, then of the video streams.
     """
 
     path: str
@@ -106,11 +106,17 @@ def stream_duration_s(stream: av.stream.Stream) -> float | None:
     return None
 
 
+def video_streams(container: av.container.InputContainer) -> list[av.video.stream.VideoStream]:
+    """The real video streams: cover art that MP3/M4A files carry as a one-picture stream is left out."""
+    return [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+
+
 def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
     """Read the streams and duration of an audio or video file without decoding it."""
     with open_media(path) as c:
         audio = c.streams.audio[0] if c.streams.audio else None
-        video = c.streams.video[0] if c.streams.video else None
+        videos = video_streams(c)
+        video = videos[0] if videos else None
         rate = (video.average_rate or video.guessed_rate) if video is not None else None
         return MediaInfo(
             path=str(path),
@@ -122,7 +128,7 @@ def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
             video_fps=float(rate) if rate else None,
             width=video.codec_context.width if video is not None else None,
             height=video.codec_context.height if video is not None else None,
-            codecs=tuple(s.codec_context.name for s in c.streams if s.type in ("audio", "video")),
+            codecs=tuple(s.codec_context.name for s in [*c.streams.audio, *videos]),
             container_format=c.format.name,
         )
 

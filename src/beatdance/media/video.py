@@ -9,7 +9,7 @@ import av
 import numpy as np
 
 from ..errors import MediaError, ParameterError
-from .audio import check_span, container_duration_s, container_start_s, open_media
+from .audio import check_span, container_duration_s, container_start_s, open_media, video_streams
 
 
 def _output_size(*, width: int, height: int, max_side: int | None) -> tuple[int, int]:
@@ -34,12 +34,13 @@ def read_video_frames(path: str | os.PathLike[str], *, fps: float, start_s: floa
     if max_side is not None and max_side < 1:
         raise ParameterError(f"max_side={max_side} must be a positive number of pixels, or None to keep the size.")
     with open_media(path) as c:
-        if not c.streams.video:
+        streams = video_streams(c)
+        if not streams:
             raise MediaError(
-                f"Media file '{path}' has no video stream (streams: {[s.type for s in c.streams]}). "
+                f"Media file '{path}' has no video stream (cover art does not count). "
                 "Pass a video file (MP4/MKV/WebM/MOV), or use keypoints or audio instead."
             )
-        stream = c.streams.video[0]
+        stream = streams[0]
         stream.thread_type = "AUTO"
         check_span(path=path, start_s=start_s, duration_s=duration_s, file_duration_s=container_duration_s(c))
         width, height = _output_size(width=stream.codec_context.width, height=stream.codec_context.height,
