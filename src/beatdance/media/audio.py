@@ -170,16 +170,16 @@ def load_audio(path: str | os.PathLike[str], *, sr: int = 22050, start_s: float 
         check_span(path=path, start_s=start_s, duration_s=duration_s, file_duration_s=file_duration_s)
         declared_s = stream_duration_s(stream)
         y, native_sr, first_s = _decode_audio(c, stream, start_s=start_s, duration_s=duration_s)
+    decoded_end_s = first_s + len(y) / native_sr
     a = int(round((start_s - first_s) * native_sr))
     b = len(y) if duration_s is None else a + int(round(duration_s * native_sr))
     y = y[max(a, 0):b]
     if y.size == 0:
         raise MediaError(
-            f"Span start_s={start_s:.3f} holds no audio in '{path}' (the decoded audio ends at "
-            f"{first_s + len(y) / native_sr:.3f} s). Pass a start inside the file."
+            f"Span start_s={start_s:.3f} holds no audio in '{path}' (the decoded audio ends at {decoded_end_s:.3f} s). "
+            "Pass a start inside the file."
         )
-    end_s = start_s + len(y) / native_sr
-    _check_not_truncated(path=path, decoded_end_s=end_s, declared_s=declared_s,
+    _check_not_truncated(path=path, decoded_end_s=decoded_end_s, declared_s=declared_s,
                          wanted_end_s=None if duration_s is None else start_s + duration_s)
     if native_sr != sr:
         y = soxr.resample(y, native_sr, sr, quality="HQ")
@@ -187,32 +187,35 @@ def load_audio(path: str | os.PathLike[str], *, sr: int = 22050, start_s: float 
 
 
 def _decode_audio(c: av.container.InputContainer, stream: av.audio.stream.AudioStream, *, start_s: float,
-                  duration_s: float | None) -> tuple[np.ndarray, int, float]:
-    """Mono float32 samples at the native rate from just before ``start_s``, and the time of the first one."""
+                  duration_s: float | None, seek: bool = True) -> tuple[np.ndarray, int, float]:
+    """Mono float32 samples at the native rate from just before ``start_s``, and the time of the first one.
+
+    When a seek lands after ``start_s`` (an inexact index), the span is decoded again from the start.
+    """
     origin_s = container_start_s(c)
-    seek_s = max(0.0, start_s - _PREROLL_S)
+    seek_s = max(0.0, start_s - _PREROLL_S) if seek else 0.0
     if seek_s > 0:
         c.seek(int((seek_s + origin_s) / stream.time_base), stream=stream, backward=True)
     end_s = None if duration_s is None else start_s + duration_s
     chunks: list[np.ndarray] = []
     resampler = None
-    first_s = None
+    first_s = start_s
     next_s = 0.0
     for frame in c.decode(stream):
         frame_s = float(frame.time) - origin_s if frame.time is not None else next_s
         if end_s is not None and frame_s >= end_s:
             break
         if resampler is None:  # planar float at the native rate: only a sample-format conversion
+            if seek_s > 0 and frame_s > start_s:
+                c.seek(0, stream=stream, backward=True)
+                return _decode_audio(c, stream, start_s=start_s, duration_s=duration_s, seek=False)
             resampler = av.AudioResampler(format="fltp", rate=frame.sample_rate)
             first_s = frame_s
-        for out in resampler.resample(frame):
-            chunks.append(out.to_ndarray().mean(axis=0))
+        chunks.extend(out.to_ndarray().mean(axis=0) for out in resampler.resample(frame))
         next_s = frame_s + frame.samples / frame.sample_rate
     if resampler is None:
-        return np.zeros(0, dtype=np.float32), stream.codec_context.sample_rate or 1, start_s
-    for out in resampler.resample(None):
-        chunks.append(out.to_ndarray().mean(axis=0))
-    assert first_s is not None
+        return np.zeros(0, dtype=np.float32), stream.codec_context.sample_rate or 1, first_s
+    chunks.extend(out.to_ndarray().mean(axis=0) for out in resampler.resample(None))
     return np.concatenate(chunks).astype(np.float32, copy=False), resampler.rate, first_s
 
 

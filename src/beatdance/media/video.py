@@ -27,7 +27,8 @@ def read_video_frames(path: str | os.PathLike[str], *, fps: float, start_s: floa
     Output frame k shows the decoded frame whose presentation time is nearest to ``start_s + k / fps``,
     so a variable-frame-rate video is resampled correctly. ``T = round(duration_s * fps)``, fewer when the
     video ends first. With ``max_side`` the frames are downscaled (area interpolation) so that their longer
-    side is at most ``max_side`` pixels. Returns ``(frames, fps)``.
+    side is at most ``max_side`` pixels; all frames are held in memory, so read long videos in spans.
+    Rotation metadata (portrait phone videos) is not applied. Returns ``(frames, fps)``.
     """
     if not fps > 0 or not math.isfinite(fps):
         raise ParameterError(f"fps={fps} must be a strictly positive frame rate, e.g. fps=10.")
