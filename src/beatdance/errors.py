@@ -28,3 +28,7 @@ class CheckpointError(BeatDanceError):
 
 class MissingWeightsError(BeatDanceError):
     """An optional pretrained encoder was asked for but its local weights are absent."""
+
+
+class SplitNotFoundError(DataError, FileNotFoundError):
+    """A dataset has no list file for the requested split (also a FileNotFoundError, so callers can treat it as optional)."""
