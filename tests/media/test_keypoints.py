@@ -212,8 +212,9 @@ def test_interpolate_missing_fills_gaps_and_flags_unseen_joints():
     joints[:, 2] = np.nan
     conf = np.ones((5, 3), np.float32)
     conf[2, 1] = 0.1
-    filled, seen = interpolate_missing(Motion(joints=joints, fps=10, confidence=conf), confidence_threshold=0.3)
-    assert seen.tolist() == [True, True, False]
+    filled, observed = interpolate_missing(Motion(joints=joints, fps=10, confidence=conf), confidence_threshold=0.3)
+    assert observed.any(axis=0).tolist() == [True, True, False]
+    assert observed.sum() == 8 and not observed[2, 0] and not observed[2, 1]
     assert filled[2, 0, 0] == pytest.approx(2.0) and filled[2, 1, 1] == pytest.approx(10.0)
     assert np.isnan(filled[:, 2]).all()
 

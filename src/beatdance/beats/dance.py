@@ -9,8 +9,15 @@ Differences, each chosen on purpose:
 * it is divided by the body's torso length and expressed per second, so the envelope is in torso
   lengths per second: the same dance filmed larger, or sampled at another fps, gives the same result;
 * missing points (NaN or low confidence) are interpolated over time instead of breaking the speed;
-* minima must stand out from their surroundings (``min_prominence``, a fraction of the envelope's
-  5-95 % range) and be ``min_interval_s`` apart, so pose-estimation jitter during a pause is no beat.
+* minima must stand out from their surroundings within a few seconds (``min_prominence``, a fraction
+  of the envelope's 5-95 % range) and be ``min_interval_s`` apart, so pose-estimation jitter during a
+  pause is no beat.
+
+The dance tempo (:func:`dance_tempo`) is the dominant period of the same envelope. Measured here:
+the three AIST++ mBR0 files (80 BPM, camera 0) give 80.2, 39.8 and 40.2 BPM, and 84 % of their beats
+lie within 70 ms of an 80-BPM grid (42 % for as many random times). On Dance-with-Melody the motion
+period is one bar (waltz: music tempo / 3.0; rumba / 2.0; cha-cha about / 3.7); beat-level alignment
+with the music is not confirmed on that data (see its README).
 """
 
 from __future__ import annotations
@@ -63,11 +70,12 @@ class DanceBeatConfig:
             raise ParameterError(f"DanceBeatConfig.joints={self.joints!r}; expected 'body' or 'all'.")
         if self.velocity not in ("central", "savgol"):
             raise ParameterError(f"DanceBeatConfig.velocity={self.velocity!r}; expected 'central' or 'savgol'.")
-        for name in ("confidence_threshold", "smoothing_sigma_s", "min_interval_s", "min_prominence", "prominence_window_s"):
+        for name in ("confidence_threshold", "smoothing_sigma_s", "min_interval_s", "min_prominence"):
             if not getattr(self, name) >= 0:
                 raise ParameterError(f"DanceBeatConfig.{name}={getattr(self, name)} must be >= 0.")
-        if not self.savgol_window_s > 0:
-            raise ParameterError(f"DanceBeatConfig.savgol_window_s={self.savgol_window_s} must be > 0 seconds.")
+        for name in ("savgol_window_s", "prominence_window_s"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"DanceBeatConfig.{name}={getattr(self, name)} must be > 0 seconds.")
         _check_bpm_range(min_bpm=self.min_bpm, max_bpm=self.max_bpm)
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,7 +105,8 @@ def speed_envelope(*, motion: Motion, config: DanceBeatConfig = DanceBeatConfig(
     """Smoothed mean joint speed per frame (float32, torso lengths per second) at ``motion.fps``."""
     if config.joints == "body" and motion.skeleton in COMMON_BODY_SOURCES:
         motion = to_common_body(motion)
-    joints, seen = interpolate_missing(motion, confidence_threshold=config.confidence_threshold)
+    joints, observed = interpolate_missing(motion, confidence_threshold=config.confidence_threshold)
+    seen = observed.any(axis=0)
     if joints.shape[0] < 2 or not seen.any():
         return np.zeros(joints.shape[0], dtype=np.float32)
     scale = body_scale(joints, skeleton=motion.skeleton)

@@ -84,10 +84,8 @@ class PoseEncoder(Encoder):
         n_out = max(1, int(round(clip.duration_s * self._fps)))
         if body.num_frames == 0:
             return np.zeros((n_out, _DIM), dtype=np.float32)
-        joints, seen = interpolate_missing(body, confidence_threshold=self.speed_config.confidence_threshold)
-        observed = np.all(np.isfinite(body.joints), axis=2)
-        if body.confidence is not None:
-            observed &= body.confidence >= self.speed_config.confidence_threshold
+        joints, observed = interpolate_missing(body, confidence_threshold=self.speed_config.confidence_threshold)
+        seen = observed.any(axis=0)
         source_pos = np.arange(n_out) * (body.fps / self._fps)
         xy = _resample(joints[..., :2].reshape(body.num_frames, -1), source_pos).reshape(n_out, _NUM_JOINTS, 2)
         visible = _resample(observed.mean(axis=1, keepdims=True), source_pos)

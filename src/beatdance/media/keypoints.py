@@ -105,7 +105,9 @@ def load_dwm_pair(folder: str | os.PathLike[str]) -> DwmPair:
         config = json.loads(config_path.read_text(encoding="utf-8"))
         start = float(config["start_position"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise MediaError(f"{config_path}: expected JSON with a numeric 'start_position' (25-fps frames): {exc}.") from exc
+        raise MediaError(
+            f"{config_path}: expected JSON with a numeric 'start_position' (25-fps frames): {exc}."
+        ) from exc
     try:
         with gzip.open(skel_path, "rt", encoding="utf-8") as fh:
             data = json.load(fh)
@@ -169,7 +171,9 @@ def _load_aist(path: Path, *, camera: int) -> Motion:
             "with T timestamps."
         )
     if not 0 <= camera < kp.shape[0]:
-        raise ParameterError(f"camera={camera} is out of range for {path}, which has {kp.shape[0]} views (0..{kp.shape[0] - 1}).")
+        raise ParameterError(
+            f"camera={camera} is out of range for {path}, which has {kp.shape[0]} views (0..{kp.shape[0] - 1})."
+        )
     if stamps.size < 2 or not np.all(np.diff(stamps) > 0):
         raise MediaError(f"{path}: timestamps {stamps[:3]}... are not increasing microseconds; cannot get the fps.")
     view = kp[camera].astype(np.float64)
@@ -190,10 +194,7 @@ def _load_npz(path: Path, *, fps: float | None) -> Motion:
     if "fps" in data:
         if data["fps"].size != 1:
             raise MediaError(f"{path}: 'fps' has shape {data['fps'].shape}; expected a scalar frame rate.")
-        stored = float(data["fps"].ravel()[0])
-        if fps is not None and abs(fps - stored) > _FPS_RTOL * stored:
-            raise ParameterError(f"fps={fps} disagrees with the {stored:g} fps stored in {path}. Leave fps=None.")
-        fps = stored
+        fps = float(data["fps"].ravel()[0])  # the stored rate wins; load_keypoints checks the argument against it
     if fps is None:
         raise MediaError(f"{path}: no 'fps' key. Save one with the joints, or pass load_keypoints(path, fps=...).")
     skeleton = str(data["skeleton"]) if "skeleton" in data else None
@@ -219,14 +220,12 @@ def _load_csv(path: Path, *, fps: float | None) -> Motion:
         raise MediaError(f"{path}: header {header}; expected the columns {expected} after '# key=value' lines.")
     if "fps" in meta:
         try:
-            stored = float(meta["fps"])
+            fps = float(meta["fps"])
         except ValueError:
             raise MediaError(f"{path}: '# fps={meta['fps']}' is not a number of frames per second.") from None
-        if fps is not None and abs(fps - stored) > _FPS_RTOL * stored:
-            raise ParameterError(f"fps={fps} disagrees with '# fps={meta['fps']}' in {path}. Leave fps=None.")
-        fps = stored
     if fps is None:
-        raise MediaError(f"{path}: no '# fps=...' line. Add one above the header or pass load_keypoints(path, fps=...).")
+        raise MediaError(f"{path}: no '# fps=...' line. Add one above the header or pass "
+                         "load_keypoints(path, fps=...).")
     try:
         table = np.loadtxt(io.StringIO("\n".join(body)), delimiter=",", ndmin=2, dtype=np.float64)
     except ValueError as exc:
@@ -261,7 +260,9 @@ def _checked_motion(path: Path, *, joints: np.ndarray, fps: float, confidence: n
     if confidence is not None:
         confidence = np.asarray(confidence, dtype=np.float32)
         if confidence.shape != joints.shape[:2]:
-            raise MediaError(f"{path}: confidence has shape {confidence.shape}; expected (frames, joints) = {joints.shape[:2]}.")
+            raise MediaError(
+                f"{path}: confidence has shape {confidence.shape}; expected (frames, joints) = {joints.shape[:2]}."
+            )
         confidence = np.where(missing | ~np.isfinite(confidence), 0.0, np.clip(confidence, 0.0, 1.0)).astype(np.float32)
     elif missing.any():
         confidence = (~missing).astype(np.float32)
@@ -298,11 +299,11 @@ def to_common_body(motion: Motion) -> Motion:
 
 
 def interpolate_missing(motion: Motion, *, confidence_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Joints (float64) with missing points filled in, and the (J,) mask of joints seen at least once.
+    """Joints (float64) with missing points filled in, and the (T, J) mask of the points observed.
 
     A point is missing when it is NaN or its confidence is below ``confidence_threshold``. Each joint is
-    linearly interpolated over time between its valid frames and held constant before the first and
-    after the last; a joint never seen stays NaN and is False in the mask.
+    linearly interpolated over time between its observed frames and held constant before the first and
+    after the last; a joint never observed stays NaN.
     """
     joints = np.array(motion.joints, dtype=np.float64)
     valid = np.all(np.isfinite(joints), axis=2)
@@ -315,7 +316,7 @@ def interpolate_missing(motion: Motion, *, confidence_threshold: float) -> tuple
         for c in range(joints.shape[2]):
             joints[:, j, c] = np.interp(frames, frames[ok], joints[ok, j, c])
     joints[:, ~seen] = np.nan
-    return joints, seen
+    return joints, valid
 
 
 def body_scale(joints: np.ndarray, *, skeleton: str) -> float:
@@ -326,12 +327,14 @@ def body_scale(joints: np.ndarray, *, skeleton: str) -> float:
     """
     if skeleton in SKELETONS:
         layout = get_skeleton(skeleton)
-        torso = np.linalg.norm(joints[:, list(layout.shoulders)].mean(axis=1) - joints[:, list(layout.hips)].mean(axis=1), axis=1)
+        shoulders, hips = joints[:, list(layout.shoulders)].mean(axis=1), joints[:, list(layout.hips)].mean(axis=1)
+        torso = np.linalg.norm(shoulders - hips, axis=1)
         torso = torso[np.isfinite(torso)]
         if torso.size and np.median(torso) > 0:
             return float(np.median(torso))
     joints = joints[:, np.all(np.isfinite(joints), axis=(0, 2))]
     if joints.shape[1] == 0:
         return 1.0
-    spread = float(np.median(np.sqrt(np.mean(np.sum((joints - joints.mean(axis=1, keepdims=True)) ** 2, axis=2), axis=1))))
+    centred = joints - joints.mean(axis=1, keepdims=True)
+    spread = float(np.median(np.sqrt(np.mean(np.sum(centred**2, axis=2), axis=1))))
     return spread if spread > 0 else 1.0
