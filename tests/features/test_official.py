@@ -133,3 +133,10 @@ def test_write_official_rejects_shared_ids_and_bad_ids(tmp_path: Path) -> None:
     bad = SimpleNamespace(**{**vars(one), "ids": ["../x"]})
     with pytest.raises(ParameterError, match=r"'\.\./x' cannot name a file"):
         write_official(tmp_path, splits={"train": bad})
+
+
+def test_split_list_with_path_like_id_is_refused(tmp_path: Path) -> None:
+    make_layout(tmp_path, ["a"])
+    (tmp_path / "test.txt").write_text("a\n../../etc/passwd\n")
+    with pytest.raises(DataError, match=r"test\.txt: clip id '\.\./\.\./etc/passwd' cannot name a file"):
+        read_official_split(tmp_path, split="test")

@@ -66,6 +66,11 @@ def read_id_list(root: str | os.PathLike[str], *, split: str) -> list[str]:
             "Pick one of those splits or write the list file (one clip id per line)."
         )
     ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for clip_id in ids:
+        try:
+            check_clip_id(clip_id)
+        except ParameterError as exc:
+            raise DataError(f"{path}: {exc}") from exc
     if not ids:
         raise DataError(f"{path} lists no clip ids; expected one id per line. Fill it or pick another split.")
     dup = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []

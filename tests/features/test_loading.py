@@ -1,0 +1,58 @@
+"""load_features and dataset_config detect the native store and the official layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from beatdance.errors import DataError
+from beatdance.features.loading import dataset_config, layout_of, load_features
+from beatdance.features.official import write_official
+from beatdance.features.store import FeatureStore
+
+
+def official(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    split = SimpleNamespace(ids=["a", "b"], music=rng.normal(size=(2, 30, 9)), dance=rng.normal(size=(2, 20, 5)),
+                            music_beat=np.ones((2, 100)), dance_beat=np.zeros((2, 100)))
+    return write_official(root, splits={"train": split})
+
+
+def test_official_layout_is_detected(tmp_path: Path) -> None:
+    root = official(tmp_path / "off")
+    assert layout_of(root) == "official"
+    fs = load_features(root, split="train", num_segments=5, slots=20)
+    assert fs.music.shape == (2, 5, 9) and fs.music_beat.shape == (2, 5, 20) and fs.info["layout"] == "official"
+    assert dataset_config(root) == {"layout": "official", "path": str(root), "music_dim": 9, "dance_dim": 5,
+                                    "beat_fps": 10.0}
+
+
+def test_store_is_detected(tmp_path: Path) -> None:
+    store = FeatureStore.import_official(official(tmp_path / "off"), tmp_path / "store")
+    assert layout_of(store.path) == "store"
+    fs = load_features(store.path, split="train")
+    assert fs.ids == ["a", "b"] and fs.dance.shape == (2, 10, 5) and fs.info["layout"] == "store"
+    cfg = dataset_config(store.path)
+    assert cfg["layout"] == "store" and cfg["store_config"] == store.config and (cfg["music_dim"], cfg["dance_dim"]) == (9, 5)
+
+
+@pytest.mark.parametrize("make", [lambda p: p, lambda p: p.mkdir() or p])
+def test_neither_layout_names_path_and_both_layouts(tmp_path: Path, make) -> None:
+    path = make(tmp_path / "data")
+    with pytest.raises(DataError, match=r"data (does not exist|is neither).*store\.json.*video_feature/"):
+        load_features(path, split="train")
+    with pytest.raises(DataError, match=r"data "):
+        dataset_config(path)
+
+
+def test_dataset_config_of_empty_sources(tmp_path: Path) -> None:
+    store = FeatureStore.create(tmp_path / "s", config={"grid_fps": 10.0})
+    with pytest.raises(DataError, match="has no clips"):
+        dataset_config(store.path)
+    root = official(tmp_path / "off")
+    (root / "train.txt").unlink()
+    with pytest.raises(DataError, match="none of the split lists"):
+        dataset_config(root)
