@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
@@ -87,7 +86,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device 
     model = BeatBlender(BlenderConfig.from_dict(config["model"]))
     try:
         state = load_file(str(ckpt / WEIGHTS), device="cpu")
-    except (SafetensorsError, OSError) as exc:
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise CheckpointError(f"Cannot read weights {ckpt / WEIGHTS}: {exc}. The file is corrupt or truncated; re-train or re-copy it.") from exc
     try:
         model.load_state_dict(state, strict=True)

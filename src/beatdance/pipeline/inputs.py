@@ -1,0 +1,120 @@
+"""Finding music/dance pairs among the paths given to ``beatdance prepare``.
+
+Accepted inputs:
+
+* a dance video with its own soundtrack (``.mp4 .mkv .webm .mov``): music = its audio track;
+* a manifest CSV with columns ``music,dance[,offset_s]``: a music file paired with a dance video or a
+  keypoint file (NPZ, CSV, AIST++ ``.pkl``); ``offset_s`` is the music time (s) that plays at dance time 0;
+* a Dance-with-Melody folder (``skeletons.json.gz`` + ``config.json`` + ``audio.mp3``), or a folder of them;
+* a folder: searched recursively for all of the above (a folder that has a ``manifest.csv`` uses it).
+
+Anything else is reported as skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+VIDEO_EXTS = {".mp4", ".mkv", ".webm", ".mov"}
+AUDIO_EXTS = {".wav", ".mp3", ".ogg", ".flac", ".m4a"}
+KEYPOINT_EXTS = {".npz", ".pkl", ".csv"}
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """One music/dance pair to cut into windows. ``dance_kind`` is "video", "keypoints" or "dwm"."""
+
+    pair_id: str
+    music: str
+    dance: str
+    dance_kind: str
+    offset_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An input that is not a pair, with the reason."""
+
+    input: str
+    reason: str
+
+
+def _pair_id(path: Path) -> str:
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:6]
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in path.stem)
+    return f"{stem}-{digest}"
+
+
+def is_dwm_folder(path: Path) -> bool:
+    return (path / "skeletons.json.gz").is_file() and (path / "config.json").is_file()
+
+
+def read_manifest(path: Path) -> tuple[list[PairSpec], list[Rejected]]:
+    """Pairs listed in a manifest CSV; relative paths are relative to the manifest's folder."""
+    pairs: list[PairSpec] = []
+    rejected: list[Rejected] = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"music", "dance"} <= set(reader.fieldnames):
+            return [], [Rejected(str(path), f"CSV header {reader.fieldnames} has no 'music' and 'dance' columns; "
+                                            "a manifest needs the header music,dance[,offset_s]")]
+        for line, row in enumerate(reader, start=2):
+            music, dance = (path.parent / row["music"]), (path.parent / row["dance"])
+            try:
+                offset = float(row.get("offset_s") or row.get("offset") or 0.0)
+            except ValueError:
+                rejected.append(Rejected(f"{path}:{line}", f"offset {row.get('offset_s')!r} is not a number of seconds"))
+                continue
+            ext = dance.suffix.lower()
+            kind = "video" if ext in VIDEO_EXTS else "dwm" if dance.is_dir() and is_dwm_folder(dance) else "keypoints"
+            pairs.append(PairSpec(pair_id=_pair_id(dance), music=str(music), dance=str(dance), dance_kind=kind, offset_s=offset))
+    return pairs, rejected
+
+
+def discover_pairs(paths: list[str | os.PathLike[str]]) -> tuple[list[PairSpec], list[Rejected]]:
+    """All pairs under ``paths`` (sorted by id, duplicates removed) and the inputs that are not pairs."""
+    pairs: dict[str, PairSpec] = {}
+    rejected: list[Rejected] = []
+
+    def visit(path: Path, *, top: bool) -> None:
+        if not path.exists():
+            rejected.append(Rejected(str(path), "no such file or folder"))
+        elif path.is_dir():
+            if is_dwm_folder(path):
+                spec = PairSpec(pair_id=path.name, music=str(path / "audio.mp3"), dance=str(path), dance_kind="dwm")
+                pairs.setdefault(spec.pair_id, spec)
+            elif (path / "manifest.csv").is_file():
+                found, bad = read_manifest(path / "manifest.csv")
+                rejected.extend(bad)
+                for spec in found:
+                    pairs.setdefault(spec.pair_id, spec)
+            else:
+                for child in sorted(path.iterdir()):
+                    if not child.name.startswith("."):
+                        visit(child, top=False)
+        else:
+            ext = path.suffix.lower()
+            if ext in VIDEO_EXTS:
+                spec = PairSpec(pair_id=_pair_id(path), music=str(path), dance=str(path), dance_kind="video")
+                pairs.setdefault(spec.pair_id, spec)
+            elif ext == ".csv" and top:
+                found, bad = read_manifest(path)
+                rejected.extend(bad)
+                for spec in found:
+                    pairs.setdefault(spec.pair_id, spec)
+            elif top or ext not in AUDIO_EXTS | KEYPOINT_EXTS | {".json", ".txt", ".md", ".gz", ".png"}:
+                reason = ("a music file alone has no dance: pair it with one in a manifest CSV (music,dance,offset_s)"
+                          if ext in AUDIO_EXTS else
+                          "keypoints alone have no music: pair them with a music file in a manifest CSV"
+                          if ext in KEYPOINT_EXTS else
+                          f"unknown format {ext or '(no extension)'!r}: expected a video ({', '.join(sorted(VIDEO_EXTS))}), "
+                          "a manifest CSV or a Dance-with-Melody folder")
+                rejected.append(Rejected(str(path), reason))
+
+    for p in paths:
+        visit(Path(p), top=True)
+    return [pairs[k] for k in sorted(pairs)], rejected

@@ -1,0 +1,246 @@
+"""``beatdance prepare``: media pairs -> aligned windows -> beats + features -> feature store.
+
+For each pair the whole music and the whole dance are analysed once (beats need context), then cut
+into windows of ``window_s`` seconds every ``hop_s`` seconds over the span where both exist. A window
+whose clip is already in the store is not recomputed, and a pair whose every window is done is not
+even decoded, so killing a run and starting it again loses nothing and redoes nothing. Bad inputs are
+skipped, recorded in the store's report with the reason, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..beats.dance import DanceBeatConfig, kinematic_beats
+from ..beats.grid import times_to_grid
+from ..beats.music import MusicBeatConfig, track_music_beats
+from ..encoders.registry import Encoder, create_encoder
+from ..errors import BeatDanceError, MediaError, ParameterError
+from ..features.store import FeatureStore
+from ..media.audio import check_audio, load_audio, probe_media
+from ..media.keypoints import load_dwm_pair, load_keypoints
+from ..media.pose import PoseEstimator, person_ratio
+from ..media.types import MediaClip, Motion
+from ..media.video import read_video_frames
+from ..util import progress
+from .inputs import PairSpec, discover_pairs
+
+
+@dataclass
+class PrepareConfig:
+    """Every setting that changes what ``prepare`` writes; saved in the store and checked on reuse."""
+
+    window_s: float = 10.0
+    hop_s: float = 10.0
+    sr: int = 22050
+    grid_fps: float = 10.0
+    pose_fps: float = 15.0
+    max_side: int = 480
+    min_person_ratio: float = 0.6
+    music_encoder: str = "audio-mel"
+    dance_encoder: str = "pose"
+    music_encoder_options: dict[str, Any] = field(default_factory=dict)
+    dance_encoder_options: dict[str, Any] = field(default_factory=dict)
+    music_beats: MusicBeatConfig = field(default_factory=MusicBeatConfig)
+    dance_beats: DanceBeatConfig = field(default_factory=DanceBeatConfig)
+
+    def __post_init__(self) -> None:
+        if self.window_s <= 0 or self.hop_s <= 0:
+            raise ParameterError(f"window_s={self.window_s} and hop_s={self.hop_s} must be positive seconds.")
+        if abs(self.window_s * self.grid_fps - round(self.window_s * self.grid_fps)) > 1e-6:
+            raise ParameterError(f"window_s * grid_fps = {self.window_s * self.grid_fps} must be a whole number of grid frames.")
+
+    def store_config(self) -> dict[str, Any]:
+        """The store's config: these settings plus the full config of both encoders."""
+        music, dance = _encoders(self)
+        cfg = asdict(self)
+        cfg["music_beats"] = self.music_beats.to_dict()
+        cfg["dance_beats"] = self.dance_beats.to_dict()
+        cfg["music_encoder_config"] = music.config()
+        cfg["dance_encoder_config"] = dance.config()
+        return cfg
+
+
+_ENCODER_CACHE: dict[str, tuple[Encoder, Encoder]] = {}
+_POSE: dict[str, PoseEstimator] = {}
+
+
+def _encoders(cfg: PrepareConfig) -> tuple[Encoder, Encoder]:
+    key = repr((cfg.music_encoder, cfg.music_encoder_options, cfg.dance_encoder, cfg.dance_encoder_options))
+    if key not in _ENCODER_CACHE:
+        music = create_encoder(cfg.music_encoder, **cfg.music_encoder_options)
+        dance = create_encoder(cfg.dance_encoder, **cfg.dance_encoder_options)
+        if music.modality != "music" or dance.modality != "dance":
+            raise ParameterError(
+                f"--music-encoder {cfg.music_encoder!r} is a {music.modality} encoder and --dance-encoder "
+                f"{cfg.dance_encoder!r} a {dance.modality} encoder; swap them."
+            )
+        _ENCODER_CACHE[key] = (music, dance)
+    return _ENCODER_CACHE[key]
+
+
+def clip_id(pair_id: str, start_s: float) -> str:
+    """Stable id of the window of ``pair_id`` starting at dance time ``start_s``."""
+    return f"{pair_id}__{int(round(start_s * 1000)):08d}"
+
+
+def window_starts(*, dance_duration_s: float, music_duration_s: float, offset_s: float, window_s: float,
+                  hop_s: float) -> list[float]:
+    """Dance-time starts of the windows lying where both dance and music (shifted by offset) exist."""
+    lo = max(0.0, -offset_s)
+    hi = min(dance_duration_s, music_duration_s - offset_s)
+    if hi - lo < window_s - 1e-6:
+        return []
+    n = int(np.floor((hi - lo - window_s) / hop_s + 1e-6)) + 1
+    return [round(lo + i * hop_s, 6) for i in range(n)]
+
+
+@dataclass
+class PairResult:
+    pair_id: str
+    written: int = 0
+    existing: int = 0
+    skipped_windows: list[tuple[float, str]] = field(default_factory=list)
+    error: str | None = None
+
+
+def _load_dance(spec: PairSpec, cfg: PrepareConfig) -> tuple[Motion, np.ndarray | None, float | None]:
+    """The dance as motion (and video frames when the dance is a video), plus the frames' fps."""
+    if spec.dance_kind == "dwm":
+        return load_dwm_pair(spec.dance).motion, None, None
+    if spec.dance_kind == "keypoints":
+        return load_keypoints(spec.dance), None, None
+    info = probe_media(spec.dance)
+    if not info.has_video:
+        raise MediaError(f"{spec.dance}: the file has no video stream, so there is no dance to analyse. Pass a dance video.")
+    frames, fps = read_video_frames(spec.dance, fps=cfg.pose_fps, max_side=cfg.max_side)
+    if "pose" not in _POSE:
+        _POSE["pose"] = PoseEstimator()
+    motion = _POSE["pose"].process(frames=frames, fps=fps)
+    ratio = person_ratio(motion)
+    if ratio < cfg.min_person_ratio:
+        raise MediaError(
+            f"{spec.dance}: a person was detected in only {ratio:.0%} of the frames (need {cfg.min_person_ratio:.0%}). "
+            "Use a video with one dancer in full view."
+        )
+    return motion, frames, fps
+
+
+def process_pair(spec: PairSpec, cfg: PrepareConfig, store_path: str) -> PairResult:
+    """Analyse one pair and write its missing windows to the store (runs in a worker process)."""
+    store = FeatureStore.open(store_path)
+    result = PairResult(pair_id=spec.pair_id)
+    try:
+        music_enc, dance_enc = _encoders(cfg)
+        music_start = 0.0
+        if spec.dance_kind == "dwm":
+            music_start = load_dwm_pair(spec.dance).music_start_s
+        music_info = probe_media(spec.music)
+        if not music_info.has_audio:
+            raise MediaError(f"{spec.music}: no audio stream, so there is no music. Pass a file with a soundtrack.")
+        offset = spec.offset_s + music_start
+        motion, frames, frames_fps = _load_dance(spec, cfg)
+        starts = window_starts(dance_duration_s=motion.duration_s, music_duration_s=music_info.duration_s,
+                               offset_s=offset, window_s=cfg.window_s, hop_s=cfg.hop_s)
+        if not starts:
+            raise MediaError(
+                f"{spec.dance}: music and dance overlap for less than one {cfg.window_s:g}-s window "
+                f"(dance {motion.duration_s:.1f} s, music {music_info.duration_s:.1f} s, offset {offset:.1f} s). "
+                "Use longer media or a shorter --window."
+            )
+        todo = [s for s in starts if not store.has(clip_id(spec.pair_id, s))]
+        result.existing = len(starts) - len(todo)
+        if not todo:
+            return result
+        y, sr = load_audio(spec.music, sr=cfg.sr)
+        check_audio(y, sr=sr, path=spec.music, min_duration_s=cfg.window_s)
+        music_beats = track_music_beats(y=y, sr=sr, config=cfg.music_beats)
+        dance_beats = kinematic_beats(motion=motion, config=cfg.dance_beats)
+        n_grid = int(round(cfg.window_s * cfg.grid_fps))
+        for start in todo:
+            m0 = start + offset
+            audio = y[int(round(m0 * sr)):int(round(m0 * sr)) + int(round(cfg.window_s * sr))]
+            window_motion = motion.slice(start_s=start, duration_s=cfg.window_s)
+            if window_motion.confidence is not None and np.mean(window_motion.confidence.max(axis=1) > 0) < cfg.min_person_ratio:
+                result.skipped_windows.append((start, "no person in most frames"))
+                continue
+            if float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) < 1e-4:
+                result.skipped_windows.append((start, "silent music"))
+                continue
+            window_frames = None
+            if frames is not None and frames_fps:
+                a = int(round(start * frames_fps))
+                window_frames = frames[a:a + int(round(cfg.window_s * frames_fps))]
+            clip = MediaClip(duration_s=cfg.window_s, audio=audio, sr=sr, frames=window_frames, frames_fps=frames_fps,
+                             motion=window_motion, source=spec.pair_id)
+            mb = music_beats.times_s[(music_beats.times_s >= m0) & (music_beats.times_s < m0 + cfg.window_s)] - m0
+            db = dance_beats.times_s[(dance_beats.times_s >= start) & (dance_beats.times_s < start + cfg.window_s)] - start
+            store.put(
+                clip_id(spec.pair_id, start),
+                music=music_enc.encode(clip), dance=dance_enc.encode(clip),
+                music_beat=times_to_grid(mb, duration_s=cfg.window_s, fps=cfg.grid_fps)[:n_grid],
+                dance_beat=times_to_grid(db, duration_s=cfg.window_s, fps=cfg.grid_fps)[:n_grid],
+                music_beat_times=mb, dance_beat_times=db,
+                meta={"group": spec.pair_id, "music_file": spec.music, "dance_file": spec.dance,
+                      "dance_kind": spec.dance_kind, "start_s": start, "music_start_s": m0,
+                      "duration_s": cfg.window_s, "music_tempo_bpm": float(music_beats.tempo_bpm),
+                      "dance_tempo_bpm": float(dance_beats.tempo_bpm)},
+            )
+            result.written += 1
+    except BeatDanceError as exc:
+        result.error = str(exc)
+    return result
+
+
+@dataclass
+class PrepareReport:
+    store: str
+    pairs: int
+    clips_written: int
+    clips_existing: int
+    skipped: list[dict[str, str]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prepare(*, inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str], config: PrepareConfig | None = None,
+            workers: int = 1, split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
+            show_progress: bool = True) -> PrepareReport:
+    """Build or complete the feature store ``out`` from ``inputs``; returns what was written and skipped."""
+    cfg = config or PrepareConfig()
+    store = FeatureStore.create(out, config=cfg.store_config())
+    pairs, rejected = discover_pairs(list(inputs))
+    for r in rejected:
+        store.add_skip(input=r.input, reason=r.reason, stage="discover")
+    results: list[PairResult] = []
+    bar = progress(desc="prepare", total=len(pairs), enabled=show_progress)
+    if workers <= 1:
+        for spec in pairs:
+            results.append(process_pair(spec, cfg, str(out)))
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(process_pair, spec, cfg, str(out)) for spec in pairs]
+            for fut in as_completed(futures):
+                results.append(fut.result())
+                bar.update(1)
+    bar.close()
+    by_id = {s.pair_id: s for s in pairs}
+    for res in sorted(results, key=lambda r: r.pair_id):
+        if res.error:
+            store.add_skip(input=by_id[res.pair_id].dance, reason=res.error, stage="extract")
+        for start, why in res.skipped_windows:
+            store.add_skip(input=f"{by_id[res.pair_id].dance}@{start:g}s", reason=why, stage="window")
+    if store.ids():
+        store.make_splits(fractions=split_fractions, seed=seed)
+    skipped = [{"input": r.input, "reason": r.reason} for r in rejected]
+    skipped += [{"input": by_id[r.pair_id].dance, "reason": r.error} for r in results if r.error]
+    return PrepareReport(store=str(out), pairs=len(pairs), clips_written=sum(r.written for r in results),
+                         clips_existing=sum(r.existing for r in results), skipped=skipped)
