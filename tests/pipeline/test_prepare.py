@@ -48,3 +48,12 @@ def test_prepare_rendered_videos_with_mediapipe(tmp_path):
     assert report.clips_written == 1, report.skipped
     meta = FeatureStore.open(tmp_path / "store").meta(FeatureStore.open(tmp_path / "store").ids()[0])
     assert meta["dance_kind"] == "video" and meta["music_tempo_bpm"] > 0
+
+
+@pytest.mark.data
+def test_discovers_every_dance_with_melody_pair(shared_data):
+    from beatdance.pipeline.inputs import discover_pairs
+
+    pairs, rejected = discover_pairs([shared_data / "dance_with_melody"])
+    assert len(pairs) == 32 and all(p.dance_kind == "dwm" for p in pairs)
+    assert not [r for r in rejected if "manifest" in r.input]

@@ -53,6 +53,13 @@ def is_dwm_folder(path: Path) -> bool:
     return (path / "skeletons.json.gz").is_file() and (path / "config.json").is_file()
 
 
+def is_pair_manifest(path: Path) -> bool:
+    """True if the CSV's header has ``music`` and ``dance`` columns."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh), [])
+    return {"music", "dance"} <= {h.strip() for h in header}
+
+
 def read_manifest(path: Path) -> tuple[list[PairSpec], list[Rejected]]:
     """Pairs listed in a manifest CSV; relative paths are relative to the manifest's folder."""
     pairs: list[PairSpec] = []
@@ -87,7 +94,7 @@ def discover_pairs(paths: list[str | os.PathLike[str]]) -> tuple[list[PairSpec],
             if is_dwm_folder(path):
                 spec = PairSpec(pair_id=path.name, music=str(path / "audio.mp3"), dance=str(path), dance_kind="dwm")
                 pairs.setdefault(spec.pair_id, spec)
-            elif (path / "manifest.csv").is_file():
+            elif (path / "manifest.csv").is_file() and is_pair_manifest(path / "manifest.csv"):
                 found, bad = read_manifest(path / "manifest.csv")
                 rejected.extend(bad)
                 for spec in found:
