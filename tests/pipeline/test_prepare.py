@@ -57,3 +57,42 @@ def test_discovers_every_dance_with_melody_pair(shared_data):
     pairs, rejected = discover_pairs([shared_data / "dance_with_melody"])
     assert len(pairs) == 32 and all(p.dance_kind == "dwm" for p in pairs)
     assert not [r for r in rejected if "manifest" in r.input]
+
+
+@pytest.mark.slow
+def test_killed_prepare_resumes_without_recomputing(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    corpus = tmp_path / "corpus"
+    write_corpus(out_dir=corpus, num_pairs=8, seed=5, duration_s=31.0, video=False, show_progress=False)
+    cmd = [sys.executable, "-m", "beatdance.cli.__main__", "prepare", str(corpus), "--no-progress"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if len(list((killed / "clips").glob("*.safetensors"))) >= 3:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    done_before = {p.name: p.stat().st_mtime_ns for p in (killed / "clips").glob("*.safetensors")}
+    assert 3 <= len(done_before) < 24, "the run was not interrupted half-way"
+    subprocess.run([*cmd, "--out", str(killed)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    full = tmp_path / "full"
+    subprocess.run([*cmd, "--out", str(full)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    a, b = FeatureStore.open(killed), FeatureStore.open(full)
+    assert a.ids() == b.ids() and len(a.ids()) == 24
+    for name, mtime in done_before.items():  # finished clips were not rewritten
+        assert (killed / "clips" / name).stat().st_mtime_ns == mtime
+    for cid in a.ids():
+        ra, rb = a.get(cid), b.get(cid)
+        for field in ("music", "dance", "music_beat", "dance_beat"):
+            np.testing.assert_array_equal(getattr(ra, field), getattr(rb, field))
+    for split in ("train", "val", "test"):
+        assert a.split_ids(split) == b.split_ids(split)
