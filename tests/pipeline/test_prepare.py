@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,37 @@ def test_killed_prepare_resumes_without_recomputing(tmp_path):
             np.testing.assert_array_equal(getattr(ra, field), getattr(rb, field))
     for split in ("train", "val", "test"):
         assert a.split_ids(split) == b.split_ids(split)
+
+
+@pytest.mark.slow
+def test_every_kind_of_bad_input_is_reported_and_the_batch_goes_on(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from tests.media.test_audio import click_track, write_media
+
+    good = tmp_path / "good"
+    write_corpus(out_dir=good, num_pairs=1, seed=2, duration_s=10.5, video=False, show_progress=False)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(4000))
+    (bad / "empty.mkv").write_bytes(b"")
+    (bad / "notes.xyz").write_text("hello")
+    blank = np.full((12 * 10, 64, 64, 3), 200, np.uint8)
+    write_media(bad / "silent_video.mp4", frames=blank, fps=10)  # no audio stream
+    write_media(bad / "nobody.mp4", frames=blank, fps=10, audio=click_track(duration_s=12, sr=22050, clicks_s=(1, 2, 3)), sr=22050)
+    sf.write(bad / "silence.wav", np.zeros(22050 * 12, np.float32), 22050)
+    (bad / "manifest.csv").write_text(f"music,dance,offset_s\nsilence.wav,{good / 'pair_000.npz'},0\n")
+    with open(bad / "short.csv", "w") as fh:
+        fh.write(f"music,dance,offset_s\n{good / 'pair_000.wav'},{good / 'pair_000.npz'},5\n")
+    inputs = [good, bad / "corrupt.mp4", bad / "empty.mkv", bad / "notes.xyz", bad / "silent_video.mp4",
+              bad / "nobody.mp4", bad / "manifest.csv", bad / "short.csv"]
+    report = prepare(inputs=inputs, out=tmp_path / "store", show_progress=False)
+    assert report.clips_written == 1
+    reasons = {Path(s["input"]).name.split("@")[0]: s["reason"] for s in report.skipped}
+    assert "corrupt.mp4" in reasons and "empty.mkv" in reasons
+    assert "unknown format" in reasons["notes.xyz"]
+    assert "audio" in reasons["silent_video.mp4"].lower()
+    assert "person" in reasons["nobody.mp4"].lower()
+    assert any("silen" in r.lower() for r in reasons.values())
+    assert any("less than one" in r for r in reasons.values())

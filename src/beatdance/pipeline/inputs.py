@@ -43,8 +43,9 @@ class Rejected:
     reason: str
 
 
-def _pair_id(path: Path) -> str:
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:6]
+def _pair_id(path: Path, *also: object) -> str:
+    """Readable, unique id: the dance file's stem plus a hash of the dance path and any pairing details."""
+    digest = hashlib.sha1(repr((str(path.resolve()), *also)).encode()).hexdigest()[:6]
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in path.stem)
     return f"{stem}-{digest}"
 
@@ -78,7 +79,7 @@ def read_manifest(path: Path) -> tuple[list[PairSpec], list[Rejected]]:
                 continue
             ext = dance.suffix.lower()
             kind = "video" if ext in VIDEO_EXTS else "dwm" if dance.is_dir() and is_dwm_folder(dance) else "keypoints"
-            pairs.append(PairSpec(pair_id=_pair_id(dance), music=str(music), dance=str(dance), dance_kind=kind, offset_s=offset))
+            pairs.append(PairSpec(pair_id=_pair_id(dance, str(music.resolve()), offset), music=str(music), dance=str(dance), dance_kind=kind, offset_s=offset))
     return pairs, rejected
 
 
