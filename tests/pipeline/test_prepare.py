@@ -36,8 +36,11 @@ def test_prepare_mocap_corpus_reports_bad_inputs_and_resumes(tmp_path):
     assert len(store.ids()) == 4
     rec = store.get(store.ids()[0])
     assert rec.music.shape[1] > 0 and rec.dance_beat.shape == (100,)
-    again = prepare(inputs=[corpus], out=out, config=PrepareConfig(), show_progress=False)
+    again = prepare(inputs=[corpus], out=out, config=PrepareConfig(), show_progress=False, workers=2)
     assert again.clips_written == 0 and again.clips_existing == 4
+    parallel = prepare(inputs=[corpus], out=tmp_path / "parallel", config=PrepareConfig(), show_progress=False, workers=2)
+    assert parallel.clips_written == 4
+    assert FeatureStore.open(tmp_path / "parallel").ids() == store.ids()
 
 
 @pytest.mark.slow
@@ -131,3 +134,20 @@ def test_every_kind_of_bad_input_is_reported_and_the_batch_goes_on(tmp_path):
     assert "person" in reasons["nobody.mp4"].lower()
     assert any("silen" in r.lower() for r in reasons.values())
     assert any("less than one" in r for r in reasons.values())
+
+
+def test_store_export_import_official_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from beatdance.cli.app import app
+
+    corpus = tmp_path / "corpus"
+    write_corpus(out_dir=corpus, num_pairs=3, seed=1, duration_s=10.5, video=False, show_progress=False)
+    prepare(inputs=[corpus], out=tmp_path / "store", show_progress=False)
+    runner = CliRunner()
+    res = runner.invoke(app, ["export-official", str(tmp_path / "store"), str(tmp_path / "official")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "official" / "music_beat").is_dir()
+    res = runner.invoke(app, ["import-official", str(tmp_path / "official"), str(tmp_path / "back")])
+    assert res.exit_code == 0, res.output
+    assert sorted(FeatureStore.open(tmp_path / "back").ids()) == sorted(FeatureStore.open(tmp_path / "store").ids())

@@ -9,6 +9,7 @@ import typer
 
 from ..beats.dance import DanceBeatConfig
 from ..beats.music import MusicBeatConfig
+from ..features.store import FeatureStore
 from ..pipeline.prepare import PrepareConfig, prepare
 from .app import app
 
@@ -50,3 +51,23 @@ def prepare_command(
     typer.echo(f"{report.pairs} pairs: {report.clips_written} clips written, {report.clips_existing} already done -> {out}")
     for item in report.skipped:
         typer.echo(f"  skipped {item['input']}: {item['reason']}")
+
+
+@app.command("export-official")
+def export_official_command(
+    store: Path = typer.Argument(..., help="Feature store folder."),
+    out: Path = typer.Argument(..., help="Folder to write in the official BeatDance layout (.pt files + split lists)."),
+) -> None:
+    """Export a feature store to the official BeatDance layout (readable by the official code)."""
+    FeatureStore.open(store).export_official(out)
+    typer.echo(f"exported {store} -> {out}")
+
+
+@app.command("import-official")
+def import_official_command(
+    root: Path = typer.Argument(..., help="Folder in the official BeatDance layout."),
+    store: Path = typer.Argument(..., help="Feature store folder to create."),
+) -> None:
+    """Import a dataset in the official BeatDance layout into a feature store (read with weights_only=True)."""
+    FeatureStore.import_official(root, store)
+    typer.echo(f"imported {root} -> {store}")
