@@ -132,8 +132,9 @@ def test_every_kind_of_bad_input_is_reported_and_the_batch_goes_on(tmp_path):
     assert "unknown format" in reasons["notes.xyz"]
     assert "audio" in reasons["silent_video.mp4"].lower()
     assert "person" in reasons["nobody.mp4"].lower()
-    assert any("silen" in r.lower() for r in reasons.values())
-    assert any("less than one" in r for r in reasons.values())
+    all_reasons = [s["reason"] for s in report.skipped]  # two pairs share the dance file name
+    assert any("silen" in r.lower() for r in all_reasons)
+    assert any("less than one" in r for r in all_reasons)
 
 
 def test_store_export_import_official_cli(tmp_path):
