@@ -111,9 +111,7 @@ class PairResult:
 
 
 def _load_dance(spec: PairSpec, cfg: PrepareConfig) -> tuple[Motion, np.ndarray | None, float | None]:
-    """The dance as motion (and video frames when the dance is a video), plus the frames' fps."""
-    if spec.dance_kind == "dwm":
-        return load_dwm_pair(spec.dance).motion, None, None
+    """The dance of a keypoint or video pair as motion (and video frames for a video), plus the frames' fps."""
     if spec.dance_kind == "keypoints":
         return load_keypoints(spec.dance), None, None
     info = probe_media(spec.dance)
@@ -138,14 +136,16 @@ def process_pair(spec: PairSpec, cfg: PrepareConfig, store_path: str) -> PairRes
     result = PairResult(pair_id=spec.pair_id)
     try:
         music_enc, dance_enc = _encoders(cfg)
-        music_start = 0.0
-        if spec.dance_kind == "dwm":
-            music_start = load_dwm_pair(spec.dance).music_start_s
         music_info = probe_media(spec.music)
         if not music_info.has_audio:
             raise MediaError(f"{spec.music}: no audio stream, so there is no music. Pass a file with a soundtrack.")
-        offset = spec.offset_s + music_start
-        motion, frames, frames_fps = _load_dance(spec, cfg)
+        if spec.dance_kind == "dwm":
+            dwm = load_dwm_pair(spec.dance)
+            motion, frames, frames_fps = dwm.motion, None, None
+            offset = spec.offset_s + dwm.music_start_s
+        else:
+            motion, frames, frames_fps = _load_dance(spec, cfg)
+            offset = spec.offset_s
         starts = window_starts(dance_duration_s=motion.duration_s, music_duration_s=music_info.duration_s,
                                offset_s=offset, window_s=cfg.window_s, hop_s=cfg.hop_s)
         if not starts:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import CheckpointError, ParameterError
+from ..errors import ParameterError
 
 DIRECTIONS = ("m2d", "d2m")
 METRICS = ("R@1", "R@5", "R@10", "R@50", "R@100", "MedR", "MeanR", "AVG")
@@ -62,11 +62,3 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CheckpointError(f"Training config has unknown keys {unknown}; it was written by another beatdance version.")
-        return cls(**data)

@@ -30,7 +30,7 @@ from ..errors import CheckpointError, DataError, ParameterError
 from ..features.featureset import FeatureSet
 from ..model.blender import BeatBlender, BlenderConfig
 from ..model.checkpoint import check_compatible, load_extra_tensors, resolve_checkpoint, save_checkpoint
-from ..model.loss import ContrastiveLoss, symmetric_info_nce
+from ..model.loss import ContrastiveLoss
 from ..retrieval.embed import embed_featureset
 from ..retrieval.evaluate import evaluate_retrieval
 from ..util import atomic_write_json, progress, read_json, seed_everything
@@ -74,14 +74,13 @@ def _validate(model: BeatBlender, loss_fn: ContrastiveLoss, val: FeatureSet, cfg
               device: torch.device) -> dict[str, float]:
     music, dance = embed_featureset(model, val, batch_size=cfg.eval_batch_size, device=device)
     losses = []
-    scale = float(loss_fn.logit_scale.detach())
-    for start in range(0, len(val), cfg.eval_batch_size):
-        sl = slice(start, start + cfg.eval_batch_size)
-        if len(val.ids[sl]) < 2:
-            continue
-        fuse = torch.from_numpy(music.fuse[sl] @ dance.fuse[sl].T)
-        beat = torch.from_numpy(music.beat_head[sl] @ dance.beat_head[sl].T)
-        losses.append(float(symmetric_info_nce(fuse, logit_scale=scale) + cfg.beta * symmetric_info_nce(beat, logit_scale=scale)))
+    with torch.no_grad():
+        for start in range(0, len(val), cfg.eval_batch_size):
+            sl = slice(start, start + cfg.eval_batch_size)
+            if len(val.ids[sl]) >= 2:
+                batch = {"music_fuse": music.fuse[sl], "dance_fuse": dance.fuse[sl],
+                         "music_beat": music.beat_head[sl], "dance_beat": dance.beat_head[sl]}
+                losses.append(loss_fn({k: torch.from_numpy(v).to(device) for k, v in batch.items()})[1]["loss"])
     report = evaluate_retrieval(music=music, dance=dance, bs_ks=())
     row: dict[str, float] = {"val_loss": float(np.mean(losses)) if losses else float("nan")}
     for direction in ("m2d", "d2m"):
