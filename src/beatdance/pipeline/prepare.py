@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..beats.dance import DanceBeatConfig, kinematic_beats
-from ..beats.grid import times_to_grid
-from ..beats.music import MusicBeatConfig, track_music_beats
-from ..encoders.registry import Encoder, create_encoder
-from ..errors import BeatDanceError, MediaError, ParameterError
+from ..beats.dance import DanceBeatConfig
+from ..beats.music import MusicBeatConfig
+from ..encoders.registry import Encoder
+from ..errors import BeatDanceError, DataError, MediaError, ParameterError
 from ..features.store import FeatureStore
-from ..media.audio import check_audio, load_audio, probe_media
-from ..media.keypoints import load_dwm_pair, load_keypoints
-from ..media.pose import PoseEstimator, person_ratio
-from ..media.types import MediaClip, Motion
-from ..media.video import read_video_frames
+from ..media.audio import probe_media
 from ..util import progress
+from .extract import WindowSkipped, analyse_dance, analyse_music, dance_window, get_encoder, music_window
 from .inputs import PairSpec, discover_pairs
 
 
@@ -66,23 +62,23 @@ class PrepareConfig:
         cfg["dance_encoder_config"] = dance.config()
         return cfg
 
-
-_ENCODER_CACHE: dict[str, tuple[Encoder, Encoder]] = {}
-_POSE: dict[str, PoseEstimator] = {}
+    @classmethod
+    def from_store_config(cls, cfg: dict[str, Any], *, source: str) -> PrepareConfig:
+        """The settings a store (or a library built from one) was prepared with, to extract queries alike."""
+        names = {f.name for f in fields(cls)}
+        if not names <= set(cfg):
+            raise DataError(f"{source} was not made by `beatdance prepare` from media (no extractor settings: missing "
+                            f"{sorted(names - set(cfg))}), so new media cannot be extracted like it. "
+                            "Query with clips already in it, or build it from media with `beatdance prepare`.")
+        kw = {k: cfg[k] for k in names}
+        kw["music_beats"] = MusicBeatConfig(**kw["music_beats"])
+        kw["dance_beats"] = DanceBeatConfig(**kw["dance_beats"])
+        return cls(**kw)
 
 
 def _encoders(cfg: PrepareConfig) -> tuple[Encoder, Encoder]:
-    key = repr((cfg.music_encoder, cfg.music_encoder_options, cfg.dance_encoder, cfg.dance_encoder_options))
-    if key not in _ENCODER_CACHE:
-        music = create_encoder(cfg.music_encoder, **cfg.music_encoder_options)
-        dance = create_encoder(cfg.dance_encoder, **cfg.dance_encoder_options)
-        if music.modality != "music" or dance.modality != "dance":
-            raise ParameterError(
-                f"--music-encoder {cfg.music_encoder!r} is a {music.modality} encoder and --dance-encoder "
-                f"{cfg.dance_encoder!r} a {dance.modality} encoder; swap them."
-            )
-        _ENCODER_CACHE[key] = (music, dance)
-    return _ENCODER_CACHE[key]
+    return (get_encoder(cfg.music_encoder, cfg.music_encoder_options, modality="music"),
+            get_encoder(cfg.dance_encoder, cfg.dance_encoder_options, modality="dance"))
 
 
 def clip_id(pair_id: str, start_s: float) -> str:
@@ -110,26 +106,6 @@ class PairResult:
     error: str | None = None
 
 
-def _load_dance(spec: PairSpec, cfg: PrepareConfig) -> tuple[Motion, np.ndarray | None, float | None]:
-    """The dance of a keypoint or video pair as motion (and video frames for a video), plus the frames' fps."""
-    if spec.dance_kind == "keypoints":
-        return load_keypoints(spec.dance), None, None
-    info = probe_media(spec.dance)
-    if not info.has_video:
-        raise MediaError(f"{spec.dance}: the file has no video stream, so there is no dance to analyse. Pass a dance video.")
-    frames, fps = read_video_frames(spec.dance, fps=cfg.pose_fps, max_side=cfg.max_side)
-    if "pose" not in _POSE:
-        _POSE["pose"] = PoseEstimator()
-    motion = _POSE["pose"].process(frames=frames, fps=fps)
-    ratio = person_ratio(motion)
-    if ratio < cfg.min_person_ratio:
-        raise MediaError(
-            f"{spec.dance}: a person was detected in only {ratio:.0%} of the frames (need {cfg.min_person_ratio:.0%}). "
-            "Use a video with one dancer in full view."
-        )
-    return motion, frames, fps
-
-
 def process_pair(spec: PairSpec, cfg: PrepareConfig, store_path: str) -> PairResult:
     """Analyse one pair and write its missing windows to the store (runs in a worker process)."""
     store = FeatureStore.open(store_path)
@@ -139,58 +115,39 @@ def process_pair(spec: PairSpec, cfg: PrepareConfig, store_path: str) -> PairRes
         music_info = probe_media(spec.music)
         if not music_info.has_audio:
             raise MediaError(f"{spec.music}: no audio stream, so there is no music. Pass a file with a soundtrack.")
-        if spec.dance_kind == "dwm":
-            dwm = load_dwm_pair(spec.dance)
-            motion, frames, frames_fps = dwm.motion, None, None
-            offset = spec.offset_s + dwm.music_start_s
-        else:
-            motion, frames, frames_fps = _load_dance(spec, cfg)
-            offset = spec.offset_s
-        starts = window_starts(dance_duration_s=motion.duration_s, music_duration_s=music_info.duration_s,
+        dance = analyse_dance(spec.dance, kind=spec.dance_kind, beat_config=cfg.dance_beats,  # type: ignore[arg-type]
+                              pose_fps=cfg.pose_fps, max_side=cfg.max_side, min_person_ratio=cfg.min_person_ratio)
+        offset = spec.offset_s + dance.music_offset_s
+        starts = window_starts(dance_duration_s=dance.duration_s, music_duration_s=music_info.duration_s,
                                offset_s=offset, window_s=cfg.window_s, hop_s=cfg.hop_s)
         if not starts:
             raise MediaError(
                 f"{spec.dance}: music and dance overlap for less than one {cfg.window_s:g}-s window "
-                f"(dance {motion.duration_s:.1f} s, music {music_info.duration_s:.1f} s, offset {offset:.1f} s). "
+                f"(dance {dance.duration_s:.1f} s, music {music_info.duration_s:.1f} s, offset {offset:.1f} s). "
                 "Use longer media or a shorter --window."
             )
         todo = [s for s in starts if not store.has(clip_id(spec.pair_id, s))]
         result.existing = len(starts) - len(todo)
         if not todo:
             return result
-        y, sr = load_audio(spec.music, sr=cfg.sr)
-        check_audio(y, sr=sr, path=spec.music, min_duration_s=cfg.window_s)
-        music_beats = track_music_beats(y=y, sr=sr, config=cfg.music_beats)
-        dance_beats = kinematic_beats(motion=motion, config=cfg.dance_beats)
-        n_grid = int(round(cfg.window_s * cfg.grid_fps))
+        music = analyse_music(spec.music, sr=cfg.sr, beat_config=cfg.music_beats, min_duration_s=cfg.window_s)
         for start in todo:
             m0 = start + offset
-            audio = y[int(round(m0 * sr)):int(round(m0 * sr)) + int(round(cfg.window_s * sr))]
-            window_motion = motion.slice(start_s=start, duration_s=cfg.window_s)
-            if window_motion.confidence is not None and np.mean(window_motion.confidence.max(axis=1) > 0) < cfg.min_person_ratio:
-                result.skipped_windows.append((start, "no person in most frames"))
+            try:
+                mw = music_window(music, start_s=m0, window_s=cfg.window_s, grid_fps=cfg.grid_fps, encoder=music_enc)
+                dw = dance_window(dance, start_s=start, window_s=cfg.window_s, grid_fps=cfg.grid_fps, encoder=dance_enc,
+                                  min_person_ratio=cfg.min_person_ratio)
+            except WindowSkipped as why:
+                result.skipped_windows.append((start, str(why)))
                 continue
-            if float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) < 1e-4:
-                result.skipped_windows.append((start, "silent music"))
-                continue
-            window_frames = None
-            if frames is not None and frames_fps:
-                a = int(round(start * frames_fps))
-                window_frames = frames[a:a + int(round(cfg.window_s * frames_fps))]
-            clip = MediaClip(duration_s=cfg.window_s, audio=audio, sr=sr, frames=window_frames, frames_fps=frames_fps,
-                             motion=window_motion, source=spec.pair_id)
-            mb = music_beats.times_s[(music_beats.times_s >= m0) & (music_beats.times_s < m0 + cfg.window_s)] - m0
-            db = dance_beats.times_s[(dance_beats.times_s >= start) & (dance_beats.times_s < start + cfg.window_s)] - start
             store.put(
                 clip_id(spec.pair_id, start),
-                music=music_enc.encode(clip), dance=dance_enc.encode(clip),
-                music_beat=times_to_grid(mb, duration_s=cfg.window_s, fps=cfg.grid_fps)[:n_grid],
-                dance_beat=times_to_grid(db, duration_s=cfg.window_s, fps=cfg.grid_fps)[:n_grid],
-                music_beat_times=mb, dance_beat_times=db,
+                music=mw.features, dance=dw.features, music_beat=mw.beat_grid, dance_beat=dw.beat_grid,
+                music_beat_times=mw.beat_times_s, dance_beat_times=dw.beat_times_s,
                 meta={"group": spec.pair_id, "music_file": spec.music, "dance_file": spec.dance,
                       "dance_kind": spec.dance_kind, "start_s": start, "music_start_s": m0,
-                      "duration_s": cfg.window_s, "music_tempo_bpm": float(music_beats.tempo_bpm),
-                      "dance_tempo_bpm": float(dance_beats.tempo_bpm)},
+                      "duration_s": cfg.window_s, "music_tempo_bpm": float(music.beats.tempo_bpm),
+                      "dance_tempo_bpm": float(dance.beats.tempo_bpm)},
             )
             result.written += 1
     except BeatDanceError as exc:
