@@ -303,9 +303,14 @@ class FeatureStore:
 
     def load_split(self, split: str, *, num_segments: int = 10, slots: int = 10) -> FeatureSet:
         """Pool the clips of ``split`` into a FeatureSet (groups from the clips' metadata)."""
+        return self.load_clips(self.split_ids(split), num_segments=num_segments, slots=slots, split=split)
+
+    def load_clips(self, clip_ids: Sequence[str], *, num_segments: int = 10, slots: int = 10,
+                   split: str | None = None) -> FeatureSet:
+        """Pool the given clips, in that order, into a FeatureSet (groups from the clips' metadata)."""
 
         def clips() -> Any:
-            for clip_id in self.split_ids(split):
+            for clip_id in clip_ids:
                 rec = self.get(clip_id)
                 source = str(self.clip_path(clip_id))
                 yield PerFrameClip(clip_id=clip_id, music=rec.music, dance=rec.dance, music_beat=rec.music_beat,

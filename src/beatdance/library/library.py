@@ -1,0 +1,468 @@
+"""A searchable library: every clip of a feature store embedded by a trained model, indexed per modality.
+
+Layout of a library directory (written to a temporary folder and renamed into place, so an interrupted
+``index`` or ``--add`` leaves the previous library intact)::
+
+    library.json              format, version, LibraryConfig, the model config, the store's extractor
+                              settings (queries are extracted with them), item count
+    model/                    a copy of the checkpoint (model.safetensors + config.json)
+    meta.sqlite               one row per clip (``catalog``): files, time spans, tempos, beats
+    embeddings.safetensors    per modality: fuse and beat-head embeddings (L2-normalised), beat grids
+    music.faiss, dance.faiss  vector indexes of the fused embeddings (+ .json configs)
+    querybank_m2d.safetensors QB-Norm statistics of the dance gallery for music queries (and d2m: the reverse)
+    bank.safetensors          the querybank's embeddings when they come from a store split (not the library)
+
+A music query searches the dance index ("m2d") and a dance query the music index ("d2m").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import __version__
+from ..errors import CheckpointError, DataError, MediaError, ParameterError
+from ..features.pooling import beat_slots, pool_segments
+from ..features.store import FeatureStore
+from ..model.blender import BeatBlender
+from ..model.checkpoint import CONFIG, WEIGHTS, check_compatible, load_checkpoint, resolve_checkpoint, write_dir_atomically
+from ..pipeline.extract import (
+    WindowSkipped,
+    analyse_dance,
+    analyse_music,
+    check_music_path,
+    dance_window,
+    get_encoder,
+    music_window,
+)
+from ..pipeline.prepare import PrepareConfig, window_starts
+from ..retrieval.embed import embed_featureset
+from ..retrieval.hubness import load_querybank, save_querybank
+from ..retrieval.index import IndexConfig, VectorIndex
+from ..retrieval.protocol import check_same_extractors
+from ..retrieval.scoring import Direction, ModalityEmbeddings
+from ..retrieval.search import GallerySearch, Hits, SearchSettings, fit_gallery_querybank
+from ..util import atomic_write_json, progress, read_json
+from .catalog import Item, read_catalog, write_catalog
+
+FORMAT = "beatdance-library"
+VERSION = 1
+MODALITIES = ("music", "dance")
+Modality = Literal["music", "dance"]
+_GALLERY: dict[str, Direction] = {"dance": "m2d", "music": "d2m"}  # gallery modality -> direction searching it
+
+
+@dataclass
+class LibraryConfig:
+    """How a library is indexed and searched by default; saved in library.json.
+
+    ``querybank`` is "library" (the library's own clips of the other modality are the bank queries) or
+    the name of a split of the feature store (e.g. "train").
+    """
+
+    index: Literal["flat", "ivf", "hnsw"] = "flat"
+    nlist: int = 256
+    nprobe: int = 16
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    search: SearchSettings = field(default_factory=SearchSettings)
+    querybank: str = "library"
+    batch_size: int = 32
+
+    def index_config(self, dim: int) -> IndexConfig:
+        return IndexConfig(dim=dim, kind=self.index, nlist=self.nlist, nprobe=self.nprobe, hnsw_m=self.hnsw_m,
+                           hnsw_ef_search=self.hnsw_ef_search)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LibraryConfig:
+        return cls(**{**d, "search": SearchSettings(**d["search"])})
+
+
+def _embeddings_to_arrays(prefix: str, emb: ModalityEmbeddings) -> dict[str, np.ndarray]:
+    assert emb.beat_head is not None
+    return {f"{prefix}_fuse": emb.fuse, f"{prefix}_beat": emb.beat_head,
+            f"{prefix}_grid": np.ascontiguousarray(emb.beat_grid, dtype=np.uint8)}
+
+
+def _arrays_to_embeddings(arrays: dict[str, np.ndarray], prefix: str, ids: list[str], groups: list[str]) -> ModalityEmbeddings:
+    return ModalityEmbeddings(fuse=arrays[f"{prefix}_fuse"], beat_head=arrays[f"{prefix}_beat"],
+                              beat_grid=arrays[f"{prefix}_grid"].astype(np.float32), ids=ids, groups=groups)
+
+
+def _concat(a: ModalityEmbeddings | None, b: ModalityEmbeddings) -> ModalityEmbeddings:
+    if a is None:
+        return b
+    assert a.beat_head is not None and b.beat_head is not None
+    return ModalityEmbeddings(fuse=np.concatenate([a.fuse, b.fuse]), beat_head=np.concatenate([a.beat_head, b.beat_head]),
+                              beat_grid=np.concatenate([a.beat_grid, b.beat_grid]), ids=a.ids + b.ids,
+                              groups=(a.groups or a.ids) + (b.groups or b.ids))
+
+
+def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path), metadata={"format": FORMAT})
+
+
+def _load_arrays(path: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing from the library; rebuild it with `beatdance index`.")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"cannot read {path} ({exc}); the library is damaged. Rebuild it with `beatdance index`.") from exc
+
+
+def _embed_store(*, net: BeatBlender, store: FeatureStore, ids: list[str], batch_size: int, chunk: int = 256,
+                 show_progress: bool, desc: str) -> tuple[ModalityEmbeddings | None, ModalityEmbeddings | None]:
+    """Embed store clips ``ids`` chunk by chunk (bounded memory), checking they fit the model."""
+    cfg = net.config
+    music: ModalityEmbeddings | None = None
+    dance: ModalityEmbeddings | None = None
+    bar = progress(desc=desc, total=len(ids), enabled=show_progress)
+    for a in range(0, len(ids), chunk):
+        fs = store.load_clips(ids[a:a + chunk], num_segments=cfg.num_segments, slots=cfg.beat_slots)
+        check_compatible(cfg, fs, source=f"feature store {store.path}")
+        m, d = embed_featureset(net, fs, batch_size=batch_size)
+        music, dance = _concat(music, m), _concat(dance, d)
+        bar.update(len(fs))
+    bar.close()
+    return music, dance
+
+
+@dataclass
+class IndexReport:
+    """What ``build_library`` did."""
+
+    library: str
+    items: int
+    added: int
+    already_indexed: int
+    querybank: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], model: str | os.PathLike[str] | None = None,
+                  split: str | None = None, config: LibraryConfig | None = None, add: bool = False,
+                  show_progress: bool = True) -> IndexReport:
+    """Embed the clips of feature store ``data`` (every clip, or ``split``) into library ``out``.
+
+    A new library needs ``model`` (a checkpoint or run directory). With ``add`` the clips not yet in
+    the existing library ``out`` are added with the library's own model and settings (``model`` and
+    ``config``, when given, must be the library's), and the indexes and querybanks are rebuilt.
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    store = FeatureStore.open(data)
+    old: Library | None = None
+    if add:
+        old = Library.open(out)
+        if config is not None and config != old.config:
+            raise ParameterError(f"--add keeps the settings of {out}; drop the index/search options or build a new library.")
+        config = old.config
+        if model is not None and resolve_checkpoint(model).joinpath(WEIGHTS).read_bytes() != (out / "model" / WEIGHTS).read_bytes():
+            raise CheckpointError(f"{model} is not the model of library {out}; --add embeds with the library's own "
+                                  "model. Drop --model, or build a new library for the new model.")
+        ckpt_dir = out / "model"
+        if old.store_config != store.config:
+            raise CheckpointError(f"{data} was prepared with other extractor settings than library {out}; "
+                                  "prepare the new media with the library's settings (see its library.json).")
+    elif model is None:
+        raise ParameterError("a new library needs --model (a checkpoint or `beatdance train` run folder).")
+    else:
+        if (out / "library.json").exists():
+            raise ParameterError(f"{out} already holds a library. Pass --add to add clips to it, or a new --out.")
+        ckpt_dir = resolve_checkpoint(model)
+    config = config or LibraryConfig()
+    net, ckpt = load_checkpoint(ckpt_dir)
+    check_same_extractors(ckpt.get("data", {}), {"store_config": store.config}, data=Path(data))
+    ids = store.split_ids(split) if split else store.ids()
+    if not ids:
+        raise DataError(f"the feature store {data} has no clips{f' in split {split!r}' if split else ''}; "
+                        "run `beatdance prepare` on media first.")
+    known = set(old.ids) if old is not None else set()
+    new_ids = [i for i in ids if i not in known]
+    music, dance = _embed_store(net=net, store=store, ids=new_ids, batch_size=config.batch_size,
+                                show_progress=show_progress, desc="embed")
+    items = list(old.items) if old is not None else []
+    for clip_id in new_ids:
+        rec = store.get(clip_id)
+        items.append(Item.from_store(row=len(items), clip_id=clip_id, meta=rec.meta,
+                                     music_beats_s=rec.music_beat_times.tolist(), dance_beats_s=rec.dance_beat_times.tolist()))
+    if old is not None:
+        prev_music, prev_dance = old.embeddings("music"), old.embeddings("dance")
+        music = _concat(prev_music, music) if music is not None else prev_music
+        dance = _concat(prev_dance, dance) if dance is not None else prev_dance
+    assert music is not None and dance is not None
+    bank_arrays: dict[str, np.ndarray] | None = None
+    if config.querybank == "library":
+        bank_music, bank_dance = music, dance
+    elif old is not None:
+        bank_arrays = _load_arrays(out / "bank.safetensors")
+        bank_music = _arrays_to_embeddings(bank_arrays, "music", [""] * len(bank_arrays["music_fuse"]), [""] * len(bank_arrays["music_fuse"]))
+        bank_dance = _arrays_to_embeddings(bank_arrays, "dance", bank_music.ids, bank_music.ids)
+    else:
+        bm, bd = _embed_store(net=net, store=store, ids=store.split_ids(config.querybank), batch_size=config.batch_size,
+                              show_progress=show_progress, desc=f"querybank ({config.querybank})")
+        if bm is None or bd is None:
+            raise DataError(f"split {config.querybank!r} of {data} is empty; pass another --querybank split or 'library'.")
+        bank_music, bank_dance = bm, bd
+        bank_arrays = {**_embeddings_to_arrays("music", bm), **_embeddings_to_arrays("dance", bd)}
+    banks = {"m2d": (bank_music, dance), "d2m": (bank_dance, music)}
+    stats = {d: fit_gallery_querybank(bank=b, gallery=g, direction=d, settings=config.search,  # type: ignore[arg-type]
+                                      source={"querybank": config.querybank}) for d, (b, g) in banks.items()}
+    index_cfg = config.index_config(music.fuse.shape[1])
+    indexes = {}
+    for name, emb in (("music", music), ("dance", dance)):
+        indexes[name] = VectorIndex(index_cfg)
+        indexes[name].add(emb.fuse)
+
+    def fill(tmp: Path) -> None:
+        (tmp / "model").mkdir()
+        for f in (WEIGHTS, CONFIG):
+            shutil.copyfile(Path(ckpt_dir) / f, tmp / "model" / f)
+        write_catalog(tmp / "meta.sqlite", items)
+        _save_arrays(tmp / "embeddings.safetensors", {**_embeddings_to_arrays("music", music), **_embeddings_to_arrays("dance", dance)})
+        if bank_arrays is not None:
+            _save_arrays(tmp / "bank.safetensors", bank_arrays)
+        for name, index in indexes.items():
+            index.save(tmp / f"{name}.faiss")
+        for d, st in stats.items():
+            save_querybank(tmp / f"querybank_{d}.safetensors", st)
+        atomic_write_json(tmp / "library.json", {
+            "format": FORMAT, "version": VERSION, "beatdance": __version__, "items": len(items),
+            "config": config.to_dict(), "model": net.config.to_dict(), "store_config": store.config,
+        })
+
+    write_dir_atomically(out, fill)
+    return IndexReport(library=str(out), items=len(items), added=len(new_ids), already_indexed=len(ids) - len(new_ids),
+                       querybank=config.querybank, seconds=round(time.perf_counter() - t0, 2))
+
+
+@dataclass
+class Match:
+    """One ranked library item. ``file``/``start_s`` locate the matched modality's media."""
+
+    rank: int
+    clip_id: str
+    group: str
+    modality: Modality
+    file: str | None
+    start_s: float | None
+    duration_s: float | None
+    score: float
+    similarity: float
+    beat_alignment: float
+    tempo_bpm: float | None
+    query_tempo_bpm: float | None
+    beats_s: list[float]
+    item: Item
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    """The ranked matches of the best query window, and how the query was read."""
+
+    direction: Direction
+    query: dict[str, Any]
+    windows: list[dict[str, float]]
+    settings: dict[str, Any]
+    matches: list[Match]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Library:
+    """An opened library: ``Library.open(path).search(music="song.wav", top=10)``."""
+
+    def __init__(self, path: Path, head: dict[str, Any], net: BeatBlender, items: list[Item],
+                 arrays: dict[str, np.ndarray], searchers: dict[Direction, GallerySearch]) -> None:
+        self.path = path
+        self.config = LibraryConfig.from_dict(head["config"])
+        self.store_config: dict[str, Any] = head["store_config"]
+        self.model = net
+        self.items = items
+        self.ids = [it.clip_id for it in items]
+        self._rows = {c: i for i, c in enumerate(self.ids)}
+        self._arrays = arrays
+        self._searchers = searchers
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Library:
+        """Open the library at ``path``; its files are checked against each other."""
+        path = Path(path)
+        if not (path / "library.json").is_file():
+            raise CheckpointError(f"{path} is not a beatdance library (no library.json). Build one with `beatdance index`.")
+        head = read_json(path / "library.json")
+        if head.get("format") != FORMAT or head.get("version") != VERSION:
+            raise CheckpointError(f"{path}/library.json is format {head.get('format')!r} version {head.get('version')!r}; "
+                                  f"this beatdance reads {FORMAT!r} version {VERSION}. Rebuild it with `beatdance index`.")
+        net, _ = load_checkpoint(path / "model", device=device)
+        if net.config.to_dict() != head["model"]:
+            raise CheckpointError(f"{path}/model does not hold the model the library was built with; rebuild the library.")
+        items = read_catalog(path / "meta.sqlite")
+        arrays = _load_arrays(path / "embeddings.safetensors")
+        dim = net.config.num_segments * net.config.embed_dim
+        searchers: dict[Direction, GallerySearch] = {}
+        for modality, direction in _GALLERY.items():
+            index = VectorIndex.load(path / f"{modality}.faiss", dim=dim)
+            if len(index) != len(items) or len(arrays[f"{modality}_grid"]) != len(items):
+                raise CheckpointError(f"{path}: the {modality} index holds {len(index)} items but the table {len(items)}; "
+                                      "the library is inconsistent. Rebuild it with `beatdance index`.")
+            searchers[direction] = GallerySearch(index=index, beat_head=arrays[f"{modality}_beat"],
+                                                 beat_grid=arrays[f"{modality}_grid"].astype(np.float32), direction=direction,
+                                                 querybank=load_querybank(path / f"querybank_{direction}.safetensors"))
+        return cls(path, head, net, items, arrays, searchers)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def item(self, clip_id: str) -> Item:
+        """The item with id ``clip_id``."""
+        if clip_id not in self._rows:
+            raise ParameterError(f"clip {clip_id!r} is not in library {self.path} ({len(self)} items); "
+                                 "see `beatdance search --list` or Library.ids for the ids.")
+        return self.items[self._rows[clip_id]]
+
+    def embeddings(self, modality: Modality, rows: np.ndarray | None = None) -> ModalityEmbeddings:
+        """Stored embeddings of ``modality`` (all rows, or ``rows``)."""
+        sel = np.arange(len(self)) if rows is None else np.asarray(rows)
+        ids = [self.ids[i] for i in sel]
+        groups = [self.items[i].grp for i in sel]
+        return _arrays_to_embeddings({k: v[sel] for k, v in self._arrays.items() if k.startswith(modality)},
+                                     modality, ids, groups)
+
+    def settings(self, **overrides: Any) -> SearchSettings:
+        """The library's search settings with ``overrides`` (None values are ignored)."""
+        return SearchSettings(**{**self.config.search.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
+
+    def _prepare_config(self) -> PrepareConfig:
+        return PrepareConfig.from_store_config(self.store_config, source=f"library {self.path}")
+
+    @torch.no_grad()
+    def _embed_windows(self, modality: Modality, windows: list[Any]) -> ModalityEmbeddings:
+        cfg = self.model.config
+        feats = np.stack([pool_segments(w.features, num_segments=cfg.num_segments) for w in windows])
+        beats = np.stack([beat_slots(w.beat_grid, num_segments=cfg.num_segments, slots=cfg.beat_slots) for w in windows])
+        encode = self.model.encode_music if modality == "music" else self.model.encode_dance
+        out = encode(torch.from_numpy(feats), torch.from_numpy(beats))
+        return ModalityEmbeddings(fuse=F.normalize(out["fuse"], dim=-1).numpy(), beat_head=F.normalize(out["beat"], dim=-1).numpy(),
+                                  beat_grid=np.stack([w.beat_grid for w in windows]).astype(np.float32),
+                                  ids=[f"window@{w.start_s:g}" for w in windows])
+
+    def extract_query(self, *, modality: Modality, path: str | os.PathLike[str], start_s: float = 0.0,
+                      duration_s: float | None = None, hop_s: float | None = None) -> tuple[ModalityEmbeddings, list[Any], Any]:
+        """Windows of a query file extracted like the library's clips: (embeddings, windows, track)."""
+        cfg = self._prepare_config()
+        hop = hop_s if hop_s is not None else cfg.window_s / 2
+        if modality == "music":
+            check_music_path(path)
+            track: Any = analyse_music(path, sr=cfg.sr, beat_config=cfg.music_beats, start_s=start_s,
+                                       duration_s=duration_s, min_duration_s=cfg.window_s)
+            encoder = get_encoder(cfg.music_encoder, cfg.music_encoder_options, modality="music")
+        else:
+            track = analyse_dance(path, beat_config=cfg.dance_beats, start_s=start_s, duration_s=duration_s,
+                                  pose_fps=cfg.pose_fps, max_side=cfg.max_side, min_person_ratio=cfg.min_person_ratio)
+            encoder = get_encoder(cfg.dance_encoder, cfg.dance_encoder_options, modality="dance")
+        starts = window_starts(dance_duration_s=track.duration_s, music_duration_s=track.duration_s, offset_s=0.0,
+                               window_s=cfg.window_s, hop_s=hop)
+        if not starts:
+            raise MediaError(f"{path}: the query is {track.duration_s:.1f} s long, shorter than the library's "
+                             f"{cfg.window_s:g}-s window. Pass a longer clip (or a longer --duration).")
+        windows, skipped = [], []
+        for s in starts:
+            try:
+                if modality == "music":
+                    windows.append(music_window(track, start_s=s, window_s=cfg.window_s, grid_fps=cfg.grid_fps, encoder=encoder))
+                else:
+                    windows.append(dance_window(track, start_s=s, window_s=cfg.window_s, grid_fps=cfg.grid_fps,
+                                                encoder=encoder, min_person_ratio=cfg.min_person_ratio))
+            except WindowSkipped as why:
+                skipped.append(f"{s:g} s: {why}")
+        if not windows:
+            raise MediaError(f"{path}: no usable {cfg.window_s:g}-s window ({'; '.join(skipped)}). "
+                             "Pass a clip with audible music / a dancer in view.")
+        return self._embed_windows(modality, windows), windows, track
+
+    def search(self, *, music: str | os.PathLike[str] | None = None, dance: str | os.PathLike[str] | None = None,
+               music_id: str | None = None, dance_id: str | None = None, start_s: float = 0.0,
+               duration_s: float | None = None, hop_s: float | None = None, top: int = 10,
+               settings: SearchSettings | None = None) -> SearchResult:
+        """Rank the library's dances for a music query (``music`` file or ``music_id`` of an item), or its
+        music for a dance query. A file is cut into windows; the best-matching window is reported."""
+        t0 = time.perf_counter()
+        given = {"music": music, "dance": dance, "music_id": music_id, "dance_id": dance_id}
+        chosen = [k for k, v in given.items() if v is not None]
+        if len(chosen) != 1:
+            raise ParameterError(f"pass exactly one query (music, dance, music_id or dance_id); got {chosen or 'none'}.")
+        if top < 1:
+            raise ParameterError(f"top={top} must be >= 1.")
+        key = chosen[0]
+        modality: Modality = "music" if key.startswith("music") else "dance"
+        gallery_modality: Modality = "dance" if modality == "music" else "music"
+        direction = _GALLERY[gallery_modality]
+        settings = settings or self.settings()
+        if key.endswith("_id"):
+            item = self.item(str(given[key]))
+            emb = self.embeddings(modality, np.array([self._rows[item.clip_id]]))
+            tempo = item.music_tempo_bpm if modality == "music" else item.dance_tempo_bpm
+            beats = item.music_beats_s if modality == "music" else item.dance_beats_s
+            file = item.music_file if modality == "music" else item.dance_file
+            file_start = item.music_start_s if modality == "music" else item.start_s
+            starts = [float(file_start or 0.0)]
+            beat_lists = [beats]
+            query = {"clip_id": item.clip_id, "modality": modality, "file": file, "tempo_bpm": tempo}
+            span = item.duration_s
+        else:
+            path = str(given[key])
+            emb, windows, track = self.extract_query(modality=modality, path=path, start_s=start_s,
+                                                     duration_s=duration_s, hop_s=hop_s)
+            tempo = float(track.beats.tempo_bpm)
+            starts = [start_s + w.start_s for w in windows]
+            beat_lists = [w.beat_times_s.tolist() for w in windows]
+            query = {"clip_id": None, "modality": modality, "file": path, "tempo_bpm": tempo}
+            span = self._prepare_config().window_s
+        hits = self._searchers[direction].search(emb, top=min(top, len(self)), settings=settings)
+        best = int(np.argmax(hits.combined.max(axis=1)))
+        query.update(start_s=starts[best], duration_s=span, beats_s=beat_lists[best])
+        windows_info = [{"start_s": s, "best_combined": float(hits.combined[i].max())} for i, s in enumerate(starts)]
+        return SearchResult(direction=direction, query=query, windows=windows_info, settings=settings.to_dict(),
+                            matches=self._matches(hits, best, gallery_modality, tempo),
+                            seconds=round(time.perf_counter() - t0, 4))
+
+    def _matches(self, hits: Hits, row: int, modality: Modality, query_tempo: float | None) -> list[Match]:
+        out = []
+        for rank, r in enumerate(hits.rows[row], start=1):
+            if r < 0:
+                break
+            it = self.items[int(r)]
+            music = modality == "music"
+            out.append(Match(rank=rank, clip_id=it.clip_id, group=it.grp, modality=modality,
+                             file=it.music_file if music else it.dance_file,
+                             start_s=it.music_start_s if music else it.start_s, duration_s=it.duration_s,
+                             score=float(hits.score[row, rank - 1]), similarity=float(hits.similarity[row, rank - 1]),
+                             beat_alignment=float(hits.beat_alignment[row, rank - 1]),
+                             tempo_bpm=it.music_tempo_bpm if music else it.dance_tempo_bpm, query_tempo_bpm=query_tempo,
+                             beats_s=it.music_beats_s if music else it.dance_beats_s, item=it))
+        return out
