@@ -13,6 +13,8 @@ from ..library import Library, LibraryConfig, SearchResult, build_library
 from ..retrieval.search import SearchSettings
 from .app import app
 
+_DEFAULT = LibraryConfig().search
+
 
 @app.command("index")
 def index_command(
@@ -26,8 +28,8 @@ def index_command(
     nprobe: int = typer.Option(16, help="IVF lists probed per query."),
     querybank: str = typer.Option("library", help="QB-Norm querybank: 'library' (its own clips) or a split of DATA."),
     hubness: str = typer.Option("dis", help="Default hubness reducer of searches: none, is or dis."),
-    beat_weight_head: float = typer.Option(0.8, help="Weight of the beat-head cosine in the search score."),
-    beat_weight_align: float = typer.Option(0.2, help="Weight of the explicit beat-alignment score in the search score."),
+    beat_weight_head: float = typer.Option(_DEFAULT.beat_weight_head, help="Weight of the beat-head cosine in the search score."),
+    beat_weight_align: float = typer.Option(_DEFAULT.beat_weight_align, help="Weight of the explicit beat-alignment score in the search score."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:

@@ -65,7 +65,9 @@ class LibraryConfig:
     """How a library is indexed and searched by default; saved in library.json.
 
     ``querybank`` is "library" (the library's own clips of the other modality are the bank queries) or
-    the name of a split of the feature store (e.g. "train").
+    the name of a split of the feature store (e.g. "train"). The default score adds the beat-head cosine
+    with weight 0.8 (the weight in the official code's abandoned beat-fusion line, SPEC §4.2) and the
+    explicit beat alignment with weight 0.2, before DIS.
     """
 
     index: Literal["flat", "ivf", "hnsw"] = "flat"
@@ -73,7 +75,7 @@ class LibraryConfig:
     nprobe: int = 16
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
-    search: SearchSettings = field(default_factory=SearchSettings)
+    search: SearchSettings = field(default_factory=lambda: SearchSettings(beat_weight_head=0.8, beat_weight_align=0.2))
     querybank: str = "library"
     batch_size: int = 32
 
@@ -210,23 +212,38 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
         music = _concat(prev_music, music) if music is not None else prev_music
         dance = _concat(prev_dance, dance) if dance is not None else prev_dance
     assert music is not None and dance is not None
-    bank_arrays: dict[str, np.ndarray] | None = None
-    if config.querybank == "library":
-        bank_music, bank_dance = music, dance
-    elif old is not None:
-        bank_arrays = _load_arrays(out / "bank.safetensors")
-        bank_music = _arrays_to_embeddings(bank_arrays, "music", [""] * len(bank_arrays["music_fuse"]), [""] * len(bank_arrays["music_fuse"]))
-        bank_dance = _arrays_to_embeddings(bank_arrays, "dance", bank_music.ids, bank_music.ids)
-    else:
-        bm, bd = _embed_store(net=net, store=store, ids=store.split_ids(config.querybank), batch_size=config.batch_size,
-                              show_progress=show_progress, desc=f"querybank ({config.querybank})")
-        if bm is None or bd is None:
-            raise DataError(f"split {config.querybank!r} of {data} is empty; pass another --querybank split or 'library'.")
-        bank_music, bank_dance = bm, bd
-        bank_arrays = {**_embeddings_to_arrays("music", bm), **_embeddings_to_arrays("dance", bd)}
-    banks = {"m2d": (bank_music, dance), "d2m": (bank_dance, music)}
-    stats = {d: fit_gallery_querybank(bank=b, gallery=g, direction=d, settings=config.search,  # type: ignore[arg-type]
-                                      source={"querybank": config.querybank}) for d, (b, g) in banks.items()}
+    bank: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None
+    if config.querybank != "library":
+        if old is not None:
+            arrays = _load_arrays(out / "bank.safetensors")
+            blank = [""] * len(arrays["music_fuse"])
+            bank = (_arrays_to_embeddings(arrays, "music", blank, blank), _arrays_to_embeddings(arrays, "dance", blank, blank))
+        else:
+            bm, bd = _embed_store(net=net, store=store, ids=store.split_ids(config.querybank), batch_size=config.batch_size,
+                                  show_progress=show_progress, desc=f"querybank ({config.querybank})")
+            if bm is None or bd is None:
+                raise DataError(f"split {config.querybank!r} of {data} is empty; pass another --querybank split or 'library'.")
+            bank = (bm, bd)
+    write_library(out=out, checkpoint=ckpt_dir, items=items, music=music, dance=dance, config=config,
+                  store_config=store.config, bank=bank)
+    return IndexReport(library=str(out), items=len(items), added=len(new_ids), already_indexed=len(ids) - len(new_ids),
+                       querybank=config.querybank, seconds=round(time.perf_counter() - t0, 2))
+
+
+def write_library(*, out: str | os.PathLike[str], checkpoint: str | os.PathLike[str], items: list[Item],
+                  music: ModalityEmbeddings, dance: ModalityEmbeddings, config: LibraryConfig, store_config: dict[str, Any],
+                  bank: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None) -> None:
+    """Write a library from embeddings already made by ``checkpoint``'s model: indexes, querybank statistics,
+    metadata, atomically. ``bank`` (music, dance) is the querybank; None: the library's own clips."""
+    n = len(items)
+    if len(music) != n or len(dance) != n:
+        raise ParameterError(f"{n} items but {len(music)} music and {len(dance)} dance embeddings; give one of each per item.")
+    ckpt_dir = resolve_checkpoint(checkpoint)
+    model_config = read_json(ckpt_dir / CONFIG)["model"]
+    bank_music, bank_dance = bank if bank is not None else (music, dance)
+    pairs: dict[Direction, tuple[ModalityEmbeddings, ModalityEmbeddings]] = {"m2d": (bank_music, dance), "d2m": (bank_dance, music)}
+    stats = {d: fit_gallery_querybank(bank=b, gallery=g, direction=d, settings=config.search,
+                                      source={"querybank": config.querybank}) for d, (b, g) in pairs.items()}
     index_cfg = config.index_config(music.fuse.shape[1])
     indexes = {}
     for name, emb in (("music", music), ("dance", dance)):
@@ -236,23 +253,21 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
     def fill(tmp: Path) -> None:
         (tmp / "model").mkdir()
         for f in (WEIGHTS, CONFIG):
-            shutil.copyfile(Path(ckpt_dir) / f, tmp / "model" / f)
+            shutil.copyfile(ckpt_dir / f, tmp / "model" / f)
         write_catalog(tmp / "meta.sqlite", items)
         _save_arrays(tmp / "embeddings.safetensors", {**_embeddings_to_arrays("music", music), **_embeddings_to_arrays("dance", dance)})
-        if bank_arrays is not None:
-            _save_arrays(tmp / "bank.safetensors", bank_arrays)
+        if bank is not None:
+            _save_arrays(tmp / "bank.safetensors", {**_embeddings_to_arrays("music", bank_music), **_embeddings_to_arrays("dance", bank_dance)})
         for name, index in indexes.items():
             index.save(tmp / f"{name}.faiss")
         for d, st in stats.items():
             save_querybank(tmp / f"querybank_{d}.safetensors", st)
         atomic_write_json(tmp / "library.json", {
-            "format": FORMAT, "version": VERSION, "beatdance": __version__, "items": len(items),
-            "config": config.to_dict(), "model": net.config.to_dict(), "store_config": store.config,
+            "format": FORMAT, "version": VERSION, "beatdance": __version__, "items": n,
+            "config": config.to_dict(), "model": model_config, "store_config": store_config,
         })
 
-    write_dir_atomically(out, fill)
-    return IndexReport(library=str(out), items=len(items), added=len(new_ids), already_indexed=len(ids) - len(new_ids),
-                       querybank=config.querybank, seconds=round(time.perf_counter() - t0, 2))
+    write_dir_atomically(Path(out), fill)
 
 
 @dataclass
