@@ -1,4 +1,4 @@
-"""Shared fixtures: the path of ../shared/data (skipped cleanly when absent) and offline settings."""
+"""Shared fixtures: the path of ../shared/data (skipped cleanly when absent), offline settings, a small library."""
 
 from __future__ import annotations
 
@@ -6,6 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+
+from beatdance.features.loading import dataset_config
+from beatdance.features.store import FeatureStore
+from beatdance.library import LibraryConfig, build_library
+from beatdance.model.blender import BlenderConfig
+from beatdance.pipeline.prepare import PrepareConfig, prepare
+from beatdance.synth.media import write_corpus
+from beatdance.train.config import TrainConfig
+from beatdance.train.trainer import train
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -20,3 +29,40 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (set BEATDANCE_SHARED_DATA)")
     return SHARED_DATA
+
+
+# A small real library, shared by the library, CLI and service tests: synthetic songs and
+# motion-capture dances -> prepare -> a tiny trained model -> index (about 5 s in all).
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> Path:
+    corpus = tmp_path_factory.mktemp("corpus")
+    write_corpus(out_dir=corpus, num_pairs=4, seed=11, duration_s=20.5, video=False, show_progress=False)
+    return corpus
+
+
+@pytest.fixture(scope="session")
+def small_store(small_corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("store") / "store"
+    report = prepare(inputs=[small_corpus], out=out, config=PrepareConfig(hop_s=5.0), show_progress=False)
+    assert report.clips_written == 12, report.skipped
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_model(small_store, tmp_path_factory) -> Path:
+    store = FeatureStore.open(small_store)
+    fs = store.load_clips(store.ids())
+    run = tmp_path_factory.mktemp("run") / "run"
+    cfg = BlenderConfig(music_dim=fs.music_dim, dance_dim=fs.dance_dim, embed_dim=32, num_layers=1, num_heads=2, ff_dim=64)
+    train(train_set=fs, val_set=None, model_config=cfg, config=TrainConfig(epochs=2, batch_size=6, lr=1e-3, evals_per_epoch=0),
+          out=run, data_info=dataset_config(small_store), show_progress=False)
+    return run
+
+
+@pytest.fixture(scope="session")
+def small_library(small_store, small_model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("lib") / "lib"
+    build_library(data=small_store, model=small_model, out=out, config=LibraryConfig(), show_progress=False)
+    return out
