@@ -97,17 +97,10 @@ def plot_beats(*, path: PathLike, envelope: np.ndarray, envelope_fps: float, bea
     return _save(fig, path)
 
 
-def plot_beat_alignment(*, path: PathLike, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, duration_s: float,
-                        offset_s: float = 0.0, score: float | None = None, title: str = "") -> Path:
-    """Music beats (top row) and dance beats (bottom row) as ticks, each music beat linked to its nearest dance beat.
-
-    ``offset_s`` follows beats.alignment.best_offset: a positive offset delays the music, so music beats are
-    drawn at t + offset_s. Links are coloured by the music-to-dance distance (the BA direction, SPEC §5).
-    """
-    music = _as_1d(music_beats_s, name="music_beats_s") + float(offset_s)
-    dance = _as_1d(dance_beats_s, name="dance_beats_s")
-    duration = _positive(duration_s, name="duration_s", meaning="the time span to show, in seconds")
-    fig, (ax,) = _new_figure(rows=1, row_height_in=2.6)
+def _alignment_row(fig: Figure, ax: Axes, *, music: np.ndarray, dance: np.ndarray, offset_s: float,
+                   score: float | None, title: str) -> np.ndarray:
+    """One row of :func:`plot_beat_alignment`; returns the music beat times as drawn (shifted)."""
+    music = music + offset_s
     if len(music) and len(dance):
         nearest = dance[np.abs(music[:, None] - dance[None, :]).argmin(axis=1)]
         starts = np.stack([music, np.full_like(music, 0.8)], axis=1)
@@ -121,15 +114,40 @@ def plot_beat_alignment(*, path: PathLike, music_beats_s: np.ndarray, dance_beat
     ax.vlines(dance, -0.2, 0.2, color="tab:blue", linewidth=2)
     ax.set_yticks([0, 1], ["dance", "music"])
     ax.set_ylim(-0.5, 1.5)
-    shown = np.concatenate([[0.0, duration], music, dance])
-    ax.set_xlim(shown.min() - 0.05, shown.max() + 0.05)
-    ax.set_xlabel("time (s)")
     facts = [f"{len(music)} music / {len(dance)} dance beats"]
     if offset_s:
         facts.append(f"music shifted {offset_s:+.3f} s")
     if score is not None:
         facts.append(f"BA = {score:.3f}")
     ax.set_title(" - ".join([title, ", ".join(facts)] if title else [", ".join(facts)]))
+    return music
+
+
+def plot_beat_alignment(*, path: PathLike, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, duration_s: float,
+                        offset_s: float = 0.0, score: float | None = None, title: str = "",
+                        score_before: float | None = None) -> Path:
+    """Music beats (top row) and dance beats (bottom row) as ticks, each music beat linked to its nearest dance beat.
+
+    ``offset_s`` follows beats.alignment.best_offset: a positive offset delays the music, so music beats are
+    drawn at t + offset_s. Links are coloured by the music-to-dance distance (the BA direction, SPEC §5).
+    With ``score_before`` (the BA without the shift) a first panel shows the beats before the shift, so
+    one figure compares before and after.
+    """
+    music = _as_1d(music_beats_s, name="music_beats_s")
+    dance = _as_1d(dance_beats_s, name="dance_beats_s")
+    duration = _positive(duration_s, name="duration_s", meaning="the time span to show, in seconds")
+    rows = ([(float(offset_s), score, title)] if score_before is None else
+            [(0.0, score_before, "before the shift"), (float(offset_s), score, "after the shift")])
+    fig, axes = _new_figure(rows=len(rows), row_height_in=2.6)
+    shown = [np.array([0.0, duration]), dance]
+    for ax, (row_offset_s, row_score, row_title) in zip(axes, rows):
+        shown.append(_alignment_row(fig, ax, music=music, dance=dance, offset_s=row_offset_s, score=row_score,
+                                    title=row_title))
+    everything = np.concatenate(shown)
+    axes[-1].set_xlim(everything.min() - 0.05, everything.max() + 0.05)
+    axes[-1].set_xlabel("time (s)")
+    if score_before is not None and title:
+        fig.suptitle(title)
     return _save(fig, path)
 
 
