@@ -1,4 +1,4 @@
-"""``beatdance demo``: the whole pipeline on built-in synthetic data, offline, in a few minutes."""
+"""``beatdance demo``: the whole pipeline from raw media on built-in synthetic data, offline, in minutes."""
 
 from __future__ import annotations
 
@@ -6,22 +6,26 @@ from pathlib import Path
 
 import typer
 
-from ..pipeline.demo import run_feature_demo
+from ..demo import DemoConfig, run_demo
 from .app import app
 from .evaluate_cmd import print_report
+
+_D = DemoConfig()
 
 
 @app.command("demo")
 def demo_command(
-    out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for the data, runs and report."),
-    epochs: int = typer.Option(4, help="Training epochs per variant."),
-    lr: float = typer.Option(1e-4, help="Learning rate (higher than the official 1e-5 so a short CPU run learns)."),
-    seed: int = typer.Option(0, help="Seed of the data and the training."),
+    out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for the media, store, run, library and report."),
+    pairs: int = typer.Option(_D.pairs, help="Synthetic song + dance pairs."),
+    epochs: int = typer.Option(_D.epochs, help="Training epochs."),
+    lr: float = typer.Option(_D.lr, help="Learning rate (higher than the official 1e-5 so a short CPU run learns)."),
+    seed: int = typer.Option(_D.seed, help="Seed of the media, the split and the training."),
+    workers: int = typer.Option(_D.workers, help="Processes for `prepare`."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Generate a synthetic dataset, train the temporal and official variants, and print their test
-    metrics with and without the hubness reducer (chance R@1 is printed for comparison)."""
-    summary = run_feature_demo(out=out, epochs=epochs, lr=lr, seed=seed, show_progress=progress, log=typer.echo)
-    for report in summary["reports"].values():
-        print_report(report)
-    typer.echo(f"chance R@1 = {summary['chance_R@1']:.2f}%   total {summary['seconds']:.0f} s   report: {out / 'demo_report.json'}")
+    """Synthesize songs and dances, prepare them, train a model, evaluate it, index a library, search it with
+    files, export a beat-synced MP4 of the best match, and write OUT/report.md and OUT/report.html."""
+    cfg = DemoConfig(pairs=pairs, epochs=epochs, lr=lr, seed=seed, workers=workers)
+    summary = run_demo(out=out, config=cfg, show_progress=progress, log=typer.echo)
+    print_report(summary["evaluation"])
+    typer.echo(f"total {summary['seconds']:.0f} s   report: {out / 'report.md'} and {out / 'report.html'}")
