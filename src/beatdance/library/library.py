@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -193,6 +194,10 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
         ckpt_dir = resolve_checkpoint(model)
     config = config or LibraryConfig()
     net, ckpt = load_checkpoint(ckpt_dir)
+    if net.config.variant == "official":
+        warnings.warn("the 'official' variant attends across the batch, so a clip's embedding depends on the clips "
+                      "embedded with it (library: store order, batches of --batch-size; a query: its own windows). "
+                      "Search results are only meaningful with the 'temporal' variant.", stacklevel=2)
     check_same_extractors(ckpt.get("data", {}), {"store_config": store.config}, data=Path(data))
     ids = store.split_ids(split) if split else store.ids()
     if not ids:
