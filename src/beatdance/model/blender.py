@@ -10,6 +10,11 @@ Two variants share every layer and differ only in which axis attention runs over
 * ``temporal`` (default) attends over the S segments of each clip, with a positional encoding, so an
   embedding depends on its own clip only and can be indexed.
 
+Two switches exist for the paper's ablations: ``beat_branch=False`` drops the beat encoders (the fusion
+sees zeros in place of the beat features and the beat head outputs zeros), and ``encoder="mlp"``
+replaces every transformer layer by its position-wise feed-forward block alone, so nothing attends
+across segments or clips (no trans-temporal mixing).
+
 Shapes: music (B, S, Dm), dance (B, S, Dd), beats (B, S, K) -> flattened (B, S*d) embeddings.
 """
 
@@ -25,6 +30,7 @@ from torch import Tensor, nn
 from ..errors import CheckpointError, ParameterError
 
 Variant = Literal["official", "temporal"]
+EncoderKind = Literal["transformer", "mlp"]
 
 
 @dataclass
@@ -44,6 +50,8 @@ class BlenderConfig:
     beat_hidden: int = 64
     variant: Variant = "temporal"
     positional: Literal["learned", "sinusoidal", "none"] = "learned"
+    beat_branch: bool = True
+    encoder: EncoderKind = "transformer"
 
     def __post_init__(self) -> None:
         for name in ("music_dim", "dance_dim", "num_segments", "beat_slots", "embed_dim", "num_layers",
@@ -63,6 +71,8 @@ class BlenderConfig:
             raise ParameterError(f"variant={self.variant!r}; expected 'official' or 'temporal'.")
         if self.positional not in ("learned", "sinusoidal", "none"):
             raise ParameterError(f"positional={self.positional!r}; expected 'learned', 'sinusoidal' or 'none'.")
+        if self.encoder not in ("transformer", "mlp"):
+            raise ParameterError(f"encoder={self.encoder!r}; expected 'transformer' (official) or 'mlp' (no attention).")
 
     @property
     def output_dim(self) -> int:
@@ -84,7 +94,22 @@ class BlenderConfig:
         return cls(**data)
 
 
-def _encoder(cfg: BlenderConfig) -> nn.TransformerEncoder:
+class _FeedForwardLayer(nn.Module):
+    """A transformer encoder layer without its self-attention: post-LN residual feed-forward per position."""
+
+    def __init__(self, cfg: BlenderConfig) -> None:
+        super().__init__()
+        self.ff = nn.Sequential(nn.Linear(cfg.embed_dim, cfg.ff_dim), nn.ReLU(), nn.Dropout(cfg.dropout_self),
+                                nn.Linear(cfg.ff_dim, cfg.embed_dim), nn.Dropout(cfg.dropout_self))
+        self.norm = nn.LayerNorm(cfg.embed_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x + self.ff(x))
+
+
+def _encoder(cfg: BlenderConfig) -> nn.Module:
+    if cfg.encoder == "mlp":
+        return nn.Sequential(*(_FeedForwardLayer(cfg) for _ in range(cfg.num_layers)))
     layer = nn.TransformerEncoderLayer(
         d_model=cfg.embed_dim,
         nhead=cfg.num_heads,
@@ -111,13 +136,17 @@ class ModalityBranch(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.embed_dim
+        # Created in the official order, so a seed gives the same initial weights as before the switches.
         self.feature_linear = nn.Linear(feature_dim, d)
-        # Official: Linear(10, 64) then Linear(64, 256) with no activation between (SPEC §8.11).
-        self.beat_linear = nn.Sequential(nn.Linear(cfg.beat_slots, cfg.beat_hidden), nn.Linear(cfg.beat_hidden, d))
+        if cfg.beat_branch:
+            # Official: Linear(10, 64) then Linear(64, 256) with no activation between (SPEC §8.11).
+            self.beat_linear = nn.Sequential(nn.Linear(cfg.beat_slots, cfg.beat_hidden), nn.Linear(cfg.beat_hidden, d))
         self.feature_encoder = _encoder(cfg)
-        self.beat_encoder = _encoder(cfg)
+        if cfg.beat_branch:
+            self.beat_encoder = _encoder(cfg)
         self.fuse = nn.Linear(2 * d, d)
-        self.cross_attention = nn.MultiheadAttention(d, cfg.num_heads, dropout=cfg.dropout_cross, batch_first=True)
+        if cfg.beat_branch:
+            self.cross_attention = nn.MultiheadAttention(d, cfg.num_heads, dropout=cfg.dropout_cross, batch_first=True)
         if cfg.variant == "temporal" and cfg.positional == "learned":
             self.feature_position = nn.Parameter(torch.randn(cfg.num_segments, d) * 0.02)
             self.beat_position = nn.Parameter(torch.randn(cfg.num_segments, d) * 0.02)
@@ -131,15 +160,19 @@ class ModalityBranch(nn.Module):
 
     def forward(self, features: Tensor, beats: Tensor) -> dict[str, Tensor]:
         x = self.feature_linear(features)
-        b = self.beat_linear(beats)
         if self.feature_position is not None:
             x = x + self.feature_position
-            b = b + self.beat_position
         x = self.feature_encoder(x)
+        batch = features.shape[0]
+        if not self.cfg.beat_branch:
+            fused = self.fuse(torch.cat([x, torch.zeros_like(x)], dim=-1))
+            return {"fuse": fused.reshape(batch, -1), "beat": torch.zeros_like(fused).reshape(batch, -1)}
+        b = self.beat_linear(beats)
+        if self.beat_position is not None:
+            b = b + self.beat_position
         b = self.beat_encoder(b)
         fused = self.fuse(torch.cat([x + b, x * b], dim=-1))
         head, _ = self.cross_attention(query=b, key=x, value=x, need_weights=False)
-        batch = features.shape[0]
         return {"fuse": fused.reshape(batch, -1), "beat": head.reshape(batch, -1)}
 
 

@@ -1,0 +1,389 @@
+"""The benchmark protocol: cross-validation over pairs, several seeds, every arm on the same splits.
+
+For each seed the groups (source pairs) are dealt into ``folds`` folds; each fold in turn is the test
+set, a few other groups are the validation set (a querybank source) and the rest are trained on, so no
+clip of a test pair is ever trained on. Every arm is evaluated on the same test clips in both
+directions; metrics are then given as mean ± std over all (seed, fold) runs.
+
+Arms:
+
+* ``chance``: random unit embeddings (R@K = K/N in expectation).
+* ``rhythm``: no learning. Clips are ranked by tempo agreement, with the dance allowed to move at the
+  music's tempo times 2 or at its tempo over 2, 3 or 4 (bars of 2/4, 3/4, 4/4 metres), optionally plus
+  the beat alignment BA of the two 0/1 grids. The tempo kernel is written as a dot product of
+  Fourier features of log2 tempo (see :func:`tempo_embeddings`), so it runs through the same scorer
+  and metrics as every other arm.
+* trained arms: ``official`` and ``temporal`` and the ablations of ``temporal`` (no beat branch, no
+  trans-temporal encoders, the loss weight of the beat head). All share one training recipe and size.
+
+Evaluation of the ``official`` variant embeds the dance side in a seeded random order (see
+``retrieval.embed``): embedding both sides in the pair order leaks the pairing through its
+cross-batch attention. The leaky number is reported too, in its own row, to show the size of the
+artefact. Trained arms are also scored with extra beat terms (beat-head cosine, BA) and with the
+hubness reducer (DIS) with a querybank from the train split or from the validation split.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError, ParameterError
+from ..features.featureset import FeatureSet
+from ..features.folds import Fold, group_folds
+from ..features.store import FeatureStore
+from ..model.blender import BlenderConfig
+from ..model.checkpoint import load_checkpoint
+from ..plots import plot_rank_histogram, plot_recall_curves
+from ..retrieval.embed import embed_featureset
+from ..retrieval.evaluate import ModalityEmbeddings, evaluate_retrieval
+from ..retrieval.metrics import RECALL_KS, positive_ranks
+from ..retrieval.scoring import Scorer
+from ..train.config import TrainConfig
+from ..train.trainer import train
+from ..util import atomic_write_json, progress
+
+DIRECTIONS = ("m2d", "d2m")
+METRE_FACTORS = (0.5, 1.0, 2.0, 3.0, 4.0)  # music tempo / dance tempo ratios that count as agreement
+_PERIOD_OCTAVES = 8.0  # the tempo kernel is periodic in log2 tempo with this period (wider than any tempo range)
+
+
+@dataclass
+class BenchConfig:
+    """Protocol and training settings shared by every arm (sizes suited to a few hundred clips)."""
+
+    folds: int = 4
+    seeds: int = 2
+    val_groups: int = 3
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 0.2
+    embed_dim: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    ff_dim: int = 256
+    dropout_self: float = 0.3
+    dropout_cross: float = 0.6
+    beta: float = 0.4
+    beta_sweep: tuple[float, ...] = (0.0, 0.2, 0.8)
+    head_weights: tuple[float, ...] = (0.5, 1.0)
+    align_weight: float = 0.5
+    qb_k: int = 1
+    qb_beta: float = 20.0
+    tempo_sigma_octaves: float = 0.05
+    standardise: bool = True
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ParameterError(f"seeds={self.seeds} must be >= 1.")
+        if self.epochs < 1:
+            raise ParameterError(f"epochs={self.epochs} must be >= 1.")
+        if not self.tempo_sigma_octaves > 0:
+            raise ParameterError(f"tempo_sigma_octaves={self.tempo_sigma_octaves} must be > 0 (e.g. 0.05).")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Arm:
+    """A trained arm: overrides of the model config and of the loss weight beta."""
+
+    name: str
+    model: dict[str, Any] = field(default_factory=dict)
+    beta: float | None = None
+
+
+def trained_arms(cfg: BenchConfig) -> list[Arm]:
+    """official, temporal, and the ablations of temporal (all with the same recipe)."""
+    arms = [Arm("official", {"variant": "official"}), Arm("temporal"),
+            Arm("temporal -beat branch", {"beat_branch": False}, beta=0.0),
+            Arm("temporal -trans-temporal (MLP)", {"encoder": "mlp"})]
+    arms += [Arm(f"temporal beta={b:g}", beta=b) for b in cfg.beta_sweep if b != cfg.beta]
+    return arms
+
+
+# -- the explicit-rhythm baseline ----------------------------------------------------------------
+
+
+def clip_tempo_bpm(beat_times_s: np.ndarray) -> float:
+    """Tempo of one clip from its own beats: 60 / median inter-beat interval; NaN with fewer than 2 beats."""
+    t = np.sort(np.asarray(beat_times_s, dtype=np.float64))
+    return float(60.0 / np.median(np.diff(t))) if t.size >= 2 else float("nan")
+
+
+def tempo_embeddings(tempo_bpm: np.ndarray, *, music: bool, sigma_octaves: float = 0.05) -> np.ndarray:
+    """Unit vectors whose music-dance dot product is a tempo-agreement kernel (up to one constant factor).
+
+    The kernel is a sum of Gaussians (width ``sigma_octaves``) of log2(music tempo / dance tempo)
+    centred on log2 of each ``METRE_FACTORS`` ratio, made periodic over 8 octaves and written as a
+    Fourier series: music row = coefficients x e^{i w x_m}, dance row = e^{i w x_d}, both as [Re, Im].
+    A NaN tempo (too few beats) gives a zero row: no evidence, score 0.
+    """
+    x = np.log2(np.asarray(tempo_bpm, dtype=np.float64))
+    harmonics = int(np.ceil(3.0 * _PERIOD_OCTAVES / (2.0 * np.pi * sigma_octaves)))
+    w = 2.0 * np.pi * np.arange(1, harmonics + 1) / _PERIOD_OCTAVES
+    phase = np.exp(1j * w[None, :] * np.nan_to_num(x)[:, None])
+    if music:
+        centres = np.log2(np.array(METRE_FACTORS))
+        coef = np.exp(-0.5 * (w * sigma_octaves) ** 2) * np.exp(-1j * w[:, None] * centres[None, :]).sum(axis=1)
+        phase = phase * coef[None, :]
+    rows = np.concatenate([phase.real, phase.imag], axis=1)  # Re(z conj(y)) = Re z Re y + Im z Im y
+    rows[np.isnan(x)] = 0.0
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def rhythm_embeddings(features: FeatureSet, tempos: dict[str, tuple[float, float]], *,
+                      sigma_octaves: float) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
+    """(music, dance) embeddings of the rhythm baseline: tempo features as ``fuse``, the clips' beat grids."""
+    n = len(features)
+    music_bpm = np.array([tempos[i][0] for i in features.ids])
+    dance_bpm = np.array([tempos[i][1] for i in features.ids])
+    groups = list(features.groups or features.ids)
+    music = ModalityEmbeddings(fuse=tempo_embeddings(music_bpm, music=True, sigma_octaves=sigma_octaves),
+                               beat_head=None, beat_grid=features.music_beat.reshape(n, -1), ids=list(features.ids),
+                               groups=groups)
+    dance = ModalityEmbeddings(fuse=tempo_embeddings(dance_bpm, music=False, sigma_octaves=sigma_octaves),
+                               beat_head=None, beat_grid=features.dance_beat.reshape(n, -1), ids=list(features.ids),
+                               groups=list(groups))
+    return music, dance
+
+
+def tempo_peak(sigma_octaves: float) -> float:
+    """Score of a perfect tempo match with the normalised tempo embeddings (to weigh BA against it)."""
+    one = np.array([100.0])
+    return float(tempo_embeddings(one, music=True, sigma_octaves=sigma_octaves)[0]
+                 @ tempo_embeddings(one, music=False, sigma_octaves=sigma_octaves)[0])
+
+
+def random_embeddings(features: FeatureSet, *, seed: int, dim: int = 64) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
+    """Chance: independent random unit vectors for every clip of both modalities."""
+    rng = np.random.default_rng(seed)
+    n = len(features)
+
+    def side(grid: np.ndarray) -> ModalityEmbeddings:
+        x = rng.normal(size=(n, dim))
+        return ModalityEmbeddings(fuse=x / np.linalg.norm(x, axis=1, keepdims=True), beat_head=None,
+                                  beat_grid=grid.reshape(n, -1), ids=list(features.ids),
+                                  groups=list(features.groups or features.ids))
+
+    return side(features.music_beat), side(features.dance_beat)
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+def standardise(train_set: FeatureSet, *others: FeatureSet) -> list[FeatureSet]:
+    """Z-score every feature dimension with the training clips' mean and std (beat grids unchanged)."""
+    stats = {}
+    for name in ("music", "dance"):
+        x = getattr(train_set, name)
+        stats[name] = (x.mean(axis=(0, 1)), x.std(axis=(0, 1)) + 1e-6)
+    return [replace(fs, **{k: ((getattr(fs, k) - m) / s).astype(np.float32) for k, (m, s) in stats.items()})
+            for fs in (train_set, *others)]
+
+
+def load_bench_data(store_path: str | os.PathLike[str]) -> tuple[FeatureSet, dict[str, tuple[float, float]]]:
+    """Every clip of a store (pooled) and each clip's (music, dance) tempo from its own beats."""
+    store = FeatureStore.open(store_path)
+    ids = store.ids()
+    if not ids:
+        raise DataError(f"the store {store_path} has no clips. Run `beatdance prepare` first.")
+    tempos = {}
+    for clip_id in ids:
+        rec = store.get(clip_id)
+        tempos[clip_id] = (clip_tempo_bpm(rec.music_beat_times), clip_tempo_bpm(rec.dance_beat_times))
+    return store.load_clips(ids), tempos
+
+
+# -- one run -------------------------------------------------------------------------------------
+
+
+def _plain_ranks(music: ModalityEmbeddings, dance: ModalityEmbeddings, *, beat_weight_align: float = 0.0,
+                 ) -> dict[str, np.ndarray]:
+    """0-based ranks of the true partner in both directions, for the rank histograms."""
+    out = {}
+    for direction, query, gallery in (("m2d", music, dance), ("d2m", dance, music)):
+        scorer = Scorer(gallery, direction=direction, beat_weight_align=beat_weight_align)  # type: ignore[arg-type]
+        out[direction] = positive_ranks(scorer.scores(query, slice(None)), positives=np.arange(len(query)))
+    return out
+
+
+def _train_arm(arm: Arm, cfg: BenchConfig, *, train_set: FeatureSet, seed: int) -> Any:
+    model_cfg = BlenderConfig(music_dim=train_set.music_dim, dance_dim=train_set.dance_dim,
+                              num_segments=train_set.num_segments, beat_slots=train_set.beat_slots,
+                              embed_dim=cfg.embed_dim, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
+                              ff_dim=cfg.ff_dim, dropout_self=cfg.dropout_self, dropout_cross=cfg.dropout_cross,
+                              **arm.model)
+    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            seed=seed, beta=cfg.beta if arm.beta is None else arm.beta, evals_per_epoch=0,
+                            save_every=cfg.epochs, device=cfg.device)
+    with tempfile.TemporaryDirectory(prefix="beatdance-bench-") as tmp:
+        result = train(train_set=train_set, val_set=None, model_config=model_cfg, config=train_cfg, out=tmp,
+                       show_progress=False)
+        net, _ = load_checkpoint(result.best_checkpoint, device=cfg.device)
+    return net
+
+
+def run_fold(data: FeatureSet, tempos: dict[str, tuple[float, float]], fold: Fold, *, seed: int, cfg: BenchConfig,
+             on_arm: Callable[[str], None] | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, np.ndarray]]]:
+    """Every row's ``evaluate_retrieval`` report on one fold, and the plain ranks of the main rows."""
+    train_set, val_set, test_set = (data.subset(ix) for ix in (fold.train, fold.val, fold.test))
+    if cfg.standardise:
+        train_set, val_set, test_set = standardise(train_set, val_set, test_set)
+    reports: dict[str, dict[str, Any]] = {}
+    ranks: dict[str, dict[str, np.ndarray]] = {}
+    common = {"bs_ks": (1, 5, 10)}
+    run_seed = 1000 * seed + fold.index
+
+    music, dance = random_embeddings(test_set, seed=run_seed)
+    reports["chance"] = evaluate_retrieval(music=music, dance=dance, **common)
+    ranks["chance"] = _plain_ranks(music, dance)
+    music, dance = rhythm_embeddings(test_set, tempos, sigma_octaves=cfg.tempo_sigma_octaves)
+    align = cfg.align_weight * tempo_peak(cfg.tempo_sigma_octaves)
+    reports["rhythm: tempo"] = evaluate_retrieval(music=music, dance=dance, **common)
+    reports["rhythm: tempo + BA"] = evaluate_retrieval(music=music, dance=dance, beat_weight_align=align, **common)
+    ranks["rhythm: tempo + BA"] = _plain_ranks(music, dance, beat_weight_align=align)
+
+    for arm in trained_arms(cfg):
+        if on_arm is not None:
+            on_arm(arm.name)
+        net = _train_arm(arm, cfg, train_set=train_set, seed=seed)
+        embed = {"batch_size": cfg.batch_size, "device": cfg.device, "dance_order_seed": run_seed}
+        music, dance = embed_featureset(net, test_set, **embed)
+        reports[arm.name] = evaluate_retrieval(music=music, dance=dance, **common)
+        if arm.name not in ("official", "temporal"):
+            continue
+        ranks[arm.name] = _plain_ranks(music, dance)
+        for bank_name, bank_set in (("train", train_set), ("val", val_set)):
+            bank_music, bank_dance = embed_featureset(net, bank_set, **embed)
+            reports[f"{arm.name} + DIS ({bank_name} qb)"] = evaluate_retrieval(
+                music=music, dance=dance, bank_music=bank_music, bank_dance=bank_dance, hubness="dis", k=cfg.qb_k,
+                beta=cfg.qb_beta, **common)
+        if arm.name == "official":
+            leaky_music, leaky_dance = embed_featureset(net, test_set, batch_size=cfg.batch_size, device=cfg.device)
+            reports["official, pair-ordered batches (LEAKS)"] = evaluate_retrieval(music=leaky_music, dance=leaky_dance,
+                                                                                   **common)
+            continue
+        for w in cfg.head_weights:
+            reports[f"temporal, score + {w:g} x beat head"] = evaluate_retrieval(
+                music=music, dance=dance, beat_weight_head=w, **common)
+        reports[f"temporal, score + {cfg.align_weight:g} x BA"] = evaluate_retrieval(
+            music=music, dance=dance, beat_weight_align=cfg.align_weight, **common)
+    return reports, ranks
+
+
+# -- the whole protocol --------------------------------------------------------------------------
+
+
+def _mean_std(values: Sequence[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0}
+
+
+def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """row -> direction -> metric -> {mean, std} over runs; pair-level metrics are prefixed "pair ".
+
+    Each run is {"seed", "fold", "reports": {row: evaluate_retrieval report}}.
+    """
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for row in runs[0]["reports"]:
+        out[row] = {}
+        for direction in DIRECTIONS:
+            values: dict[str, list[float]] = {}
+            for run in runs:
+                res = run["reports"][row][direction]
+                flat = {**res["metrics"], **{f"pair {k}": v for k, v in res["pair_metrics"].items()},
+                        **res["beat_similarity"]}
+                for key, value in flat.items():
+                    values.setdefault(key, []).append(value)
+            out[row][direction] = {k: _mean_std(v) for k, v in values.items()}
+    return out
+
+
+TABLE_COLUMNS = tuple(f"R@{k}" for k in RECALL_KS) + ("MedR", "MeanR", "pair R@1", "pair R@5", "BS@10")
+
+
+def format_markdown(summary: dict[str, Any], *, columns: Sequence[str] = TABLE_COLUMNS) -> str:
+    """One Markdown table per direction: a row per arm, mean ± std per metric."""
+    parts = []
+    for direction in DIRECTIONS:
+        label = "music -> dance (m2d)" if direction == "m2d" else "dance -> music (d2m)"
+        parts.append(f"**{label}**\n")
+        parts.append("| arm | " + " | ".join(columns) + " |")
+        parts.append("|---|" + "---:|" * len(columns))
+        for row, by_direction in summary.items():
+            cells = []
+            for col in columns:
+                stat = by_direction[direction].get(col)
+                cells.append("-" if stat is None else f"{stat['mean']:.1f} ± {stat['std']:.1f}")
+            parts.append(f"| {row} | " + " | ".join(cells) + " |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def run_bench(*, store: str | os.PathLike[str], out: str | os.PathLike[str], config: BenchConfig | None = None,
+              show_progress: bool = True) -> dict[str, Any]:
+    """Run the protocol on a prepared store; write results.json, results.md and plots to ``out``."""
+    cfg = config or BenchConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    data, tempos = load_bench_data(store)
+    assert data.groups is not None
+    runs: list[dict[str, Any]] = []
+    pooled: dict[str, dict[str, list[np.ndarray]]] = {}
+    num_arms = len(trained_arms(cfg))
+    bar = progress(desc="bench", total=cfg.seeds * cfg.folds * num_arms, enabled=show_progress)
+    for seed in range(cfg.seeds):
+        for fold in group_folds(data.groups, folds=cfg.folds, seed=seed, val_groups=cfg.val_groups):
+            def step(arm: str, seed: int = seed, fold: int = fold.index) -> None:
+                bar.set_postfix(seed=seed, fold=fold, arm=arm)
+                bar.update(1)
+
+            reports, ranks = run_fold(data, tempos, fold, seed=seed, cfg=cfg, on_arm=step)
+            runs.append({"seed": seed, "fold": fold.index,
+                         "test_groups": sorted({data.groups[i] for i in fold.test}),
+                         "num_train": int(fold.train.size), "num_val": int(fold.val.size),
+                         "num_test": int(fold.test.size), "reports": reports})
+            for row, by_direction in ranks.items():
+                for direction, r in by_direction.items():
+                    pooled.setdefault(direction, {}).setdefault(row, []).append(r)
+    bar.close()
+    summary = summarise(runs)
+    results = {"store": str(store), "num_clips": len(data), "num_groups": len(set(data.groups)),
+               "config": cfg.to_dict(), "elapsed_s": round(time.perf_counter() - started, 1),
+               "summary": summary, "runs": runs}
+    table = format_markdown(summary)
+    atomic_write_json(out / "results.json", results)
+    (out / "results.md").write_text(_results_markdown(results, table))
+    for direction in DIRECTIONS:
+        curves = {row: {k: v["mean"] for k, v in summary[row][direction].items()}
+                  for row in ("chance", "rhythm: tempo + BA", "official", "temporal", "temporal + DIS (train qb)")}
+        plot_recall_curves(path=out / f"recall_{direction}.png", curves=curves,
+                           title=f"{direction}: mean R@K over {len(runs)} runs")
+        plot_rank_histogram(path=out / f"ranks_{direction}.png",
+                            ranks={row: np.concatenate(r) for row, r in pooled[direction].items()},
+                            title=f"{direction}: rank of the true partner, all test clips of all runs")
+    return results
+
+
+def _results_markdown(results: dict[str, Any], table: str) -> str:
+    cfg = results["config"]
+    sizes = sorted({run["num_test"] for run in results["runs"]})
+    return (
+        f"# Benchmark on {results['store']}\n\n"
+        f"{results['num_clips']} clips of {results['num_groups']} pairs; {cfg['folds']}-fold cross-validation over "
+        f"pairs x {cfg['seeds']} seeds = {len(results['runs'])} runs (test folds of {sizes[0]}-{sizes[-1]} clips); "
+        f"mean ± std over runs; {results['elapsed_s']:.0f} s.\n\n{table}"
+    )
