@@ -1,0 +1,30 @@
+"""``beatdance serve``: the web page and JSON API over a library (uvicorn)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .app import app
+
+
+@app.command("serve")
+def serve_command(
+    library: Path = typer.Argument(..., help="Library folder from `beatdance index`."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    max_upload_mb: float = typer.Option(50.0, "--max-upload-mb", help="Largest query upload accepted, megabytes."),
+    cache_dir: Path = typer.Option(None, help="Folder for uploads being searched and rendered dances (default: a temporary one)."),
+) -> None:
+    """Serve a search page and a JSON API (docs at /docs) over a library. Example:
+
+        beatdance serve lib/ --port 8000   # then open http://127.0.0.1:8000/
+    """
+    import uvicorn
+
+    from ..service import create_app
+
+    web = create_app(library, max_upload_mb=max_upload_mb, cache_dir=cache_dir)
+    typer.echo(f"serving {library} ({len(web.state.service.library)} items) on http://{host}:{port}/  (API docs: /docs)")
+    uvicorn.run(web, host=host, port=port, log_level="info")
