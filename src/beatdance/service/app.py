@@ -171,7 +171,11 @@ class _Service:
         self.lock = threading.Lock()
         self.max_upload_bytes = int(max_upload_mb * (1 << 20))
         self.max_upload_mb = max_upload_mb
-        self.cache_dir = cache_dir or Path(tempfile.mkdtemp(prefix="beatdance-serve-"))
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if cache_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="beatdance-serve-")  # removed with the service
+            cache_dir = Path(self._tmp.name)
+        self.cache_dir = cache_dir
         self.window_s = float(self.library.store_config.get("window_s", 0.0))
 
     def item(self, clip_id: str) -> Item:
@@ -258,6 +262,9 @@ class _Service:
             if size == 0:
                 raise HTTPException(422, f"{upload.filename!r} is empty; upload a {modality} file.")
             self.check_content(saved.path, modality=modality, shown=upload.filename or name)
+        except HTTPException as exc:
+            saved.close()
+            raise HTTPException(exc.status_code, saved.clean(str(exc.detail))) from exc
         except BaseException:
             saved.close()
             raise
