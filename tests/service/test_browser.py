@@ -1,0 +1,94 @@
+"""The search page of ``beatdance serve`` in headless Chromium: item search, playing a match, its beat plot, an upload."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from beatdance.service import create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).is_file()), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server_url(small_library, tmp_path_factory) -> Iterator[str]:
+    """uvicorn serving the small library in a background thread."""
+    import uvicorn
+
+    port = _free_port()
+    app = create_app(small_library, cache_dir=tmp_path_factory.mktemp("browser-cache"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(server_url):
+    if CHROMIUM is None:
+        pytest.skip("no Chromium binary at /usr/bin/chromium or on PATH; install it: apt-get install -y chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless=new", "--no-sandbox", "--disable-gpu"])
+        tab = browser.new_page()
+        tab.set_default_timeout(30_000)
+        tab.goto(server_url)
+        yield tab
+        browser.close()
+
+
+def _rows(page) -> int:
+    page.wait_for_selector("#results-table tbody tr")
+    return page.locator("#results-table tbody tr").count()
+
+
+def test_item_search_play_and_plot(page):
+    page.wait_for_function("document.querySelectorAll('#item-select option').length === 12")
+    page.select_option("#item-select", index=1)
+    page.fill("#item-top", "4")
+    page.click("#item-search")
+    assert _rows(page) == 4
+    assert "dances for the music of" in page.inner_text("#results-title")
+    page.locator("#results-table tbody tr").nth(1).click()
+    media = page.locator("#match-media")
+    src = media.get_attribute("src")
+    assert src is not None and "/api/media/" in src and src.endswith("#t=0,10")
+    page.wait_for_function("document.getElementById('beat-plot').complete "
+                           "&& document.getElementById('beat-plot').naturalWidth > 0")
+    assert page.evaluate("document.getElementById('beat-plot').naturalWidth") > 100
+    page.wait_for_function("document.getElementById('match-media').readyState >= 1")  # the rendered MP4's metadata loaded
+    assert page.evaluate("document.getElementById('match-media').duration") == pytest.approx(10.0, abs=0.2)
+
+
+def test_upload_search_and_error_message(page, small_corpus, tmp_path):
+    page.set_input_files("#upload-file", str(small_corpus / "pair_003.wav"))
+    page.select_option("#upload-modality", "music")
+    page.click("#upload-search")
+    page.wait_for_function("document.getElementById('results-title').textContent.includes('pair_003.wav')")
+    assert _rows(page) == 10
+    fake = tmp_path / "tool.wav"
+    fake.write_bytes(b"MZ" + bytes(2000))
+    page.set_input_files("#upload-file", str(fake))
+    page.click("#upload-search")
+    page.wait_for_function("document.getElementById('status').className === 'error'")
+    assert page.inner_text("#status").startswith("415:")
