@@ -136,3 +136,24 @@ def test_wrong_shapes_and_configs_raise_clear_errors():
     with pytest.raises(CheckpointError, match="unknown keys"):
         BlenderConfig.from_dict({**cfg.to_dict(), "bogus": 1})
     assert BlenderConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_ablation_switches_no_beat_branch_and_mlp_encoders():
+    """beat_branch=False ignores the beats entirely; encoder='mlp' has no attention, so no clip sees another."""
+    torch.manual_seed(0)
+    no_beat = BeatBlender(BlenderConfig(beat_branch=False, **SMALL)).eval()
+    x = _inputs(5, no_beat.config)
+    out = no_beat(**x)
+    other_beats = {**x, "music_beat": 1 - x["music_beat"], "dance_beat": 1 - x["dance_beat"]}
+    assert torch.equal(out["music_fuse"], no_beat(**other_beats)["music_fuse"])
+    assert not any("beat" in name for name, _ in no_beat.named_parameters())
+    assert torch.count_nonzero(out["music_beat"]) == 0
+
+    mlp = BeatBlender(BlenderConfig(encoder="mlp", variant="official", **SMALL)).eval()
+    assert not any("attn" in name for name, _ in mlp.music.feature_encoder.named_parameters())
+    x = _inputs(6, mlp.config)
+    full = mlp(**x)["music_fuse"]
+    alone = mlp(**{k: v[:2] for k, v in x.items()})["music_fuse"]
+    torch.testing.assert_close(full[:2], alone)
+    with pytest.raises(ParameterError, match="encoder"):
+        BlenderConfig(encoder="lstm", **SMALL)  # type: ignore[arg-type]

@@ -149,11 +149,11 @@ class ModalityBranch(nn.Module):
             self.cross_attention = nn.MultiheadAttention(d, cfg.num_heads, dropout=cfg.dropout_cross, batch_first=True)
         if cfg.variant == "temporal" and cfg.positional == "learned":
             self.feature_position = nn.Parameter(torch.randn(cfg.num_segments, d) * 0.02)
-            self.beat_position = nn.Parameter(torch.randn(cfg.num_segments, d) * 0.02)
+            self.beat_position = nn.Parameter(torch.randn(cfg.num_segments, d) * 0.02) if cfg.beat_branch else None
         elif cfg.variant == "temporal" and cfg.positional == "sinusoidal":
             pe = _sinusoidal(cfg.num_segments, d)
             self.register_buffer("feature_position", pe, persistent=False)
-            self.register_buffer("beat_position", pe.clone(), persistent=False)
+            self.register_buffer("beat_position", pe.clone() if cfg.beat_branch else None, persistent=False)
         else:
             self.feature_position = None
             self.beat_position = None

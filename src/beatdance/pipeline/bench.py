@@ -353,7 +353,8 @@ def run_bench(*, store: str | os.PathLike[str], out: str | os.PathLike[str], con
 
             reports, ranks = run_fold(data, tempos, fold, seed=seed, cfg=cfg, on_arm=step)
             runs.append({"seed": seed, "fold": fold.index,
-                         "test_groups": sorted({data.groups[i] for i in fold.test}),
+                         **{f"{part}_groups": sorted({data.groups[i] for i in getattr(fold, part)})
+                            for part in ("train", "val", "test")},
                          "num_train": int(fold.train.size), "num_val": int(fold.val.size),
                          "num_test": int(fold.test.size), "reports": reports})
             for row, by_direction in ranks.items():
