@@ -212,3 +212,8 @@ def test_bad_library_and_limit(tmp_path, small_library):
 def test_serve_command_is_registered():
     result = CliRunner().invoke(cli_app, ["serve", "--help"])
     assert result.exit_code == 0 and "--max-upload-mb" in result.output
+
+
+def test_no_page_loads_from_a_cdn(client):
+    assert client.head("/").status_code == 200
+    assert client.get("/docs").status_code == 404, "Swagger UI would load from a CDN; the schema is /openapi.json"

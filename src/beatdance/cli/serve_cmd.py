@@ -17,7 +17,7 @@ def serve_command(
     max_upload_mb: float = typer.Option(50.0, "--max-upload-mb", help="Largest query upload accepted, megabytes."),
     cache_dir: Path = typer.Option(None, help="Folder for uploads being searched and rendered dances (default: a temporary one)."),
 ) -> None:
-    """Serve a search page and a JSON API (docs at /docs) over a library. Example:
+    """Serve a search page and a JSON API (schema at /openapi.json) over a library. Example:
 
         beatdance serve lib/ --port 8000   # then open http://127.0.0.1:8000/
     """
@@ -26,5 +26,5 @@ def serve_command(
     from ..service import create_app
 
     web = create_app(library, max_upload_mb=max_upload_mb, cache_dir=cache_dir)
-    typer.echo(f"serving {library} ({len(web.state.service.library)} items) on http://{host}:{port}/  (API docs: /docs)")
+    typer.echo(f"serving {library} ({len(web.state.service.library)} items) on http://{host}:{port}/  (API schema: /openapi.json)")
     uvicorn.run(web, host=host, port=port, log_level="info")

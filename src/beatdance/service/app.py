@@ -27,12 +27,11 @@ import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
 
 from ..errors import BeatDanceError, CheckpointError, MediaError, ParameterError
-from ..library import Library, SearchResult
-from ..library.catalog import Item
+from ..library import Item, Library, Match, SearchResult
 from ..media.audio import probe_media
 from ..media.keypoints import load_keypoints
 from ..pipeline.export import render_skeleton
@@ -168,6 +167,7 @@ class _Service:
 
     def __init__(self, library_path: Path, *, max_upload_mb: float, cache_dir: Path | None) -> None:
         self.library = Library.open(library_path)
+        self.known_ids = set(self.library.ids)
         self.lock = threading.Lock()
         self.max_upload_bytes = int(max_upload_mb * (1 << 20))
         self.max_upload_mb = max_upload_mb
@@ -179,7 +179,7 @@ class _Service:
         self.window_s = float(self.library.store_config.get("window_s", 0.0))
 
     def item(self, clip_id: str) -> Item:
-        if clip_id not in self.library.ids:
+        if clip_id not in self.known_ids:
             raise HTTPException(404, f"clip {clip_id!r} is not in the library ({len(self.library)} items); "
                                      "GET /api/items lists the ids.")
         return self.library.item(clip_id)
@@ -223,7 +223,7 @@ class _Service:
                 atomic_write_bytes(out, encode_mp4(frames=frames, fps=_RENDER_FPS, audio=None, sr=None))
         return out
 
-    def match_out(self, m: Any, query: dict[str, Any]) -> MatchOut:
+    def match_out(self, m: Match, query: dict[str, Any]) -> MatchOut:
         params = {"query_modality": query["modality"], "query_beats": ",".join(f"{t:.3f}" for t in query["beats_s"])}
         return MatchOut(rank=m.rank, id=m.clip_id, group=m.group, modality=m.modality, source=_basename(m.file),
                         start_s=m.start_s, duration_s=m.duration_s, score=m.score, similarity=m.similarity,
@@ -276,7 +276,8 @@ class _Service:
         stream, or the keypoint format's signature."""
         ext = path.suffix.lower()
         if ext in KEYPOINT_EXTS:
-            head = path.open("rb").read(4096)
+            with path.open("rb") as fh:
+                head = fh.read(4096)
             if ext in _KEYPOINT_MAGIC:
                 ok = head.startswith(_KEYPOINT_MAGIC[ext])
             else:
@@ -348,7 +349,7 @@ def create_app(library_path: str | os.PathLike[str], *, max_upload_mb: float = 5
     svc = _Service(Path(library_path), max_upload_mb=max_upload_mb,
                    cache_dir=None if cache_dir is None else Path(cache_dir))
     svc.cache_dir.mkdir(parents=True, exist_ok=True)
-    app = FastAPI(title="beatdance", version="1",
+    app = FastAPI(title="beatdance", version="1", docs_url=None, redoc_url=None,  # both pages load from a CDN
                   description="Beat-aware music <-> dance retrieval over one beatdance library.")
     app.state.service = svc
 
@@ -357,7 +358,7 @@ def create_app(library_path: str | os.PathLike[str], *, max_upload_mb: float = 5
         status = 500 if isinstance(exc, CheckpointError) else 422
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
