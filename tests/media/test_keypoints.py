@@ -69,6 +69,14 @@ def test_npz_errors_name_the_file(tmp_path, arrays, match):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("payload", [b"PK\x03\x04 truncated zip", b"not a zip at all"])
+def test_corrupt_npz_is_a_media_error(tmp_path, payload):
+    path = tmp_path / "corrupt.npz"
+    path.write_bytes(payload)
+    with pytest.raises(MediaError, match=r"corrupt\.npz: not a readable \.npz"):
+        load_keypoints(path)
+
+
 def test_fps_argument_must_agree_with_the_file(tmp_path):
     np.savez(tmp_path / "a.npz", joints=_joints(4, 17), fps=30)
     assert load_keypoints(tmp_path / "a.npz", fps=30).fps == 30

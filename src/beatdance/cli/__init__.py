@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import BeatDanceError
-from . import demo_cmd, evaluate_cmd, export_cmd, library_cmd, media_cmd, prepare_cmd, train_cmd  # noqa: F401  (registers the commands)
+from . import demo_cmd, evaluate_cmd, export_cmd, library_cmd, media_cmd, prepare_cmd, serve_cmd, train_cmd  # noqa: F401  (registers the commands)
 from .app import app
 
 

@@ -34,6 +34,7 @@ import io
 import json
 import os
 import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,10 +185,11 @@ def _load_aist(path: Path, *, camera: int) -> Motion:
 
 def _load_npz(path: Path, *, fps: float | None) -> Motion:
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
             data = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise MediaError(f"{path}: not a readable .npz without pickled objects ({exc}).") from exc
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise MediaError(f"{path}: not a readable .npz without pickled objects ({exc}). Re-save the keypoints "
+                         "with numpy.savez (joints, fps, optional confidence and skeleton).") from exc
     if "joints" not in data:
         raise MediaError(f"{path}: keys {sorted(data)}; expected 'joints' (T, J, 2|3), 'fps' and optional "
                          "'confidence' (T, J) and 'skeleton'.")
