@@ -33,7 +33,7 @@ from .. import __version__
 from ..errors import CheckpointError, DataError, MediaError, ParameterError
 from ..features.pooling import beat_slots, pool_segments
 from ..features.store import FeatureStore
-from ..model.blender import BeatBlender
+from ..model.blender import BeatBlender, BlenderConfig
 from ..model.checkpoint import CONFIG, WEIGHTS, check_compatible, load_checkpoint, resolve_checkpoint, write_dir_atomically
 from ..pipeline.extract import (
     WindowSkipped,
@@ -339,7 +339,7 @@ class Library:
             raise CheckpointError(f"{path}/library.json is format {head.get('format')!r} version {head.get('version')!r}; "
                                   f"this beatdance reads {FORMAT!r} version {VERSION}. Rebuild it with `beatdance index`.")
         net, _ = load_checkpoint(path / "model", device=device)
-        if net.config.to_dict() != head["model"]:
+        if net.config != BlenderConfig.from_dict(head["model"]):
             raise CheckpointError(f"{path}/model does not hold the model the library was built with; rebuild the library.")
         items = read_catalog(path / "meta.sqlite")
         arrays = _load_arrays(path / "embeddings.safetensors")
