@@ -33,7 +33,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,29 @@ FRAMES = 100  # 10-s beat grids at 10 fps
 BEAT_RATE = 0.2  # share of grid frames holding a beat
 CLUSTERS = 1024  # centres of the synthetic fused embeddings (ANN indexes need structure to be judged fairly)
 ROW_CHUNK = 65536  # rows generated / added to an index at a time (bounded temporaries)
-CHUNK_BYTES = 512e6  # budget of one querybank score chunk
+CHUNK_BYTES = 1e9  # budget of one querybank score chunk
 TOP = 10
-COLUMNS = ("size", "dim", "index", "method", "p50 ms", "p95 ms", "cold ms", "build s", "fit s", "recall@10")
+COLUMNS = ("size", "dim", "index", "threads", "method", "p50 ms", "p95 ms", "cold ms", "build s", "fit s", "recall@10")
+
+
+@contextmanager
+def thread_limit(threads: int | None) -> Iterator[str]:
+    """Limit every BLAS / OpenMP pool (numpy's, scipy's, FAISS's, torch's) to ``threads``; None: the defaults.
+    Yields the label of the threads column."""
+    import torch
+
+    if threads is None:
+        yield f"default ({torch.get_num_threads()})"
+        return
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn, a dependency of librosa
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield str(threads)
+    finally:
+        torch.set_num_threads(before)
 
 
 def mem_available_bytes() -> int:
@@ -116,7 +137,8 @@ def one_row(emb: ModalityEmbeddings, i: int) -> ModalityEmbeddings:
 
 
 def latency(fn: Callable[[int], Any], count: int) -> dict[str, float]:
-    """Cold (first) call, then p50/p95 of ``count`` calls fn(0..count-1), in ms."""
+    """Cold (first) call, then p50/p95 of ``count`` calls fn(0..count-1), in ms (the first call of a setting is
+    the cold one: the first query of a new GallerySearch computes the gallery's beat kernel)."""
     t0 = time.perf_counter()
     fn(0)
     cold = time.perf_counter() - t0
@@ -151,8 +173,10 @@ def index_label(index: VectorIndex) -> str:
     return {"flat": "flat", "ivf": f"ivf{c.nlist}/{c.nprobe}", "hnsw": f"hnsw{c.hnsw_m}/{c.hnsw_ef_search}"}[c.kind]
 
 
-def bench_size(*, n: int, dim: int, kinds: Sequence[str], queries: int, bank_size: int, seed: int) -> list[dict[str, Any]]:
-    """Rows of one library size: the numpy baseline, then GallerySearch without and with DIS per index kind."""
+def bench_size(*, n: int, dim: int, kinds: Sequence[str], threads: Sequence[int | None], queries: int, bank_size: int,
+               seed: int) -> list[dict[str, Any]]:
+    """Rows of one library size, per thread setting: the numpy baseline, then GallerySearch without and with DIS
+    per index kind."""
     rng = np.random.default_rng([seed, n])
     centres = rng.standard_normal((CLUSTERS, dim), dtype=np.float32) / np.sqrt(dim)
     gallery = synthetic_side(n=n, dim=dim, rng=rng, centres=centres)
@@ -166,24 +190,36 @@ def bench_size(*, n: int, dim: int, kinds: Sequence[str], queries: int, bank_siz
     fit_s = time.perf_counter() - t0
     del bank
     exact = [numpy_top(qs.fuse[i], gallery.fuse, TOP) for i in range(queries)]
-    rows = [{**base, "index": "-", "method": "numpy brute force",
-             **latency(lambda i: numpy_top(qs.fuse[i % queries], gallery.fuse, TOP), queries), "recall@10": 1.0}]
-    singles = [one_row(qs, i) for i in range(queries)]
-    for kind in kinds:
-        t0 = time.perf_counter()
-        index = build_index(kind, gallery.fuse)
-        build_s = time.perf_counter() - t0
-        _, found = index.search(qs.fuse, k=TOP)
-        recall = float(np.mean([len(set(f.tolist()) & set(e.tolist())) / TOP for f, e in zip(found, exact)]))
-        searcher = GallerySearch(index=index, beat_head=gallery.beat_head, beat_grid=gallery.beat_grid, direction="m2d",
-                                 querybank=qb)
-        for hub in ("none", "dis"):
-            settings = dataclasses.replace(lib_settings, hubness=hub)
-            timing = latency(lambda i: searcher.search(singles[i % queries], top=TOP, settings=settings), queries)
-            rows.append({**base, "index": index_label(index), "method": f"search {hub}", **timing, "build s": build_s,
-                         "fit s": fit_s if hub == "dis" else None, "recall@10": recall})
-        del searcher, index
+    rows = []
+    for kind in [None, *kinds]:
+        if kind is None:
+            label, recall, build_s = "-", 1.0, None
+            run = {"numpy brute force": lambda i: numpy_top(qs.fuse[i], gallery.fuse, TOP)}
+        else:
+            label, recall, build_s, run = index_runs(kind, gallery=gallery, queries=qs, exact=exact, querybank=qb)
+        for t in threads:
+            with thread_limit(t) as t_label:
+                for method, fn in run.items():
+                    rows.append({**base, "index": label, "threads": t_label, "method": method, **latency(fn, len(qs)),
+                                 "build s": build_s, "fit s": fit_s if method == "search dis" else None, "recall@10": recall})
+        del run  # frees the index before the next one is built
     return rows
+
+
+def index_runs(kind: str, *, gallery: ModalityEmbeddings, queries: ModalityEmbeddings, exact: list[np.ndarray],
+               querybank: QuerybankStats) -> tuple[str, float, float, dict[str, Callable[[int], Any]]]:
+    """Build a ``kind`` index: (label, recall@10 vs ``exact``, build seconds, single-query searches without and with DIS)."""
+    t0 = time.perf_counter()
+    index = build_index(kind, gallery.fuse)
+    build_s = time.perf_counter() - t0
+    _, found = index.search(queries.fuse, k=TOP)
+    recall = float(np.mean([len(set(f.tolist()) & set(e.tolist())) / TOP for f, e in zip(found, exact)]))
+    searcher = GallerySearch(index=index, beat_head=gallery.beat_head, beat_grid=gallery.beat_grid, direction="m2d",
+                             querybank=querybank)
+    singles = [one_row(queries, i) for i in range(len(queries))]
+    settings = {hub: dataclasses.replace(LibraryConfig().search, hubness=hub) for hub in ("none", "dis")}
+    run = {f"search {hub}": (lambda i, s=s: searcher.search(singles[i], top=TOP, settings=s)) for hub, s in settings.items()}
+    return index_label(index), recall, build_s, run
 
 
 def write_query_wav(path: Path, *, duration_s: float, seed: int) -> Path:
@@ -222,12 +258,8 @@ def build_e2e_library(out: Path, *, n: int, seed: int) -> Path:
     return out / "library"
 
 
-def bench_end_to_end(*, out: Path, n: int, runs: int, seed: int) -> list[dict[str, Any]]:
-    """Library.search(music=<10-s wav>) end to end and its extraction + embedding part alone, with torch's
-    default threads and with one thread (on few shared cores, torch's spinning OpenMP threads compete with
-    the other OpenMP/BLAS pools loaded by FAISS, numpy and scipy)."""
-    import torch
-
+def bench_end_to_end(*, out: Path, n: int, threads: Sequence[int | None], runs: int, seed: int) -> list[dict[str, Any]]:
+    """Library.search(music=<10-s wav>) end to end and its extraction + embedding part alone, per thread setting."""
     from beatdance.library import Library
 
     t0 = time.perf_counter()
@@ -240,16 +272,12 @@ def bench_end_to_end(*, out: Path, n: int, runs: int, seed: int) -> list[dict[st
     dim = lib.model.config.num_segments * lib.model.config.embed_dim
     base = {"size": n, "dim": dim, "index": lib.config.index}
     rows = [{**base, "method": "e2e Library.open", "cold ms": open_ms, "build s": build_s}]
-    default_threads = torch.get_num_threads()
-    try:
-        for threads in (default_threads, 1):
-            torch.set_num_threads(threads)
-            label = f"torch {threads} thread{'s' if threads > 1 else ''}"
-            rows.append({**base, "method": f"e2e Library.search(wav), {label}", **latency(lambda i: lib.search(music=wav, top=TOP), runs)})
-            rows.append({**base, "method": f"e2e  of which extract+embed, {label}",
+    for t in threads:
+        with thread_limit(t) as t_label:
+            rows.append({**base, "threads": t_label, "method": "e2e Library.search(wav)",
+                         **latency(lambda i: lib.search(music=wav, top=TOP), runs)})
+            rows.append({**base, "threads": t_label, "method": "e2e  of which extract+embed",
                          **latency(lambda i: lib.extract_query(modality="music", path=wav), runs)})
-    finally:
-        torch.set_num_threads(default_threads)
     return rows
 
 
@@ -273,6 +301,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--queries", type=int, default=50, help="timed single queries per row (after one cold call)")
     ap.add_argument("--dim", type=int, default=2560, help="embedding dim (the model's: 2560), halved where memory is short")
     ap.add_argument("--index", default="flat", help="comma-separated index kinds: flat, ivf, hnsw")
+    ap.add_argument("--threads", default="default,1",
+                    help="comma-separated thread settings to time: 'default' (the libraries' own) or a count")
     ap.add_argument("--bank", type=int, default=1000, help="querybank size for DIS")
     ap.add_argument("--mem-fraction", type=float, default=0.5, help="share of MemAvailable one size may use")
     ap.add_argument("--e2e-items", type=int, default=10_000, help="items of the end-to-end library (0: skip it)")
@@ -283,9 +313,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     args.index = [k for k in args.index.split(",") if k]
+    try:
+        args.threads = [None if t == "default" else int(t) for t in args.threads.split(",") if t]
+    except ValueError:
+        ap.error(f"--threads {args.threads!r}: expected 'default' and/or positive counts, e.g. default,1")
     bad = [k for k in args.index if k not in ("flat", "ivf", "hnsw")]
-    if bad or not args.sizes or min(args.sizes) < TOP or args.queries < 1:
-        ap.error(f"--index {bad} not in flat,ivf,hnsw, or --sizes {args.sizes} below {TOP}, or --queries < 1")
+    if bad or not args.sizes or min(args.sizes) < TOP or args.queries < 1 or not args.threads or \
+            any(t is not None and t < 1 for t in args.threads):
+        ap.error(f"--index {bad} not in flat,ivf,hnsw, --sizes {args.sizes} below {TOP}, --queries < 1 or --threads < 1")
     return args
 
 
@@ -304,13 +339,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if dim != args.dim:
             notes.append(f"size {n} ran at dim {dim} instead of {args.dim}: est. peak {peak_bytes(n=n, dim=args.dim) / 1e9:.1f} GB "
                          f"> budget {budget / 1e9:.1f} GB ({args.mem_fraction:g} x MemAvailable)")
-        rows += bench_size(n=n, dim=dim, kinds=args.index, queries=args.queries, bank_size=args.bank, seed=args.seed)
+        rows += bench_size(n=n, dim=dim, kinds=args.index, threads=args.threads, queries=args.queries, bank_size=args.bank,
+                           seed=args.seed)
         print(f"[size {n} done, {time.perf_counter() - t_start:.0f} s]", file=sys.stderr, flush=True)
     if args.e2e_items:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(args.out) if args.out else Path(tmp)
             out.mkdir(parents=True, exist_ok=True)
-            rows += bench_end_to_end(out=out, n=args.e2e_items, runs=args.e2e_runs, seed=args.seed)
+            rows += bench_end_to_end(out=out, n=args.e2e_items, threads=args.threads, runs=args.e2e_runs, seed=args.seed)
     result = {"rows": rows, "notes": notes, "total_s": time.perf_counter() - t_start,
               "machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg(), "mem_available_gb": mem_available_bytes() / 1e9}}
     print(markdown_table(rows))
