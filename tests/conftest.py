@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,3 +70,30 @@ def small_library(small_store, small_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("lib") / "lib"
     build_library(data=small_store, model=small_model, out=out, config=LibraryConfig(), show_progress=False)
     return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(small_library, tmp_path_factory) -> Iterator[str]:
+    """``beatdance serve`` of the small library (uvicorn in a background thread); yields its URL."""
+    import uvicorn
+
+    from beatdance.service import create_app
+
+    port = _free_port()
+    app = create_app(small_library, cache_dir=tmp_path_factory.mktemp("service-cache"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -6,7 +6,9 @@ import json
 
 from typer.testing import CliRunner
 
-from beatdance.cli.app import app
+from beatdance.cli import load_commands
+
+app = load_commands()
 from beatdance.features.official import write_official
 from beatdance.synth.features import SynthFeatureConfig, generate_synthetic_features
 

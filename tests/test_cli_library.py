@@ -42,3 +42,29 @@ def test_index_then_search(small_store, small_model, small_corpus, tmp_path, mon
 def test_search_errors_exit_2(small_library, args, message, monkeypatch, capsys):
     code, _, err = _run(monkeypatch, capsys, "search", small_library, *args)
     assert code == 2 and message in err
+
+
+def test_search_through_a_running_service(live_server, small_library, small_corpus, monkeypatch, capsys):
+    code, out, _ = _run(monkeypatch, capsys, "search", "--server", live_server, "--music", small_corpus / "pair_001.wav",
+                        "--top", "3", "--json")
+    remote = json.loads(out)
+    code_local, out_local, _ = _run(monkeypatch, capsys, "search", small_library, "--music", small_corpus / "pair_001.wav",
+                                    "--top", "3", "--json")
+    local = json.loads(out_local)
+    assert code == code_local == 0
+    assert [m["id"] for m in remote["matches"]] == [m["clip_id"] for m in local["matches"]]
+    code, out, _ = _run(monkeypatch, capsys, "search", "--server", live_server, "--dance-id", local["matches"][0]["clip_id"])
+    assert code == 0 and "dance query" in out and "music" in out
+    code, _, err = _run(monkeypatch, capsys, "search", "--server", live_server, "--music-id", "nope")
+    assert code == 2 and "404" in err
+
+
+def test_remote_search_loads_neither_torch_nor_librosa():
+    import subprocess
+
+    code = ("import sys; sys.argv = ['beatdance', 'search', '--server', 'http://127.0.0.1:9', '--music-id', 'x']\n"
+            "from beatdance.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'librosa', 'faiss') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == "[]" and "cannot reach the beatdance service" in done.stderr

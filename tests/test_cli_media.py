@@ -6,7 +6,9 @@ import json
 
 from typer.testing import CliRunner
 
-from beatdance.cli.app import app
+from beatdance.cli import load_commands
+
+app = load_commands()
 
 
 def test_synth_then_beats_json_and_plot(tmp_path):

@@ -140,7 +140,9 @@ def test_every_kind_of_bad_input_is_reported_and_the_batch_goes_on(tmp_path):
 def test_store_export_import_official_cli(tmp_path):
     from typer.testing import CliRunner
 
-    from beatdance.cli.app import app
+    from beatdance.cli import load_commands
+
+    app = load_commands()
 
     corpus = tmp_path / "corpus"
     write_corpus(out_dir=corpus, num_pairs=3, seed=1, duration_s=10.5, video=False, show_progress=False)

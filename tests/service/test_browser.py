@@ -4,48 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from beatdance.service import create_app
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).is_file()), None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server_url(small_library, tmp_path_factory) -> Iterator[str]:
-    """uvicorn serving the small library in a background thread."""
-    import uvicorn
-
-    port = _free_port()
-    app = create_app(small_library, cache_dir=tmp_path_factory.mktemp("browser-cache"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def page(server_url):
+def page(live_server):
     if CHROMIUM is None:
         message = "no Chromium binary at /usr/bin/chromium or on PATH; install it: apt-get install -y chromium"
         if os.environ.get("CI"):
@@ -56,7 +25,7 @@ def page(server_url):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless=new", "--no-sandbox", "--disable-gpu"])
         tab = browser.new_page()
         tab.set_default_timeout(30_000)
-        tab.goto(server_url)
+        tab.goto(live_server)
         yield tab
         browser.close()
 

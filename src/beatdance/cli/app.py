@@ -17,3 +17,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _commands() -> None:
+    """Always a group of commands, even when only one is registered (``search --server`` loads just that one)."""

@@ -30,9 +30,11 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
+from ..beats.music import track_music_beats
 from ..errors import CheckpointError, DataError, MediaError, ParameterError
 from ..features.pooling import beat_slots, pool_segments
 from ..features.store import FeatureStore
+from ..media.types import MediaClip
 from ..model.blender import BeatBlender, BlenderConfig
 from ..model.checkpoint import CONFIG, WEIGHTS, check_compatible, load_checkpoint, resolve_checkpoint, write_dir_atomically
 from ..pipeline.extract import (
@@ -379,6 +381,21 @@ class Library:
 
     def _prepare_config(self) -> PrepareConfig:
         return PrepareConfig.from_store_config(self.store_config, source=f"library {self.path}")
+
+    def warm_up(self) -> None:
+        """Track beats in and encode one synthetic music window, so that the first real query of a long-running
+        process does not pay librosa's just-in-time compilation (about 3 s). No-op for libraries without
+        extractor settings."""
+        try:
+            cfg = self._prepare_config()
+        except DataError:
+            return
+        sr = cfg.sr
+        y = np.zeros(int(cfg.window_s * sr), dtype=np.float32)
+        y[:: sr // 2] = 1.0  # a click every 0.5 s
+        track_music_beats(y=y, sr=sr, config=cfg.music_beats)
+        get_encoder(cfg.music_encoder, cfg.music_encoder_options, modality="music").encode(
+            MediaClip(duration_s=cfg.window_s, audio=y, sr=sr, source="warm-up"))
 
     @torch.no_grad()
     def _embed_windows(self, modality: Modality, windows: list[Any]) -> ModalityEmbeddings:

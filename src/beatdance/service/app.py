@@ -167,6 +167,7 @@ class _Service:
 
     def __init__(self, library_path: Path, *, max_upload_mb: float, cache_dir: Path | None) -> None:
         self.library = Library.open(library_path)
+        self.library.warm_up()
         self.known_ids = set(self.library.ids)
         self.lock = threading.Lock()
         self.max_upload_bytes = int(max_upload_mb * (1 << 20))
