@@ -19,8 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from beatdance.pipeline.bench import BenchConfig, format_markdown, run_bench
 from beatdance.pipeline.prepare import PrepareConfig, prepare
 
@@ -34,12 +32,11 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=BenchConfig.seeds)
     parser.add_argument("--folds", type=int, default=BenchConfig.folds)
     parser.add_argument("--epochs", type=int, default=BenchConfig.epochs)
-    parser.add_argument("--workers", type=int, default=2, help="prepare worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="processes for prepare and for the runs")
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"bench skipped: the Dance with Melody data is not at {args.data} (pass --data).")
         return 0
-    torch.set_num_threads(2)
     started = time.perf_counter()
     report = prepare(inputs=[args.data], out=args.out / "store", config=PrepareConfig(window_s=10.0, hop_s=5.0),
                      workers=args.workers)
@@ -47,7 +44,7 @@ def main() -> int:
     print(f"prepare: {report.clips_written} clips written, {report.clips_existing} reused, "
           f"{len(report.skipped)} inputs skipped, {prepared:.0f} s")
     config = BenchConfig(seeds=args.seeds, folds=args.folds, epochs=args.epochs)
-    results = run_bench(store=args.out / "store", out=args.out, config=config)
+    results = run_bench(store=args.out / "store", out=args.out, config=config, workers=args.workers)
     print(format_markdown(results["summary"]))
     total = time.perf_counter() - started
     print(f"prepare {prepared:.0f} s + protocol {results['elapsed_s']:.0f} s = {total:.0f} s; results in {args.out}")

@@ -17,9 +17,10 @@ def bench_command(
     out: Path = typer.Option(..., "--out", help="Folder for results.md, results.json and the plots."),
     seeds: int = typer.Option(2, help="Seeds (0..N-1); each reshuffles the folds and the training."),
     folds: int = typer.Option(4, help="Cross-validation folds over pairs."),
-    epochs: int = typer.Option(60, help="Training epochs of every trained arm."),
+    epochs: int = typer.Option(40, help="Training epochs of every trained arm."),
     val_groups: int = typer.Option(3, help="Pairs held out of training per fold (the validation querybank)."),
     device: str = typer.Option("cpu", help="Torch device for training and embedding."),
+    workers: int = typer.Option(1, help="Processes running (seed, fold) runs at once (one torch thread each)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of Markdown tables."),
 ) -> None:
@@ -30,7 +31,7 @@ def bench_command(
         beatdance bench dwm_store --out bench_out --seeds 2 --folds 4
     """
     config = BenchConfig(seeds=seeds, folds=folds, epochs=epochs, val_groups=val_groups, device=device)
-    results = run_bench(store=store, out=out, config=config, show_progress=progress)
+    results = run_bench(store=store, out=out, config=config, workers=workers, show_progress=progress)
     if as_json:
         typer.echo(json.dumps(results["summary"], indent=2))
     else:
