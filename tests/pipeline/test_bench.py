@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,8 +16,10 @@ from beatdance.features.folds import group_folds
 from beatdance.features.store import FeatureStore
 from beatdance.model import BeatBlender, BlenderConfig
 from beatdance.pipeline.bench import (BenchConfig, load_bench_data, run_bench, run_fold, tempo_embeddings,
+                                      with_tempo_prior,
                                       trained_arms)
 from beatdance.retrieval.embed import embed_featureset
+from beatdance.retrieval.evaluate import ModalityEmbeddings
 from beatdance.synth.features import SynthFeatureConfig, generate_synthetic_features
 
 GROUPS = 6
@@ -117,6 +120,14 @@ def test_tempo_kernel_accepts_metre_ratios_and_rejects_other_tempi():
     s = (music @ dance.T)[0]
     assert np.allclose(s[:5], s[0], rtol=0.02)  # same tempo, half, third, double, quarter
     assert s[5] < 0.2 * s[0] and s[6] < 0.2 * s[0] and s[7] == 0.0
+    x = np.random.default_rng(0).normal(size=(8, 4))
+    learned = ModalityEmbeddings(fuse=x / np.linalg.norm(x, axis=1, keepdims=True), beat_head=None,
+                                 beat_grid=np.zeros((8, 100)), ids=[str(i) for i in range(8)])
+    tempo = replace(learned, fuse=dance)
+    fused = with_tempo_prior(learned, tempo, weight=0.5)  # unit rows, also for the clip without a tempo
+    np.testing.assert_allclose(fused.fuse[7, :4], learned.fuse[7], rtol=1e-5)
+    np.testing.assert_allclose(fused.fuse[:7] @ fused.fuse[:7].T,
+                               0.5 * learned.fuse[:7] @ learned.fuse[:7].T + 0.5 * dance[:7] @ dance[:7].T, atol=1e-5)
 
 
 def test_dance_order_seed_removes_the_official_batch_dependence_of_the_pairing(tiny_store):

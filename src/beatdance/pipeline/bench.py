@@ -171,10 +171,10 @@ def tempo_peak(sigma_octaves: float) -> float:
 
 
 def with_tempo_prior(learned: ModalityEmbeddings, tempo: ModalityEmbeddings, *, weight: float) -> ModalityEmbeddings:
-    """Late fusion: [sqrt(1-w) learned, sqrt(w) tempo] is still a unit vector, and the dot product of two
-    such rows is (1-w) x learned cosine + w x tempo kernel."""
+    """Late fusion: [sqrt(1-w) learned, sqrt(w) tempo] is a unit vector, and the dot product of two such
+    rows is (1-w) x learned cosine + w x tempo kernel. A clip without a tempo keeps its learned part only."""
     fuse = np.concatenate([np.sqrt(1.0 - weight) * learned.fuse, np.sqrt(weight) * tempo.fuse], axis=1)
-    return replace(learned, fuse=fuse, beat_head=None)
+    return replace(learned, fuse=fuse / np.linalg.norm(fuse, axis=1, keepdims=True), beat_head=None)
 
 
 def random_embeddings(features: FeatureSet, *, seed: int, dim: int = 64) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
