@@ -355,7 +355,10 @@ class Library:
             searchers[direction] = GallerySearch(index=index, beat_head=arrays[f"{modality}_beat"],
                                                  beat_grid=arrays[f"{modality}_grid"].astype(np.float32), direction=direction,
                                                  querybank=load_querybank(path / f"querybank_{direction}.safetensors"))
-        return cls(path, head, net, items, arrays, searchers)
+        lib = cls(path, head, net, items, arrays, searchers)
+        for searcher in searchers.values():
+            searcher.gallery_side(lib.config.search.sigma_frames)
+        return lib
 
     def __len__(self) -> int:
         return len(self.items)
@@ -445,9 +448,32 @@ class Library:
     def search(self, *, music: str | os.PathLike[str] | None = None, dance: str | os.PathLike[str] | None = None,
                music_id: str | None = None, dance_id: str | None = None, start_s: float = 0.0,
                duration_s: float | None = None, hop_s: float | None = None, top: int = 10,
-               settings: SearchSettings | None = None) -> SearchResult:
+               settings: SearchSettings | None = None, threads: int | None = 1) -> SearchResult:
         """Rank the library's dances for a music query (``music`` file or ``music_id`` of an item), or its
-        music for a dance query. A file is cut into windows; the best-matching window is reported."""
+        music for a dance query. A file is cut into windows; the best-matching window is reported.
+
+        One query is small work: ``threads`` (default 1) caps the BLAS, OpenMP and torch thread pools while
+        it runs, because on a small machine idle pool threads mostly compete for the cores (a 10-s file
+        query against 10k items: 75 ms with one thread against 880 ms with the default pools on a busy
+        2-core machine, benchmarks/search_speed.py). None leaves the pools alone.
+        """
+        if threads is None:
+            return self._search(music=music, dance=dance, music_id=music_id, dance_id=dance_id, start_s=start_s,
+                                duration_s=duration_s, hop_s=hop_s, top=top, settings=settings)
+        from threadpoolctl import threadpool_limits
+
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with threadpool_limits(limits=threads):
+                return self._search(music=music, dance=dance, music_id=music_id, dance_id=dance_id, start_s=start_s,
+                                    duration_s=duration_s, hop_s=hop_s, top=top, settings=settings)
+        finally:
+            torch.set_num_threads(torch_threads)
+
+    def _search(self, *, music: str | os.PathLike[str] | None, dance: str | os.PathLike[str] | None,
+                music_id: str | None, dance_id: str | None, start_s: float, duration_s: float | None,
+                hop_s: float | None, top: int, settings: SearchSettings | None) -> SearchResult:
         t0 = time.perf_counter()
         given = {"music": music, "dance": dance, "music_id": music_id, "dance_id": dance_id}
         chosen = [k for k, v in given.items() if v is not None]

@@ -96,10 +96,15 @@ class GallerySearch:
     def __len__(self) -> int:
         return len(self.index)
 
-    def _gallery_side(self, sigma_frames: float) -> np.ndarray:
+    def gallery_side(self, sigma_frames: float, *, chunk: int = 65536) -> np.ndarray:
+        """The gallery's factor of BA (see ``beats.alignment.beat_side``), made once per sigma in row chunks
+        (bounded temporaries: a million-item gallery takes about a second, not gigabytes)."""
         if sigma_frames not in self._gallery_beats:
-            self._gallery_beats[sigma_frames] = beat_side(self.beat_grid, music=self.direction == "d2m",
-                                                          sigma_frames=sigma_frames)
+            out = np.empty(self.beat_grid.shape, dtype=np.float32)
+            for a in range(0, len(out), chunk):
+                out[a:a + chunk] = beat_side(self.beat_grid[a:a + chunk], music=self.direction == "d2m",
+                                             sigma_frames=sigma_frames)
+            self._gallery_beats[sigma_frames] = out
         return self._gallery_beats[sigma_frames]
 
     def _check_querybank(self, settings: SearchSettings) -> QuerybankStats | None:
@@ -133,7 +138,7 @@ class GallerySearch:
             head = np.einsum("qd,qcd->qc", query.beat_head, self.beat_head[safe], optimize=True)
             combined += settings.beat_weight_head * head
         q_side = beat_side(query.beat_grid, music=self.direction == "m2d", sigma_frames=settings.sigma_frames)
-        align = np.einsum("qf,qcf->qc", q_side, self._gallery_side(settings.sigma_frames)[safe], optimize=True)
+        align = np.einsum("qf,qcf->qc", q_side, self.gallery_side(settings.sigma_frames)[safe], optimize=True)
         combined += settings.beat_weight_align * align
         combined[~valid] = -np.inf
         final = combined.copy()
