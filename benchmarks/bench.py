@@ -1,6 +1,6 @@
 """`make bench`: the BeatDance protocol on the real Dance with Melody pairs, prepare included.
 
-    python benchmarks/bench.py [--data ../shared/data/dance_with_melody] [--out bench_out] [--seeds 2] [--folds 4]
+    python benchmarks/bench.py [--data ../shared/data/dance_with_melody] [--out bench_out] [--seeds 4] [--folds 4]
 
 1. Prepares the 32 song/motion-capture pairs into bench_out/store with the offline encoders
    (audio-mel, pose): 10-s windows, because the model pools a clip into 10 one-second segments with a
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from beatdance.pipeline.bench import BenchConfig, format_markdown, run_bench
+from beatdance.pipeline.bench import BenchConfig, format_markdown, paired_comparison, run_bench
 from beatdance.pipeline.prepare import PrepareConfig, prepare
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +46,7 @@ def main() -> int:
     config = BenchConfig(seeds=args.seeds, folds=args.folds, epochs=args.epochs)
     results = run_bench(store=args.out / "store", out=args.out, config=config, workers=args.workers)
     print(format_markdown(results["summary"]))
+    print(paired_comparison(results["runs"], row="temporal", baseline="official"))
     total = time.perf_counter() - started
     print(f"prepare {prepared:.0f} s + protocol {results['elapsed_s']:.0f} s = {total:.0f} s; results in {args.out}")
     return 0

@@ -92,6 +92,7 @@ def test_bench_reports_every_arm_and_renders_markdown(bench_results):
     assert set(stat) == {"mean", "std"} and 0.0 <= stat["mean"] <= 100.0
     md = (out / "results.md").read_text()
     assert "| temporal -beat branch |" in md and "dance -> music (d2m)" in md and " ± " in md
+    assert "better)" in md and "temporal - official, paired" in md
     assert all((out / f"{kind}_{d}.png").stat().st_size > 0 for kind in ("recall", "ranks") for d in ("m2d", "d2m"))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..pipeline.bench import BenchConfig, format_markdown, run_bench
+from ..pipeline.bench import BenchConfig, format_markdown, paired_comparison, run_bench
 from .app import app
 
 
@@ -15,7 +15,7 @@ from .app import app
 def bench_command(
     store: Path = typer.Argument(..., help="Feature store from `beatdance prepare` (groups = source pairs)."),
     out: Path = typer.Option(..., "--out", help="Folder for results.md, results.json and the plots."),
-    seeds: int = typer.Option(2, help="Seeds (0..N-1); each reshuffles the folds and the training."),
+    seeds: int = typer.Option(4, help="Seeds (0..N-1); each reshuffles the folds and the training."),
     folds: int = typer.Option(4, help="Cross-validation folds over pairs."),
     epochs: int = typer.Option(40, help="Training epochs of every trained arm."),
     val_groups: int = typer.Option(3, help="Pairs held out of training per fold (the validation querybank)."),
@@ -36,4 +36,5 @@ def bench_command(
         typer.echo(json.dumps(results["summary"], indent=2))
     else:
         typer.echo(format_markdown(results["summary"]))
+        typer.echo(paired_comparison(results["runs"], row="temporal", baseline="official"))
         typer.echo(f"{len(results['runs'])} runs in {results['elapsed_s']:.0f} s; results in {out}")
