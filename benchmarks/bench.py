@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from beatdance.pipeline.bench import BenchConfig, format_markdown, paired_comparison, run_bench
+from beatdance.pipeline.bench import BenchConfig, format_markdown, paired_comparisons, run_bench
 from beatdance.pipeline.prepare import PrepareConfig, prepare
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def main() -> int:
     config = BenchConfig(seeds=args.seeds, folds=args.folds, epochs=args.epochs)
     results = run_bench(store=args.out / "store", out=args.out, config=config, workers=args.workers)
     print(format_markdown(results["summary"]))
-    print(paired_comparison(results["runs"], row="temporal", baseline="official"))
+    print(paired_comparisons(results["runs"], config))
     total = time.perf_counter() - started
     print(f"prepare {prepared:.0f} s + protocol {results['elapsed_s']:.0f} s = {total:.0f} s; results in {args.out}")
     return 0

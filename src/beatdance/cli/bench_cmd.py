@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..pipeline.bench import BenchConfig, format_markdown, paired_comparison, run_bench
+from ..pipeline.bench import BenchConfig, format_markdown, paired_comparisons, run_bench
 from .app import app
 
 
@@ -36,5 +36,5 @@ def bench_command(
         typer.echo(json.dumps(results["summary"], indent=2))
     else:
         typer.echo(format_markdown(results["summary"]))
-        typer.echo(paired_comparison(results["runs"], row="temporal", baseline="official"))
+        typer.echo(paired_comparisons(results["runs"], config))
         typer.echo(f"{len(results['runs'])} runs in {results['elapsed_s']:.0f} s; results in {out}")
