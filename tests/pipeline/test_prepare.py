@@ -154,3 +154,16 @@ def test_store_export_import_official_cli(tmp_path):
     res = runner.invoke(app, ["import-official", str(tmp_path / "official"), str(tmp_path / "back")])
     assert res.exit_code == 0, res.output
     assert sorted(FeatureStore.open(tmp_path / "back").ids()) == sorted(FeatureStore.open(tmp_path / "store").ids())
+
+
+def test_pair_ids_do_not_depend_on_where_the_media_lives(tmp_path):
+    from beatdance.pipeline.inputs import discover_pairs
+
+    write_corpus(out_dir=tmp_path / "a", num_pairs=2, seed=5, duration_s=3.0, video=False, show_progress=False)
+    shutil.copytree(tmp_path / "a", tmp_path / "elsewhere" / "b")
+    here, _ = discover_pairs([tmp_path / "a"])
+    there, _ = discover_pairs([tmp_path / "elsewhere" / "b"])
+    assert [p.pair_id for p in here] == [p.pair_id for p in there] and len(here) == 2
+    (tmp_path / "elsewhere" / "b" / "pair_001.npz").write_bytes(b"other content")
+    changed, _ = discover_pairs([tmp_path / "elsewhere" / "b"])
+    assert changed[1].pair_id != here[1].pair_id and changed[0].pair_id == here[0].pair_id

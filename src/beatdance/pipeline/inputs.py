@@ -43,9 +43,22 @@ class Rejected:
     reason: str
 
 
+def _content_key(path: Path) -> str:
+    """What identifies a media file wherever it lives: its size and a hash of its first MiB (a missing file:
+    its path, so that the pair is still listed and then reported as unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            return f"{path.stat().st_size}:{hashlib.sha1(fh.read(1 << 20)).hexdigest()}"
+    except OSError:
+        return str(path.resolve())
+
+
 def _pair_id(path: Path, *also: object) -> str:
-    """Readable, unique id: the dance file's stem plus a hash of the dance path and any pairing details."""
-    digest = hashlib.sha1(repr((str(path.resolve()), *also)).encode()).hexdigest()[:6]
+    """Readable, unique id: the dance file's stem plus a hash of its content and any pairing details.
+
+    Ids do not depend on where the media is stored, so splits (made from ids) are the same on every machine.
+    """
+    digest = hashlib.sha1(repr((_content_key(path), *also)).encode()).hexdigest()[:6]
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in path.stem)
     return f"{stem}-{digest}"
 
@@ -79,7 +92,7 @@ def read_manifest(path: Path) -> tuple[list[PairSpec], list[Rejected]]:
                 continue
             ext = dance.suffix.lower()
             kind = "video" if ext in VIDEO_EXTS else "dwm" if dance.is_dir() and is_dwm_folder(dance) else "keypoints"
-            pairs.append(PairSpec(pair_id=_pair_id(dance, str(music.resolve()), offset), music=str(music), dance=str(dance), dance_kind=kind, offset_s=offset))
+            pairs.append(PairSpec(pair_id=_pair_id(dance, _content_key(music), offset), music=str(music), dance=str(dance), dance_kind=kind, offset_s=offset))
     return pairs, rejected
 
 
