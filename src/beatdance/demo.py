@@ -23,7 +23,6 @@ from .features.loading import dataset_config
 from .features.store import FeatureStore
 from .library import Library, LibraryConfig, SearchResult, build_library
 from .model.blender import BlenderConfig
-from .model.checkpoint import resolve_checkpoint
 from .pipeline.export import export_pair
 from .pipeline.prepare import PrepareConfig, prepare
 from .plots import plot_beat_alignment, plot_recall_curves
@@ -31,7 +30,7 @@ from .retrieval.protocol import evaluate_model
 from .synth.media import write_corpus
 from .train.config import TrainConfig
 from .train.trainer import train
-from .util import atomic_write_bytes, atomic_write_json, read_json
+from .util import atomic_write_bytes, atomic_write_json
 
 
 @dataclass
@@ -60,13 +59,7 @@ def _corpus(out: Path, cfg: DemoConfig, *, show_progress: bool) -> tuple[Path, P
 
 
 def _train(store: Path, run: Path, cfg: DemoConfig, *, show_progress: bool) -> None:
-    if (run / "last").is_dir() and read_json(run / "config.json")["train"]["epochs"] == cfg.epochs and \
-            (run / "history.jsonl").read_text().count("\n") >= 1:
-        try:
-            resolve_checkpoint(run)
-            return
-        except Exception:  # an unfinished run: resume it below
-            pass
+    """Train the demo model; a finished run is resumed past its last epoch, which trains nothing."""
     fs = FeatureStore.open(store)
     train_set, val_set = fs.load_split("train"), fs.load_split("val")
     model = BlenderConfig(music_dim=train_set.music_dim, dance_dim=train_set.dance_dim, variant="temporal")
@@ -132,8 +125,8 @@ def run_demo(*, out: str | os.PathLike[str], config: DemoConfig | None = None, s
     group_dance = {it.grp: it.dance_file for it in lib.items}
     mean_ba = {"m2d": [], "d2m": []}
     queries = []
-    for group in test_groups:
-        result = lib.search(music=group_music[group], top=5)
+    music_results = [lib.search(music=group_music[group], top=5) for group in test_groups]
+    for group, result in zip(test_groups, music_results):
         queries.append(_query_summary(result, truth_group=group))
         mean_ba["m2d"].append(result.matches[0].beat_alignment)
     dance_result = lib.search(dance=group_dance[test_groups[0]], top=5)
@@ -142,7 +135,7 @@ def run_demo(*, out: str | os.PathLike[str], config: DemoConfig | None = None, s
     video_result = lib.search(dance=video, top=5)
     queries.append(_query_summary(video_result, truth_group=None))
     lap("search")
-    first = lib.search(music=group_music[test_groups[0]], top=1)
+    first = music_results[0]
     best = first.matches[0]
     plot_beat_alignment(path=plots / "top_match_beats.png", music_beats_s=np.array(first.query["beats_s"]),
                         dance_beats_s=np.array(best.beats_s), duration_s=float(first.query["duration_s"]),

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -308,14 +308,19 @@ class FeatureStore:
     def load_clips(self, clip_ids: Sequence[str], *, num_segments: int = 10, slots: int = 10,
                    split: str | None = None) -> FeatureSet:
         """Pool the given clips, in that order, into a FeatureSet (groups from the clips' metadata)."""
+        return self.pool_records((self.get(c) for c in clip_ids), num_segments=num_segments, slots=slots, split=split)
+
+    def pool_records(self, records: Iterable[ClipRecord], *, num_segments: int = 10, slots: int = 10,
+                     split: str | None = None) -> FeatureSet:
+        """Pool clip records already read with :meth:`get` (for callers that also need their beat times or
+        metadata, so that each clip file is read once)."""
 
         def clips() -> Any:
-            for clip_id in clip_ids:
-                rec = self.get(clip_id)
-                source = str(self.clip_path(clip_id))
-                yield PerFrameClip(clip_id=clip_id, music=rec.music, dance=rec.dance, music_beat=rec.music_beat,
+            for rec in records:
+                source = str(self.clip_path(rec.clip_id))
+                yield PerFrameClip(clip_id=rec.clip_id, music=rec.music, dance=rec.dance, music_beat=rec.music_beat,
                                    dance_beat=rec.dance_beat, sources=dict.fromkeys(_RANKS, source),
-                                   group=str(rec.meta.get("group", clip_id)))
+                                   group=str(rec.meta.get("group", rec.clip_id)))
 
         return pool_clips(clips(), num_segments=num_segments, slots=slots, beat_fps=self.grid_fps,
                           info={"layout": "store", "path": str(self.path), "split": split})

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import CheckpointError
 
@@ -23,6 +23,15 @@ _SCHEMA = """CREATE TABLE items (
     row INTEGER PRIMARY KEY, clip_id TEXT UNIQUE NOT NULL, grp TEXT NOT NULL, music_file TEXT, dance_file TEXT,
     dance_kind TEXT, start_s REAL, music_start_s REAL, duration_s REAL, music_tempo_bpm REAL, dance_tempo_bpm REAL,
     music_beats_s TEXT NOT NULL, dance_beats_s TEXT NOT NULL)"""
+
+
+class Side(NamedTuple):
+    """One modality of an item: its file, where the clip starts in it (s), its tempo (BPM) and beats (s)."""
+
+    file: str | None
+    start_s: float | None
+    tempo_bpm: float | None
+    beats_s: list[float]
 
 
 @dataclass
@@ -52,6 +61,12 @@ class Item:
                    music_start_s=meta.get("music_start_s"), duration_s=meta.get("duration_s"),
                    music_tempo_bpm=meta.get("music_tempo_bpm"), dance_tempo_bpm=meta.get("dance_tempo_bpm"),
                    music_beats_s=[float(t) for t in music_beats_s], dance_beats_s=[float(t) for t in dance_beats_s])
+
+    def side(self, modality: str) -> Side:
+        """The ``modality`` ("music" or "dance") of this item."""
+        if modality == "music":
+            return Side(self.music_file, self.music_start_s, self.music_tempo_bpm, self.music_beats_s)
+        return Side(self.dance_file, self.start_s, self.dance_tempo_bpm, self.dance_beats_s)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -21,7 +21,10 @@ import os
 import shutil
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,7 +61,6 @@ from .catalog import Item, read_catalog, write_catalog
 
 FORMAT = "beatdance-library"
 VERSION = 1
-MODALITIES = ("music", "dance")
 Modality = Literal["music", "dance"]
 _GALLERY: dict[str, Direction] = {"dance": "m2d", "music": "d2m"}  # gallery modality -> direction searching it
 
@@ -132,17 +134,24 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 def _embed_store(*, net: BeatBlender, store: FeatureStore, ids: list[str], batch_size: int, chunk: int = 256,
-                 show_progress: bool, desc: str) -> tuple[ModalityEmbeddings | None, ModalityEmbeddings | None]:
-    """Embed store clips ``ids`` chunk by chunk (bounded memory), checking they fit the model."""
+                 show_progress: bool, desc: str, items: list[Item] | None = None,
+                 ) -> tuple[ModalityEmbeddings | None, ModalityEmbeddings | None]:
+    """Embed store clips ``ids`` chunk by chunk (bounded memory), checking they fit the model. With ``items``,
+    an Item is appended for every clip (rows continue its numbering) from the same read of the clip file."""
     cfg = net.config
     music: ModalityEmbeddings | None = None
     dance: ModalityEmbeddings | None = None
     bar = progress(desc=desc, total=len(ids), enabled=show_progress)
     for a in range(0, len(ids), chunk):
-        fs = store.load_clips(ids[a:a + chunk], num_segments=cfg.num_segments, slots=cfg.beat_slots)
+        records = [store.get(clip_id) for clip_id in ids[a:a + chunk]]
+        fs = store.pool_records(records, num_segments=cfg.num_segments, slots=cfg.beat_slots)
         check_compatible(cfg, fs, source=f"feature store {store.path}")
         m, d = embed_featureset(net, fs, batch_size=batch_size)
         music, dance = _concat(music, m), _concat(dance, d)
+        if items is not None:
+            items.extend([Item.from_store(row=row, clip_id=r.clip_id, meta=r.meta, music_beats_s=r.music_beat_times.tolist(),
+                                          dance_beats_s=r.dance_beat_times.tolist())
+                          for row, r in enumerate(records, start=len(items))])
         bar.update(len(fs))
     bar.close()
     return music, dance
@@ -207,13 +216,9 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
                         "run `beatdance prepare` on media first.")
     known = set(old.ids) if old is not None else set()
     new_ids = [i for i in ids if i not in known]
-    music, dance = _embed_store(net=net, store=store, ids=new_ids, batch_size=config.batch_size,
-                                show_progress=show_progress, desc="embed")
     items = list(old.items) if old is not None else []
-    for clip_id in new_ids:
-        rec = store.get(clip_id)
-        items.append(Item.from_store(row=len(items), clip_id=clip_id, meta=rec.meta,
-                                     music_beats_s=rec.music_beat_times.tolist(), dance_beats_s=rec.dance_beat_times.tolist()))
+    music, dance = _embed_store(net=net, store=store, ids=new_ids, batch_size=config.batch_size,
+                                show_progress=show_progress, desc="embed", items=items)
     if old is not None:
         prev_music, prev_dance = old.embeddings("music"), old.embeddings("dance")
         music = _concat(prev_music, music) if music is not None else prev_music
@@ -315,6 +320,23 @@ class SearchResult:
         return asdict(self)
 
 
+@contextmanager
+def _limited_threads(threads: int | None) -> Iterator[None]:
+    """Cap the BLAS, OpenMP and torch thread pools at ``threads`` while the block runs (None: leave them)."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
 class Library:
     """An opened library: ``Library.open(path).search(music="song.wav", top=10)``."""
 
@@ -363,11 +385,14 @@ class Library:
     def __len__(self) -> int:
         return len(self.items)
 
+    def __contains__(self, clip_id: object) -> bool:
+        return clip_id in self._rows
+
     def item(self, clip_id: str) -> Item:
         """The item with id ``clip_id``."""
         if clip_id not in self._rows:
             raise ParameterError(f"clip {clip_id!r} is not in library {self.path} ({len(self)} items); "
-                                 "see `beatdance search --list` or Library.ids for the ids.")
+                                 "Library.ids (or GET /api/items of `beatdance serve`) lists the ids.")
         return self.items[self._rows[clip_id]]
 
     def embeddings(self, modality: Modality, rows: np.ndarray | None = None) -> ModalityEmbeddings:
@@ -382,7 +407,9 @@ class Library:
         """The library's search settings with ``overrides`` (None values are ignored)."""
         return SearchSettings(**{**self.config.search.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
 
+    @cached_property
     def _prepare_config(self) -> PrepareConfig:
+        """The extractor settings of the library's clips, which queries are extracted with."""
         return PrepareConfig.from_store_config(self.store_config, source=f"library {self.path}")
 
     def warm_up(self) -> None:
@@ -390,7 +417,7 @@ class Library:
         process does not pay librosa's just-in-time compilation (about 3 s). No-op for libraries without
         extractor settings."""
         try:
-            cfg = self._prepare_config()
+            cfg = self._prepare_config
         except DataError:
             return
         sr = cfg.sr
@@ -414,7 +441,7 @@ class Library:
     def extract_query(self, *, modality: Modality, path: str | os.PathLike[str], start_s: float = 0.0,
                       duration_s: float | None = None, hop_s: float | None = None) -> tuple[ModalityEmbeddings, list[Any], Any]:
         """Windows of a query file extracted like the library's clips: (embeddings, windows, track)."""
-        cfg = self._prepare_config()
+        cfg = self._prepare_config
         hop = hop_s if hop_s is not None else cfg.window_s / 2
         if modality == "music":
             check_music_path(path)
@@ -457,19 +484,9 @@ class Library:
         query against 10k items: 75 ms with one thread against 880 ms with the default pools on a busy
         2-core machine, benchmarks/search_speed.py). None leaves the pools alone.
         """
-        if threads is None:
+        with _limited_threads(threads):
             return self._search(music=music, dance=dance, music_id=music_id, dance_id=dance_id, start_s=start_s,
                                 duration_s=duration_s, hop_s=hop_s, top=top, settings=settings)
-        from threadpoolctl import threadpool_limits
-
-        torch_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            with threadpool_limits(limits=threads):
-                return self._search(music=music, dance=dance, music_id=music_id, dance_id=dance_id, start_s=start_s,
-                                    duration_s=duration_s, hop_s=hop_s, top=top, settings=settings)
-        finally:
-            torch.set_num_threads(torch_threads)
 
     def _search(self, *, music: str | os.PathLike[str] | None, dance: str | os.PathLike[str] | None,
                 music_id: str | None, dance_id: str | None, start_s: float, duration_s: float | None,
@@ -489,13 +506,11 @@ class Library:
         if key.endswith("_id"):
             item = self.item(str(given[key]))
             emb = self.embeddings(modality, np.array([self._rows[item.clip_id]]))
-            tempo = item.music_tempo_bpm if modality == "music" else item.dance_tempo_bpm
-            beats = item.music_beats_s if modality == "music" else item.dance_beats_s
-            file = item.music_file if modality == "music" else item.dance_file
-            file_start = item.music_start_s if modality == "music" else item.start_s
-            starts = [float(file_start or 0.0)]
-            beat_lists = [beats]
-            query = {"clip_id": item.clip_id, "modality": modality, "file": file, "tempo_bpm": tempo}
+            side = item.side(modality)
+            tempo = side.tempo_bpm
+            starts = [float(side.start_s or 0.0)]
+            beat_lists = [side.beats_s]
+            query = {"clip_id": item.clip_id, "modality": modality, "file": side.file, "tempo_bpm": tempo}
             span = item.duration_s
         else:
             path = str(given[key])
@@ -505,7 +520,7 @@ class Library:
             starts = [start_s + w.start_s for w in windows]
             beat_lists = [w.beat_times_s.tolist() for w in windows]
             query = {"clip_id": None, "modality": modality, "file": path, "tempo_bpm": tempo}
-            span = self._prepare_config().window_s
+            span = self._prepare_config.window_s
         hits = self._searchers[direction].search(emb, top=min(top, len(self)), settings=settings)
         best = int(np.argmax(hits.combined.max(axis=1)))
         query.update(start_s=starts[best], duration_s=span, beats_s=beat_lists[best])
@@ -520,12 +535,10 @@ class Library:
             if r < 0:
                 break
             it = self.items[int(r)]
-            music = modality == "music"
-            out.append(Match(rank=rank, clip_id=it.clip_id, group=it.grp, modality=modality,
-                             file=it.music_file if music else it.dance_file,
-                             start_s=it.music_start_s if music else it.start_s, duration_s=it.duration_s,
+            side = it.side(modality)
+            out.append(Match(rank=rank, clip_id=it.clip_id, group=it.grp, modality=modality, file=side.file,
+                             start_s=side.start_s, duration_s=it.duration_s,
                              score=float(hits.score[row, rank - 1]), similarity=float(hits.similarity[row, rank - 1]),
-                             beat_alignment=float(hits.beat_alignment[row, rank - 1]),
-                             tempo_bpm=it.music_tempo_bpm if music else it.dance_tempo_bpm, query_tempo_bpm=query_tempo,
-                             beats_s=it.music_beats_s if music else it.dance_beats_s, item=it))
+                             beat_alignment=float(hits.beat_alignment[row, rank - 1]), tempo_bpm=side.tempo_bpm,
+                             query_tempo_bpm=query_tempo, beats_s=side.beats_s, item=it))
         return out

@@ -51,7 +51,7 @@ from ..retrieval.metrics import RECALL_KS, positive_ranks
 from ..retrieval.scoring import Scorer
 from ..train.config import TrainConfig
 from ..train.trainer import train
-from ..util import atomic_write_json, progress
+from ..util import atomic_write_bytes, atomic_write_json, progress
 
 DIRECTIONS = ("m2d", "d2m")
 METRE_FACTORS = (0.5, 1.0, 2.0, 3.0, 4.0)  # music tempo / dance tempo ratios that count as agreement
@@ -210,11 +210,9 @@ def load_bench_data(store_path: str | os.PathLike[str]) -> tuple[FeatureSet, dic
     ids = store.ids()
     if not ids:
         raise DataError(f"the store {store_path} has no clips. Run `beatdance prepare` first.")
-    tempos = {}
-    for clip_id in ids:
-        rec = store.get(clip_id)
-        tempos[clip_id] = (clip_tempo_bpm(rec.music_beat_times), clip_tempo_bpm(rec.dance_beat_times))
-    return store.load_clips(ids), tempos
+    records = [store.get(clip_id) for clip_id in ids]
+    tempos = {r.clip_id: (clip_tempo_bpm(r.music_beat_times), clip_tempo_bpm(r.dance_beat_times)) for r in records}
+    return store.pool_records(records), tempos
 
 
 # -- one run -------------------------------------------------------------------------------------
@@ -425,7 +423,7 @@ def run_bench(*, store: str | os.PathLike[str], out: str | os.PathLike[str], con
                "summary": summary, "runs": runs}
     table = format_markdown(summary) + "\n" + paired_comparisons(runs, cfg)
     atomic_write_json(out / "results.json", results)
-    (out / "results.md").write_text(_results_markdown(results, table))
+    atomic_write_bytes(out / "results.md", _results_markdown(results, table).encode())
     for direction in DIRECTIONS:
         curves = {row: {k: v["mean"] for k, v in summary[row][direction].items()}
                   for row in ("chance", "rhythm: tempo + BA", "official", "temporal", "temporal + DIS (train qb)")}

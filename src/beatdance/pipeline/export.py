@@ -20,18 +20,17 @@ import cv2
 import numpy as np
 
 from ..beats.alignment import beat_alignment_score, best_offset
-from ..beats.dance import kinematic_beats
+from ..beats.dance import DanceBeatConfig, kinematic_beats
 from ..beats.music import track_music_beats
 from ..errors import MediaError, ParameterError
 from ..media.audio import check_audio, check_span, load_audio, probe_media
 from ..media.keypoints import load_keypoints
-from ..media.pose import PoseEstimator, person_ratio
 from ..media.skeletons import SKELETONS
 from ..media.types import Motion
-from ..media.video import read_video_frames
 from ..plots import PathLike, plot_beat_alignment
 from ..synth.render import encode_mp4
 from ..util import atomic_write_bytes
+from .extract import analyse_dance
 from .inputs import VIDEO_EXTS
 
 _MIN_PERSON_RATIO = 0.5  # a dance video must show a person in at least this fraction of its frames
@@ -145,22 +144,6 @@ def render_skeleton(*, motion: Motion, fps: float, width: int, height: int) -> n
     return frames
 
 
-def _video_dance(path: Path, *, start_s: float, duration_s: float, fps: float, max_side: int) -> tuple[np.ndarray, Motion]:
-    """Frames of a dance video (cropped to even sides for H.264) and the pose MediaPipe finds in them."""
-    frames, _ = read_video_frames(path, fps=fps, start_s=start_s, duration_s=duration_s, max_side=max_side)
-    frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]
-    with PoseEstimator() as estimator:
-        motion = estimator.process(frames=frames, fps=fps, source=str(path))
-    ratio = person_ratio(motion)
-    if ratio < _MIN_PERSON_RATIO:
-        raise MediaError(
-            f"The dance video '{path}' shows a person in only {ratio:.0%} of its frames from {start_s:.3f} s "
-            f"(MediaPipe Pose); at least {_MIN_PERSON_RATIO:.0%} is needed. Pass a video of one dancer, whole "
-            "body in view, or the dance's keypoints."
-        )
-    return frames, motion
-
-
 def _played_ba(*, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, offset_s: float, duration_s: float,
                sigma_s: float) -> tuple[float, np.ndarray]:
     """BA of the music beats that play when the music starts at ``offset_s``, and those beats on the clip's clock."""
@@ -231,13 +214,17 @@ def export_pair(*, music: PathLike, dance: PathLike, out: PathLike, music_start_
     if not np.isfinite(span_s):
         raise MediaError(f"Neither '{music}' nor '{dance}' declares its duration. Pass duration_s (--duration).")
     if is_video:
-        frames, motion = _video_dance(dance, start_s=dance_start_s, duration_s=span_s, fps=fps,
-                                      max_side=max(width, height))
+        track = analyse_dance(dance, kind="video", beat_config=DanceBeatConfig(), start_s=dance_start_s,
+                              duration_s=span_s, pose_fps=fps, max_side=max(width, height),
+                              min_person_ratio=_MIN_PERSON_RATIO)
+        assert track.frames is not None
+        frames = track.frames[:, : track.frames.shape[1] // 2 * 2, : track.frames.shape[2] // 2 * 2]  # H.264: even sides
+        dance_beats = track.beats
     else:
         motion = motion.slice(start_s=dance_start_s, duration_s=span_s)
         frames = render_skeleton(motion=motion, fps=fps, width=width, height=height)
+        dance_beats = kinematic_beats(motion=motion)
     clip_s = len(frames) / fps
-    dance_beats = kinematic_beats(motion=motion)
     if dance_beats.times_s.size == 0:
         raise MediaError(
             f"The dance '{dance}' shows no dance beats between {dance_start_s:.3f} and {dance_start_s + clip_s:.3f} s "

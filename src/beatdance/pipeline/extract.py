@@ -145,7 +145,7 @@ def analyse_dance(path: str | os.PathLike[str], *, beat_config: DanceBeatConfig,
                                                max_side=max_side)
         if "pose" not in _POSE:
             _POSE["pose"] = PoseEstimator()
-        motion = _POSE["pose"].process(frames=frames, fps=frames_fps)
+        motion = _POSE["pose"].process(frames=frames, fps=frames_fps, source=str(path))
         ratio = person_ratio(motion)
         if ratio < min_person_ratio:
             raise MediaError(f"{path}: a person was detected in only {ratio:.0%} of the frames (need "

@@ -168,7 +168,6 @@ class _Service:
     def __init__(self, library_path: Path, *, max_upload_mb: float, cache_dir: Path | None) -> None:
         self.library = Library.open(library_path)
         self.library.warm_up()
-        self.known_ids = set(self.library.ids)
         self.lock = threading.Lock()
         self.max_upload_bytes = int(max_upload_mb * (1 << 20))
         self.max_upload_mb = max_upload_mb
@@ -180,7 +179,7 @@ class _Service:
         self.window_s = float(self.library.store_config.get("window_s", 0.0))
 
     def item(self, clip_id: str) -> Item:
-        if clip_id not in self.known_ids:
+        if clip_id not in self.library:
             raise HTTPException(404, f"clip {clip_id!r} is not in the library ({len(self.library)} items); "
                                      "GET /api/items lists the ids.")
         return self.library.item(clip_id)
@@ -188,17 +187,16 @@ class _Service:
     def side(self, item: Item, modality: Modality) -> ItemSide:
         """Where ``item``'s ``modality`` plays: the file and span for a media file, 0..duration for a rendered dance."""
         url = f"/api/media/{quote(item.clip_id, safe='')}/{modality}"
-        file = item.music_file if modality == "music" else item.dance_file
-        start = item.music_start_s if modality == "music" else item.start_s
-        tempo = item.music_tempo_bpm if modality == "music" else item.dance_tempo_bpm
+        side = item.side(modality)
         duration = float(item.duration_s or self.window_s)
         if self.is_rendered(item, modality):
             kind, media_start = "video", 0.0
         else:
-            kind = "audio" if Path(file or "").suffix.lower() in AUDIO_EXTS else "video"
-            media_start = float(start or 0.0)
-        return ItemSide(source=_basename(file), start_s=start, duration_s=item.duration_s, tempo_bpm=tempo, media_url=url,
-                        media_kind=kind, media_start_s=media_start, media_end_s=media_start + duration)
+            kind = "audio" if Path(side.file or "").suffix.lower() in AUDIO_EXTS else "video"
+            media_start = float(side.start_s or 0.0)
+        return ItemSide(source=_basename(side.file), start_s=side.start_s, duration_s=item.duration_s,
+                        tempo_bpm=side.tempo_bpm, media_url=url, media_kind=kind, media_start_s=media_start,
+                        media_end_s=media_start + duration)
 
     @staticmethod
     def is_rendered(item: Item, modality: Modality) -> bool:
@@ -206,7 +204,7 @@ class _Service:
 
     def media_path(self, item: Item, modality: Modality) -> Path:
         """The file that plays ``item``'s ``modality``: a library file, or the cached stick-figure render."""
-        file = item.music_file if modality == "music" else item.dance_file
+        file = item.side(modality).file
         if file is None:
             raise HTTPException(404, f"clip {item.clip_id!r} has no {modality} file recorded in the library.")
         if not self.is_rendered(item, modality):
@@ -436,8 +434,7 @@ def create_app(library_path: str | os.PathLike[str], *, max_upload_mb: float = 5
         if (query_beats is None) == (query_id is None):
             raise HTTPException(422, "pass exactly one of query_beats (e.g. 0.5,1.0) or query_id.")
         if query_id is not None:
-            q = svc.item(query_id)
-            beats = q.music_beats_s if query_modality == "music" else q.dance_beats_s
+            beats = svc.item(query_id).side(query_modality).beats_s
         else:
             beats = _parse_beats(query_beats or "")
         with svc.lock:
