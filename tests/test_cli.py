@@ -10,6 +10,7 @@ from beatdance.cli import load_commands
 
 app = load_commands()
 from beatdance.features.official import write_official
+from beatdance.model.checkpoint import load_checkpoint
 from beatdance.synth.features import SynthFeatureConfig, generate_synthetic_features
 
 
@@ -20,10 +21,13 @@ def test_train_then_evaluate_with_dis_json(tmp_path):
     runner = CliRunner()
     tiny = ["--embed-dim", "16", "--layers", "1", "--heads", "2", "--ff-dim", "32", "--batch-size", "8"]
     res = runner.invoke(app, ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--epochs", "2",
-                              "--lr", "1e-3", "--no-progress", "--json", *tiny])
+                              "--lr", "1e-3", "--no-progress", "--json", "--pool", "mean", "--positional", "sinusoidal",
+                              *tiny])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     assert summary["last_validation"]["epoch"] == 2
+    net, _ = load_checkpoint(summary["best_checkpoint"])
+    assert (net.config.pool, net.config.positional, net.config.output_dim) == ("mean", "sinusoidal", 16)
     res = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "run"), "--data", str(tmp_path / "data"),
                               "--hubness", "dis", "--json", str(tmp_path / "report.json")])
     assert res.exit_code == 0, res.output

@@ -11,8 +11,12 @@ import pytest
 import soundfile as sf
 
 from beatdance.errors import CheckpointError, MediaError, ParameterError
+from beatdance.features.loading import dataset_config
 from beatdance.features.store import FeatureStore
 from beatdance.library import Library, LibraryConfig, build_library
+from beatdance.model.blender import BlenderConfig
+from beatdance.train.config import TrainConfig
+from beatdance.train.trainer import train
 
 
 def test_library_layout_and_metadata(small_library, small_store):
@@ -113,3 +117,18 @@ def test_damaged_library_is_a_clear_error(small_library, tmp_path):
         Library.open(broken)
     with pytest.raises(CheckpointError, match="not a beatdance library"):
         Library.open(tmp_path)
+
+
+def test_mean_pooled_model_indexes_d_dimensional_embeddings(small_store, tmp_path):
+    """A model with pool='mean' (one d-vector per clip) builds a searchable library of that width."""
+    store = FeatureStore.open(small_store)
+    fs = store.load_clips(store.ids())
+    cfg = BlenderConfig(music_dim=fs.music_dim, dance_dim=fs.dance_dim, embed_dim=16, num_layers=1, num_heads=2,
+                        ff_dim=32, positional="sinusoidal", pool="mean")
+    train(train_set=fs, val_set=None, model_config=cfg, config=TrainConfig(epochs=1, batch_size=6, evals_per_epoch=0),
+          out=tmp_path / "run", data_info=dataset_config(small_store), show_progress=False)
+    build_library(data=small_store, model=tmp_path / "run", out=tmp_path / "lib", show_progress=False)
+    lib = Library.open(tmp_path / "lib")
+    assert lib.embeddings("music", np.arange(3)).fuse.shape == (3, 16)
+    result = lib.search(dance_id=lib.ids[2], top=4)
+    assert len(result.matches) == 4 and result.direction == "d2m"

@@ -157,3 +157,19 @@ def test_ablation_switches_no_beat_branch_and_mlp_encoders():
     torch.testing.assert_close(full[:2], alone)
     with pytest.raises(ParameterError, match="encoder"):
         BlenderConfig(encoder="lstm", **SMALL)  # type: ignore[arg-type]
+
+
+def test_mean_pool_averages_the_segment_vectors_of_the_flattened_embedding():
+    """pool='mean' gives the mean over segments of what pool='flatten' joins, with the same weights."""
+    torch.manual_seed(0)
+    flat = BeatBlender(BlenderConfig(positional="sinusoidal", **SMALL)).eval()
+    mean = BeatBlender(BlenderConfig(positional="sinusoidal", pool="mean", **SMALL)).eval()
+    mean.load_state_dict(flat.state_dict())
+    x = _inputs(3, flat.config)
+    a, b = flat(**x), mean(**x)
+    assert mean.config.output_dim == SMALL["embed_dim"] and flat.config.output_dim == 10 * SMALL["embed_dim"]
+    for key in ("music_fuse", "music_beat", "dance_fuse", "dance_beat"):
+        assert b[key].shape == (3, SMALL["embed_dim"])
+        torch.testing.assert_close(b[key], a[key].reshape(3, 10, -1).mean(dim=1))
+    with pytest.raises(ParameterError, match="pool"):
+        BlenderConfig(pool="max", **SMALL)  # type: ignore[arg-type]

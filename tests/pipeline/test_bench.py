@@ -92,7 +92,7 @@ def test_bench_reports_every_arm_and_renders_markdown(bench_results):
     assert set(stat) == {"mean", "std"} and 0.0 <= stat["mean"] <= 100.0
     md = (out / "results.md").read_text()
     assert "| temporal -beat branch |" in md and "dance -> music (d2m)" in md and " ± " in md
-    assert "better)" in md and "temporal - official, paired" in md
+    assert "better)" in md and "temporal - official, paired" in md and "temporal - official, pool=mean, paired" in md
     assert all((out / f"{kind}_{d}.png").stat().st_size > 0 for kind in ("recall", "ranks") for d in ("m2d", "d2m"))
 
 
@@ -148,6 +148,23 @@ def test_bench_command_prints_tables(tiny_store, tmp_path):
     from typer.testing import CliRunner
 
     result = CliRunner().invoke(app, ["bench", str(tiny_store), "--out", str(tmp_path / "b"), "--seeds", "1",
-                                      "--folds", "2", "--epochs", "1", "--val-groups", "1", "--no-progress"])
+                                      "--folds", "2", "--epochs", "1", "--val-groups", "1", "--no-progress",
+                                      "--pool", "flatten", "--positional", "learned"])
     assert result.exit_code == 0, result.output
-    assert "| chance |" in result.output and (tmp_path / "b" / "results.json").is_file()
+    assert "| chance |" in result.output and "| official, pool=" not in result.output
+    saved = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert (saved["config"]["pool"], saved["config"]["positional"]) == ("flatten", "learned")
+
+
+def test_temporal_arms_carry_the_bench_recipe_and_default_rows_show_its_effect():
+    arms = {a.name: a for a in trained_arms(BenchConfig(positional="sinusoidal", pool="mean"))}
+    assert arms["official"].model == {"variant": "official"}
+    assert arms["official, pool=mean"].model == {"variant": "official", "pool": "mean"}
+    assert arms["temporal, pool=flatten"].model == {"positional": "sinusoidal", "pool": "flatten"}
+    assert arms["temporal, positional=learned"].model == {"positional": "learned", "pool": "mean"}
+    for name in ("temporal", "temporal -beat branch", "temporal -trans-temporal (MLP)", "temporal beta=0"):
+        assert arms[name].model["pool"] == "mean" and arms[name].model["positional"] == "sinusoidal"
+    plain = {a.name for a in trained_arms(BenchConfig(positional="learned", pool="flatten"))}
+    assert not any("pool=" in n or "positional=" in n for n in plain)
+    with pytest.raises(ParameterError, match="pool"):
+        BenchConfig(pool="max")

@@ -44,6 +44,8 @@ def train_command(
     dropout_self: float = typer.Option(0.3, help="Dropout of the self-attention encoders."),
     dropout_cross: float = typer.Option(0.6, help="Dropout of the beat-query cross-attention."),
     positional: str = typer.Option("learned", help="Positional encoding of the temporal variant: learned, sinusoidal or none."),
+    pool: str = typer.Option("flatten", help="Clip embedding from the segment vectors: flatten (official, time-aligned "
+                             "scoring) or mean (for music and dance not beat-locked segment by segment)."),
     device: str = typer.Option("auto", help="'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N'."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out after its last finished epoch."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -64,7 +66,7 @@ def train_command(
     model_config = BlenderConfig(
         music_dim=train_set.music_dim, dance_dim=train_set.dance_dim, num_segments=segments, beat_slots=beat_slots,
         embed_dim=embed_dim, num_layers=layers, num_heads=heads, ff_dim=ff_dim, dropout_self=dropout_self,
-        dropout_cross=dropout_cross, variant=variant, positional=positional,  # type: ignore[arg-type]
+        dropout_cross=dropout_cross, variant=variant, positional=positional, pool=pool,  # type: ignore[arg-type]
     )
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_fraction=warmup_fraction,

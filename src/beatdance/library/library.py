@@ -367,7 +367,7 @@ class Library:
             raise CheckpointError(f"{path}/model does not hold the model the library was built with; rebuild the library.")
         items = read_catalog(path / "meta.sqlite")
         arrays = _load_arrays(path / "embeddings.safetensors")
-        dim = net.config.num_segments * net.config.embed_dim
+        dim = net.config.output_dim
         searchers: dict[Direction, GallerySearch] = {}
         for modality, direction in _GALLERY.items():
             index = VectorIndex.load(path / f"{modality}.faiss", dim=dim)

@@ -10,12 +10,18 @@ Two variants share every layer and differ only in which axis attention runs over
 * ``temporal`` (default) attends over the S segments of each clip, with a positional encoding, so an
   embedding depends on its own clip only and can be indexed.
 
+``pool`` decides how a clip's S segment vectors become its embedding. ``"flatten"`` (official) joins
+them, so the cosine of two clips is a sum over time-aligned segment pairs: right when music and dance
+are beat-locked segment by segment. ``"mean"`` averages them into one d-vector, so the score no longer
+demands that segment s of the music match segment s of the dance: better where the two are not locked
+at that scale (the Dance-with-Melody motion capture, see README "Results"), and S times smaller.
+
 Two switches exist for the paper's ablations: ``beat_branch=False`` drops the beat encoders (the fusion
 sees zeros in place of the beat features and the beat head outputs zeros), and ``encoder="mlp"``
 replaces every transformer layer by its position-wise feed-forward block alone, so nothing attends
 across segments or clips (no trans-temporal mixing).
 
-Shapes: music (B, S, Dm), dance (B, S, Dd), beats (B, S, K) -> flattened (B, S*d) embeddings.
+Shapes: music (B, S, Dm), dance (B, S, Dd), beats (B, S, K) -> (B, S*d) embeddings, or (B, d) with ``pool="mean"``.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class BlenderConfig:
     positional: Literal["learned", "sinusoidal", "none"] = "learned"
     beat_branch: bool = True
     encoder: EncoderKind = "transformer"
+    pool: Literal["flatten", "mean"] = "flatten"
 
     def __post_init__(self) -> None:
         for name in ("music_dim", "dance_dim", "num_segments", "beat_slots", "embed_dim", "num_layers",
@@ -71,13 +78,15 @@ class BlenderConfig:
             raise ParameterError(f"variant={self.variant!r}; expected 'official' or 'temporal'.")
         if self.positional not in ("learned", "sinusoidal", "none"):
             raise ParameterError(f"positional={self.positional!r}; expected 'learned', 'sinusoidal' or 'none'.")
+        if self.pool not in ("flatten", "mean"):
+            raise ParameterError(f"pool={self.pool!r}; expected 'flatten' (official) or 'mean' (average over segments).")
         if self.encoder not in ("transformer", "mlp"):
             raise ParameterError(f"encoder={self.encoder!r}; expected 'transformer' (official) or 'mlp' (no attention).")
 
     @property
     def output_dim(self) -> int:
-        """Size of each flattened embedding (S * d; 2560 with the official sizes)."""
-        return self.num_segments * self.embed_dim
+        """Size of each clip embedding: S * d when flattened (2560 with the official sizes), d when mean-pooled."""
+        return self.embed_dim if self.pool == "mean" else self.num_segments * self.embed_dim
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,17 +172,20 @@ class ModalityBranch(nn.Module):
         if self.feature_position is not None:
             x = x + self.feature_position
         x = self.feature_encoder(x)
-        batch = features.shape[0]
         if not self.cfg.beat_branch:
             fused = self.fuse(torch.cat([x, torch.zeros_like(x)], dim=-1))
-            return {"fuse": fused.reshape(batch, -1), "beat": torch.zeros_like(fused).reshape(batch, -1)}
+            return {"fuse": self._out(fused), "beat": torch.zeros_like(self._out(fused))}
         b = self.beat_linear(beats)
         if self.beat_position is not None:
             b = b + self.beat_position
         b = self.beat_encoder(b)
         fused = self.fuse(torch.cat([x + b, x * b], dim=-1))
         head, _ = self.cross_attention(query=b, key=x, value=x, need_weights=False)
-        return {"fuse": fused.reshape(batch, -1), "beat": head.reshape(batch, -1)}
+        return {"fuse": self._out(fused), "beat": self._out(head)}
+
+    def _out(self, x: Tensor) -> Tensor:
+        """(B, S, d) segment vectors -> (B, output_dim) clip embeddings."""
+        return x.mean(dim=1) if self.cfg.pool == "mean" else x.reshape(x.shape[0], -1)
 
 
 class BeatBlender(nn.Module):
@@ -194,13 +206,13 @@ class BeatBlender(nn.Module):
             )
 
     def encode_music(self, music: Tensor, music_beat: Tensor) -> dict[str, Tensor]:
-        """Embeddings of music clips: ``{"fuse": (B, S*d), "beat": (B, S*d)}``."""
+        """Embeddings of music clips: ``{"fuse": (B, output_dim), "beat": (B, output_dim)}``."""
         self._check("music", music, self.config.music_dim)
         self._check("music_beat", music_beat, self.config.beat_slots)
         return self.music(music, music_beat)
 
     def encode_dance(self, dance: Tensor, dance_beat: Tensor) -> dict[str, Tensor]:
-        """Embeddings of dance clips: ``{"fuse": (B, S*d), "beat": (B, S*d)}``."""
+        """Embeddings of dance clips: ``{"fuse": (B, output_dim), "beat": (B, output_dim)}``."""
         self._check("dance", dance, self.config.dance_dim)
         self._check("dance_beat", dance_beat, self.config.beat_slots)
         return self.dance(dance, dance_beat)
