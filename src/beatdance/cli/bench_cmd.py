@@ -19,8 +19,8 @@ def bench_command(
     folds: int = typer.Option(4, help="Cross-validation folds over pairs."),
     epochs: int = typer.Option(40, help="Training epochs of every trained arm."),
     val_groups: int = typer.Option(3, help="Pairs held out of training per fold (the validation querybank)."),
-    positional: str = typer.Option("sinusoidal", help="Positional encoding of the temporal arms: sinusoidal, learned or none."),
-    pool: str = typer.Option("mean", help="Clip embedding of the temporal arms: mean (over segments) or flatten (official)."),
+    positional: str = typer.Option(BenchConfig.positional, help="Positional encoding of the temporal arms: sinusoidal, learned or none."),
+    pool: str = typer.Option(BenchConfig.pool, help="Clip embedding of the temporal arms: mean (over segments) or flatten (official)."),
     device: str = typer.Option("cpu", help="Torch device for training and embedding."),
     workers: int = typer.Option(1, help="Processes running (seed, fold) runs at once (one torch thread each)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -32,8 +32,8 @@ def bench_command(
 
         beatdance bench dwm_store --out bench_out --seeds 2 --folds 4
     """
-    config = BenchConfig(seeds=seeds, folds=folds, epochs=epochs, val_groups=val_groups, positional=positional,
-                         pool=pool, device=device)
+    config = BenchConfig(seeds=seeds, folds=folds, epochs=epochs, val_groups=val_groups, device=device,
+                         positional=positional, pool=pool)  # type: ignore[arg-type]
     results = run_bench(store=store, out=out, config=config, workers=workers, show_progress=progress)
     if as_json:
         typer.echo(json.dumps(results["summary"], indent=2))

@@ -37,6 +37,8 @@ from ..errors import CheckpointError, ParameterError
 
 Variant = Literal["official", "temporal"]
 EncoderKind = Literal["transformer", "mlp"]
+Positional = Literal["learned", "sinusoidal", "none"]
+Pool = Literal["flatten", "mean"]
 
 
 @dataclass
@@ -55,10 +57,10 @@ class BlenderConfig:
     dropout_cross: float = 0.6
     beat_hidden: int = 64
     variant: Variant = "temporal"
-    positional: Literal["learned", "sinusoidal", "none"] = "learned"
+    positional: Positional = "learned"
     beat_branch: bool = True
     encoder: EncoderKind = "transformer"
-    pool: Literal["flatten", "mean"] = "flatten"
+    pool: Pool = "flatten"
 
     def __post_init__(self) -> None:
         for name in ("music_dim", "dance_dim", "num_segments", "beat_slots", "embed_dim", "num_layers",
@@ -173,8 +175,8 @@ class ModalityBranch(nn.Module):
             x = x + self.feature_position
         x = self.feature_encoder(x)
         if not self.cfg.beat_branch:
-            fused = self.fuse(torch.cat([x, torch.zeros_like(x)], dim=-1))
-            return {"fuse": self._out(fused), "beat": torch.zeros_like(self._out(fused))}
+            fused = self._out(self.fuse(torch.cat([x, torch.zeros_like(x)], dim=-1)))
+            return {"fuse": fused, "beat": torch.zeros_like(fused)}
         b = self.beat_linear(beats)
         if self.beat_position is not None:
             b = b + self.beat_position

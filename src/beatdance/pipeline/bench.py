@@ -46,7 +46,7 @@ from ..errors import DataError, ParameterError
 from ..features.featureset import FeatureSet
 from ..features.folds import Fold, group_folds
 from ..features.store import FeatureStore
-from ..model.blender import BlenderConfig
+from ..model.blender import BlenderConfig, Pool, Positional
 from ..model.checkpoint import load_checkpoint
 from ..plots import plot_rank_histogram, plot_recall_curves
 from ..retrieval.embed import embed_featureset
@@ -87,8 +87,8 @@ class BenchConfig:
     qb_k: int = 1
     qb_beta: float = 20.0
     tempo_sigma_octaves: float = 0.05
-    positional: str = "sinusoidal"
-    pool: str = "mean"
+    positional: Positional = "sinusoidal"
+    pool: Pool = "mean"
     standardise: bool = True
     device: str = "cpu"
 
@@ -98,7 +98,7 @@ class BenchConfig:
         if self.epochs < 1:
             raise ParameterError(f"epochs={self.epochs} must be >= 1.")
         # The temporal arms are built with these two: let BlenderConfig say now if either is unknown.
-        BlenderConfig(positional=self.positional, pool=self.pool)  # type: ignore[arg-type]
+        BlenderConfig(positional=self.positional, pool=self.pool)
         if not self.tempo_sigma_octaves > 0:
             raise ParameterError(f"tempo_sigma_octaves={self.tempo_sigma_octaves} must be > 0 (e.g. 0.05).")
 
@@ -122,8 +122,9 @@ def trained_arms(cfg: BenchConfig) -> list[Arm]:
     temporal = {"positional": cfg.positional, "pool": cfg.pool}
     default = BlenderConfig()
     arms = [Arm("official", {"variant": "official"}), Arm("temporal", temporal)]
-    if cfg.pool != default.pool:
-        arms += [Arm(f"official, pool={cfg.pool}", {"variant": "official", "pool": cfg.pool}),
+    pooled_official = pooled_official_row(cfg)
+    if pooled_official is not None:
+        arms += [Arm(pooled_official, {"variant": "official", "pool": cfg.pool}),
                  Arm(f"temporal, pool={default.pool}", {**temporal, "pool": default.pool})]
     if cfg.positional != default.positional:
         arms.append(Arm(f"temporal, positional={default.positional}", {**temporal, "positional": default.positional}))
@@ -131,6 +132,11 @@ def trained_arms(cfg: BenchConfig) -> list[Arm]:
              Arm("temporal -trans-temporal (MLP)", {**temporal, "encoder": "mlp"})]
     arms += [Arm(f"temporal beta={b:g}", temporal, beta=b) for b in cfg.beta_sweep if b != cfg.beta]
     return arms
+
+
+def pooled_official_row(cfg: BenchConfig) -> str | None:
+    """Name of the ``official`` arm given temporal's pooling; None when that is official's own."""
+    return f"official, pool={cfg.pool}" if cfg.pool != BlenderConfig().pool else None
 
 
 # -- the explicit-rhythm baseline ----------------------------------------------------------------
@@ -392,8 +398,9 @@ def paired_comparisons(runs: Sequence[dict[str, Any]], cfg: BenchConfig) -> str:
     and both with the strongest beat-head score weight."""
     w = max(cfg.head_weights, default=None)
     pairs = [("temporal", "official")]
-    if f"official, pool={cfg.pool}" in runs[0]["reports"]:
-        pairs.append(("temporal", f"official, pool={cfg.pool}"))
+    pooled_official = pooled_official_row(cfg)
+    if pooled_official is not None:
+        pairs.append(("temporal", pooled_official))
     if w is not None:
         pairs.append((f"temporal, score + {w:g} x beat head", f"official, score + {w:g} x beat head"))
     return "\n".join(paired_comparison(runs, row=row, baseline=base) for row, base in pairs)
@@ -446,8 +453,8 @@ def run_bench(*, store: str | os.PathLike[str], out: str | os.PathLike[str], con
     atomic_write_bytes(out / "results.md", _results_markdown(results, table).encode())
     for direction in DIRECTIONS:
         curves = {row: {k: v["mean"] for k, v in summary[row][direction].items()}
-                  for row in ("chance", "rhythm: tempo + BA", "official", f"official, pool={cfg.pool}", "temporal",
-                              "temporal + DIS (train qb)") if row in summary}
+                  for row in ("chance", "rhythm: tempo + BA", "official", pooled_official_row(cfg), "temporal",
+                              "temporal + DIS (train qb)") if row is not None}
         plot_recall_curves(path=out / f"recall_{direction}.png", curves=curves,
                            title=f"{direction}: mean R@K over {len(runs)} runs")
         plot_rank_histogram(path=out / f"ranks_{direction}.png",
