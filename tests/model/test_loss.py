@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +20,12 @@ def _brute(sims: torch.Tensor, scale: float) -> float:
     return 0.5 * (rows + cols)
 
 
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every row of ``a`` with every row of ``b``, one pair at a time in float64 numpy."""
+    x, y = a.double().numpy(), b.double().numpy()
+    return torch.tensor([[u @ v / (np.linalg.norm(u) * np.linalg.norm(v)) for v in y] for u in x])
+
+
 def test_info_nce_matches_formula():
     sims = torch.rand(5, 5, generator=torch.Generator().manual_seed(0)) * 2 - 1
     assert symmetric_info_nce(sims, logit_scale=100.0).item() == pytest.approx(_brute(sims, 100.0), rel=1e-5)
@@ -31,7 +38,10 @@ def test_total_is_fuse_plus_beta_beat_and_temperature_is_fixed_by_default():
     out = {k: torch.randn(4, 20, generator=g) for k in ("music_fuse", "dance_fuse", "music_beat", "dance_beat")}
     loss = ContrastiveLoss(beta=0.4)
     total, parts = loss(out)
-    assert total.item() == pytest.approx(parts["loss_fuse"] + 0.4 * parts["loss_beat"], rel=1e-6)
+    fuse = _brute(_cosine(out["music_fuse"], out["dance_fuse"]), 100.0)  # L(S_fuse) and L(S_beat), written out
+    beat = _brute(_cosine(out["music_beat"], out["dance_beat"]), 100.0)
+    assert parts["loss_fuse"] == pytest.approx(fuse, rel=1e-5) and parts["loss_beat"] == pytest.approx(beat, rel=1e-5)
+    assert total.item() == pytest.approx(fuse + 0.4 * beat, rel=1e-5)
     assert parts["logit_scale"] == pytest.approx(100.0, rel=1e-5)
     assert not list(loss.parameters())
     learnable = ContrastiveLoss(learnable=True, temperature=0.07)
