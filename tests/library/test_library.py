@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -44,6 +47,25 @@ def test_file_query_is_extracted_like_the_library_clips(small_library, small_cor
     assert track.beats.tempo_bpm > 0
 
 
+def _assert_file_search_is_the_id_search_of_its_windows(lib: Library, modality: str, path, settings) -> dict:
+    """A whole-file query is cut into the library's own windows (its clips were cut from the same file at the same
+    starts), so each window scores as the clip of its span, and the reported matches are those of a search by the id
+    of the best window's clip: the same items with the same scores, similarities and beat alignments."""
+    by_file = lib.search(**{modality: path}, top=4, settings=settings)
+    clips = {it.side(modality).start_s: it.clip_id for it in lib.items if it.side(modality).file == str(path)}
+    assert [w["start_s"] for w in by_file.windows] == sorted(clips) == [0.0, 5.0, 10.0]
+    by_id = {start: lib.search(**{f"{modality}_id": clip}, top=4, settings=settings) for start, clip in clips.items()}
+    for w in by_file.windows:
+        assert w["best_combined"] == pytest.approx(by_id[w["start_s"]].windows[0]["best_combined"], abs=1e-4)
+    best = max(by_file.windows, key=lambda w: w["best_combined"])["start_s"]
+    assert by_file.query["start_s"] == best and by_file.query["beats_s"] == by_id[best].query["beats_s"]
+    same = by_id[best]
+    assert [m.clip_id for m in by_file.matches] == [m.clip_id for m in same.matches]
+    np.testing.assert_allclose([(m.score, m.similarity, m.beat_alignment) for m in by_file.matches],
+                               [(m.score, m.similarity, m.beat_alignment) for m in same.matches], atol=1e-4)
+    return by_file.to_dict()
+
+
 def test_search_by_file_and_by_id(small_library, small_corpus):
     lib = Library.open(small_library)
     by_id = lib.search(music_id=lib.ids[4], top=5)
@@ -54,12 +76,14 @@ def test_search_by_file_and_by_id(small_library, small_corpus):
     assert top.file == top.item.dance_file and top.start_s == top.item.start_s and top.modality == "dance"
     assert 0.0 <= top.beat_alignment <= 1.0
     item = lib.item(lib.ids[4])
-    by_file = lib.search(music=item.music_file, start_s=item.music_start_s, duration_s=10.0, top=5)
-    assert by_file.query["start_s"] == item.music_start_s and len(by_file.windows) == 1
-    d2m = lib.search(dance=small_corpus / "pair_001.npz", top=3, settings=lib.settings(hubness="none"))
-    assert d2m.direction == "d2m" and all(m.modality == "music" for m in d2m.matches)
-    assert len(d2m.windows) == 3 and d2m.query["start_s"] in (0.0, 5.0, 10.0)
-    json.dumps(d2m.to_dict())
+    by_span = lib.search(music=item.music_file, start_s=item.music_start_s, duration_s=10.0, top=5)
+    assert by_span.query["start_s"] == item.music_start_s and len(by_span.windows) == 1
+    m2d = _assert_file_search_is_the_id_search_of_its_windows(lib, "music", small_corpus / "pair_002.wav", lib.settings())
+    d2m = _assert_file_search_is_the_id_search_of_its_windows(lib, "dance", small_corpus / "pair_001.npz",
+                                                              lib.settings(hubness="none"))
+    assert (m2d["direction"], d2m["direction"]) == ("m2d", "d2m")
+    assert {m["modality"] for m in d2m["matches"]} == {"music"}
+    json.dumps(d2m)
 
 
 def test_search_rejects_bad_queries(small_library, small_corpus, tmp_path):
@@ -84,7 +108,27 @@ def test_search_rejects_bad_queries(small_library, small_corpus, tmp_path):
         lib.search(music=small_corpus / "pair_000.npz")
 
 
-def test_add_is_incremental_and_atomic(small_store, small_model, tmp_path):
+# Run in a child process: ``build_library --add`` that SIGKILLs itself at the swap, i.e. when write_dir_atomically
+# renames the finished new library onto the path (the old one has just been moved aside).
+_KILLED_AT_THE_SWAP = """
+import os, signal, sys
+from pathlib import Path
+
+store, out = sys.argv[1], Path(sys.argv[2])
+real_replace = os.replace
+
+def replace(src, dst, *args, **kwargs):
+    if Path(dst) == out:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst, *args, **kwargs)
+
+os.replace = replace
+from beatdance.library import build_library
+build_library(data=store, out=out, add=True, show_progress=False)
+"""
+
+
+def test_add_is_incremental_and_survives_a_kill_at_the_swap(small_store, small_model, tmp_path):
     shutil.copytree(small_store, tmp_path / "store")
     small_store = tmp_path / "store"
     store = FeatureStore.open(small_store)
@@ -95,10 +139,19 @@ def test_add_is_incremental_and_atomic(small_store, small_model, tmp_path):
     assert first.items == 8 and (out / "bank.safetensors").is_file()
     with pytest.raises(ParameterError, match="--add"):
         build_library(data=small_store, model=small_model, out=out, show_progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AT_THE_SWAP, str(small_store), str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    old = Library.open(out)  # the library at the path is the one before the killed --add
+    assert old.ids == store.ids()[:8] and {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert len(old.search(music_id=old.ids[0], top=3).matches) == 3
     added = build_library(data=small_store, out=out, add=True, show_progress=False)
     assert (added.items, added.added, added.already_indexed) == (12, 4, 8)
     lib = Library.open(out)
     assert lib.ids == store.ids()[:8] + store.ids()[8:]
+    np.testing.assert_array_equal(lib.embeddings("music", np.arange(8)).fuse, old.embeddings("music").fuse)
+    assert not (tmp_path / ".lib.old").exists()  # the library put aside by the killed run was put back
     again = build_library(data=small_store, out=out, add=True, show_progress=False)
     assert again.added == 0 and again.items == 12
     other = tmp_path / "other_store"

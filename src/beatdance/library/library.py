@@ -183,6 +183,7 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
     """
     t0 = time.perf_counter()
     out = Path(out)
+    recover_interrupted_swap(out)
     store = FeatureStore.open(data)
     old: Library | None = None
     if add:
@@ -240,6 +241,15 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
                   store_config=store.config, bank=bank)
     return IndexReport(library=str(out), items=len(items), added=len(new_ids), already_indexed=len(ids) - len(new_ids),
                        querybank=config.querybank, seconds=round(time.perf_counter() - t0, 2))
+
+
+def recover_interrupted_swap(path: Path) -> None:
+    """Put back a library that an interrupted write left aside. ``write_dir_atomically`` moves the previous
+    directory to ``.NAME.old`` and then renames the new one onto ``path``: a process killed between the two
+    renames leaves no ``path``, only the complete previous library under ``.NAME.old``."""
+    aside = path.with_name(f".{path.name}.old")
+    if not path.exists() and (aside / "library.json").is_file():
+        os.replace(aside, path)
 
 
 def write_library(*, out: str | os.PathLike[str], checkpoint: str | os.PathLike[str], items: list[Item],
@@ -356,6 +366,7 @@ class Library:
     def open(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Library:
         """Open the library at ``path``; its files are checked against each other."""
         path = Path(path)
+        recover_interrupted_swap(path)
         if not (path / "library.json").is_file():
             raise CheckpointError(f"{path} is not a beatdance library (no library.json). Build one with `beatdance index`.")
         head = read_json(path / "library.json")
