@@ -16,10 +16,11 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 import beatdance.cli.export_cmd  # noqa: F401  (registers the command)
+from beatdance.beats.music import track_music_beats
 from beatdance.cli import main
 from beatdance.cli.app import app
 from beatdance.errors import MediaError, ParameterError
-from beatdance.media.audio import load_audio
+from beatdance.media.audio import load_audio, probe_media
 from beatdance.media.keypoints import load_dwm_pair
 from beatdance.media.skeletons import COCO17, DWM23
 from beatdance.pipeline.export import ExportReport, export_pair
@@ -90,19 +91,22 @@ def test_export_finds_the_shift_and_improves_alignment(exported: ExportReport) -
     assert exported.to_dict()["offset_s"] == exported.offset_s
 
 
+def _assert_plays_from(audio: np.ndarray, sr: int, *, song: Path, start_s: float) -> None:
+    """``audio`` is the song from exactly ``start_s`` (cross-correlation peak within 5 ms, correlation > 0.95)."""
+    reference, _ = load_audio(song, sr=sr, start_s=start_s, duration_s=len(audio) / sr)
+    correlation = scipy.signal.correlate(audio, reference, mode="full", method="fft")
+    lag = int(np.argmax(correlation)) - (len(reference) - 1)
+    assert abs(lag) <= 0.005 * sr
+    assert correlation.max() / (np.linalg.norm(audio) * np.linalg.norm(reference)) > 0.95
+
+
 def test_mp4_has_the_dance_and_the_music_at_the_offset(exported: ExportReport, media: dict[str, Path]) -> None:
     frames, audio, sr, types = _decode(Path(exported.out))
     assert sorted(types) == ["audio", "video"]
     assert len(frames) == round(DURATION_S * 25) and frames.shape[1:] == (SIZE, SIZE, 3)
     assert len(audio) / sr == pytest.approx(DURATION_S, abs=0.1)
     _assert_drawn(frames)
-    song, _ = load_audio(media["music"], sr=sr)
-    start = round((MUSIC_START_S + exported.offset_s) * sr)
-    reference = song[start:start + len(audio)]
-    correlation = scipy.signal.correlate(audio, reference, mode="full", method="fft")
-    lag = int(np.argmax(correlation)) - (len(reference) - 1)
-    assert abs(lag) <= 0.005 * sr  # the music plays from exactly the reported offset
-    assert correlation.max() / (np.linalg.norm(audio) * np.linalg.norm(reference)) > 0.95
+    _assert_plays_from(audio, sr, song=media["music"], start_s=MUSIC_START_S + exported.offset_s)
 
 
 def test_unshifted_music_keeps_offset_near_zero(pair: SynthPair, media: dict[str, Path], tmp_path: Path) -> None:
@@ -225,14 +229,46 @@ def test_main_exits_2_with_the_message(pair: SynthPair, media: dict[str, Path], 
     assert capsys.readouterr().err.startswith(f"error: The dance '{named}'")
 
 
+def _ba(music_s: np.ndarray, dance_s: np.ndarray, sigma_s: float) -> float:
+    """SPEC §5 written out: mean over the ``music_s`` beats of exp(-d^2 / 2 sigma^2), d to the nearest ``dance_s`` beat."""
+    if music_s.size == 0 or dance_s.size == 0:
+        return 0.0
+    return float(np.mean([np.exp(-np.min((dance_s - m) ** 2) / (2 * sigma_s**2)) for m in music_s]))
+
+
 @pytest.mark.data
 def test_dance_with_melody_from_shared_data(shared_data: Path, tmp_path: Path) -> None:
+    """A real song under its real motion capture: the reported beats and scores are those of the music that plays,
+    and the shift is, by brute force over every 20-ms step, the smallest whose BA is within 5 % of the best."""
     folder = shared_data / "dance_with_melody" / "DANCE_C_4"
     dwm = load_dwm_pair(folder)
     report = export_pair(music=dwm.audio_path, dance=folder, out=tmp_path / "dwm.mp4", music_start_s=dwm.music_start_s,
                          duration_s=6.0, width=SIZE, height=SIZE)
-    assert report.score_after >= report.score_before
-    assert abs(report.offset_s) <= 2.0 and report.music_beats_s and report.dance_beats_s
     frames, audio, sr, _ = _decode(tmp_path / "dwm.mp4")
     assert len(audio) / sr == pytest.approx(6.0, abs=0.1)
     _assert_drawn(frames)
+    _assert_plays_from(audio, sr, song=dwm.audio_path, start_s=dwm.music_start_s + report.offset_s)
+    # The music beats that export compares: our tracker on the song from 2 s before to 2 s after the clip.
+    window_s = dwm.music_start_s - 2.0
+    song, song_sr = load_audio(dwm.audio_path, sr=min(probe_media(dwm.audio_path).audio_sr, 48000), start_s=window_s,
+                               duration_s=10.0)
+    music = track_music_beats(y=song, sr=song_sr).times_s + window_s - dwm.music_start_s  # from the music start
+    dance, sigma = np.asarray(report.dance_beats_s), report.sigma_s
+    assert dance.size >= 4 and sigma == 0.1
+
+    def played(offset: float) -> np.ndarray:  # the music beats heard during the clip, on its clock
+        return music[(music >= offset) & (music < offset + 6.0)] - offset
+
+    np.testing.assert_allclose(report.music_beats_s, played(report.offset_s), atol=1e-9)
+    assert report.score_after == pytest.approx(_ba(played(report.offset_s), dance, sigma), abs=1e-9)
+    assert report.score_before == pytest.approx(_ba(played(0.0), dance, sigma), abs=1e-9)
+    shifts = np.round(np.arange(-100, 101) * 0.02, 10)
+    from_dance = np.array([_ba(dance + s, music, sigma) for s in shifts])  # each dance beat to its nearest music beat
+    good = from_dance >= 0.95 * from_dance.max() - 1e-9
+    nearest = np.abs(shifts[good]).min()
+    candidates = shifts[good & np.isclose(np.abs(shifts), nearest)]
+    chosen = candidates[np.argmax(from_dance[np.isin(shifts, candidates)])]
+    if _ba(played(chosen), dance, sigma) < report.score_before:  # a shift that plays worse than none is not applied
+        chosen = 0.0
+    assert report.offset_s == pytest.approx(chosen, abs=1e-9)
+    assert report.score_after >= report.score_before
