@@ -78,9 +78,9 @@ def test_search_by_file_and_by_id(small_library, small_corpus):
     item = lib.item(lib.ids[4])
     by_span = lib.search(music=item.music_file, start_s=item.music_start_s, duration_s=10.0, top=5)
     assert by_span.query["start_s"] == item.music_start_s and len(by_span.windows) == 1
-    m2d = _assert_file_search_is_the_id_search_of_its_windows(lib, "music", small_corpus / "pair_002.wav", lib.settings())
-    d2m = _assert_file_search_is_the_id_search_of_its_windows(lib, "dance", small_corpus / "pair_001.npz",
-                                                              lib.settings(hubness="none"))
+    same = _assert_file_search_is_the_id_search_of_its_windows
+    m2d = same(lib, "music", small_corpus / "pair_002.wav", lib.settings())
+    d2m = same(lib, "dance", small_corpus / "pair_001.npz", lib.settings(hubness="none"))
     assert (m2d["direction"], d2m["direction"]) == ("m2d", "d2m")
     assert {m["modality"] for m in d2m["matches"]} == {"music"}
     json.dumps(d2m)

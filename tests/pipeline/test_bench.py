@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
 import torch
 
 import beatdance.cli.bench_cmd  # noqa: F401  (registers the command)
+import beatdance.pipeline.bench as bench_mod
 from beatdance.cli.app import app
 from beatdance.errors import ParameterError
 from beatdance.features.folds import group_folds
@@ -43,10 +45,56 @@ def tiny_store(tmp_path_factory):
     return store.path
 
 
+class _InlineExecutor(Executor):
+    """Stands in for the bench's process pool: runs each (seed, fold) task here, in one torch thread as a worker
+    does, so that spies on ``train`` and ``evaluate_retrieval`` see every call (``bench`` CLI tests use the pool)."""
+
+    def __init__(self, *, max_workers: int, initializer, mp_context) -> None:
+        self._threads = torch.get_num_threads()
+        initializer()
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        torch.set_num_threads(self._threads)
+
+
+@dataclass
+class _Spy:
+    """What the bench's run_fold handed to train() and to evaluate_retrieval(), per (seed, fold)."""
+
+    trained: dict[tuple[int, int], list[list[str]]] = field(default_factory=dict)  # clip ids of each train() call
+    evaluated: dict[int, tuple[tuple[int, int], dict]] = field(default_factory=dict)  # id(report) -> (run, its inputs)
+
+
 @pytest.fixture(scope="module")
 def bench_results(tiny_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench_out")
-    return out, run_bench(store=tiny_store, out=out, config=BenchConfig(**TINY), workers=2, show_progress=False)
+    spy, run = _Spy(), {}
+    real_run_fold, real_train, real_evaluate = bench_mod.run_fold, bench_mod.train, bench_mod.evaluate_retrieval
+
+    def run_fold(data, tempos, fold, *, seed, cfg):
+        run["key"] = (seed, fold.index)
+        return real_run_fold(data, tempos, fold, seed=seed, cfg=cfg)
+
+    def train(*, train_set, **kwargs):
+        spy.trained.setdefault(run["key"], []).append(list(train_set.ids))
+        return real_train(train_set=train_set, **kwargs)
+
+    def evaluate_retrieval(**kwargs):
+        report = real_evaluate(**kwargs)
+        spy.evaluated[id(report)] = (run["key"], kwargs)
+        return report
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in (("ProcessPoolExecutor", _InlineExecutor), ("run_fold", run_fold), ("train", train),
+                            ("evaluate_retrieval", evaluate_retrieval)):
+            mp.setattr(bench_mod, name, value)
+        results = run_bench(store=tiny_store, out=out, config=BenchConfig(**TINY), workers=2, show_progress=False)
+    return out, results, spy
 
 
 def test_group_folds_partition_pairs_and_never_mix_splits():
@@ -65,40 +113,93 @@ def test_group_folds_partition_pairs_and_never_mix_splits():
 
 
 @pytest.mark.slow
-def test_bench_splits_by_pair_without_leakage(bench_results):
-    _, results = bench_results
-    assert len(results["runs"]) == TINY["seeds"] * TINY["folds"]
+def test_bench_splits_by_pair_without_leakage(tiny_store, bench_results):
+    """The clips every train() call received share no pair with the clips evaluated in that run (its test fold) or
+    with its querybank from the validation groups; the groups the bench reports are those it used."""
+    _, results, spy = bench_results
+    data, _ = load_bench_data(tiny_store)
+    group_of = dict(zip(data.ids, data.groups))
+
+    def groups(ids) -> set[str]:
+        return {group_of[i] for i in ids}
+
+    arms = len(trained_arms(BenchConfig(**TINY)))
+    assert len(results["runs"]) == TINY["seeds"] * TINY["folds"] and len(spy.trained) == len(results["runs"])
+    tested_per_seed: dict[int, list[str]] = {}
     for run in results["runs"]:
-        assert not set(run["test_groups"]) & set(run["train_groups"])
-        assert not set(run["val_groups"]) & (set(run["train_groups"]) | set(run["test_groups"]))
-        assert run["num_test"] == CLIPS_PER_GROUP * len(run["test_groups"])
+        key = (run["seed"], run["fold"])
+        trained = spy.trained[key]
+        assert len(trained) == arms and all(ids == trained[0] for ids in trained)  # every arm, the same clips
+        inputs = [kw for k, kw in spy.evaluated.values() if k == key]
+        tested = {i for kw in inputs for i in kw["music"].ids + kw["dance"].ids}
+        banks = [kw["bank_music"].ids for kw in inputs if kw.get("bank_music") is not None]
+        assert not groups(trained[0]) & groups(tested)
+        assert sorted(groups(trained[0])) == run["train_groups"] and sorted(groups(tested)) == run["test_groups"]
+        assert len(trained[0]) == run["num_train"] and len(tested) == run["num_test"]
+        val = frozenset(i for i in data.ids if group_of[i] in run["val_groups"])
+        assert {frozenset(b) for b in banks} == {frozenset(trained[0]), val}  # querybanks: the train or val clips
+        assert not set(run["val_groups"]) & (groups(trained[0]) | groups(tested))
         for report in run["reports"].values():
-            assert report["m2d"]["num_queries"] == run["num_test"]  # the gallery is the test fold only
-    for seed in range(TINY["seeds"]):
-        tested = [g for run in results["runs"] if run["seed"] == seed for g in run["test_groups"]]
-        assert sorted(tested) == [f"pair{i}" for i in range(GROUPS)]
+            assert report["m2d"]["num_queries"] == len(tested)  # the gallery is the test fold only
+        tested_per_seed.setdefault(run["seed"], []).extend(tested)
+    for tested in tested_per_seed.values():  # each seed's folds test every clip exactly once
+        assert sorted(tested) == sorted(data.ids)
+
+
+def _brute_recall(query: np.ndarray, gallery: np.ndarray) -> dict[str, float]:
+    """R@1/5/10 and MedR of paired rows by cosine, every tie counted against the query."""
+    q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
+    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+    ranks = []
+    for i in range(len(q)):
+        s = [float(q[i] @ g[j]) for j in range(len(g))]
+        ranks.append(sum(1 for j in range(len(g)) if j != i and s[j] >= s[i] - 1e-6))
+    r = np.array(ranks)
+    return {**{f"R@{k}": 100.0 * float(np.mean(r < k)) for k in (1, 5, 10)}, "MedR": float(np.median(r) + 1)}
 
 
 @pytest.mark.slow
 def test_bench_reports_every_arm_and_renders_markdown(bench_results):
-    out, results = bench_results
+    out, results, spy = bench_results
     saved = json.loads((out / "results.json").read_text())
     rows = set(saved["summary"])
     expected = {"chance", "rhythm: tempo", "rhythm: tempo + BA", "official, pair-ordered batches (LEAKS)",
                 "official + DIS (train qb)", "official + DIS (val qb)", "temporal + DIS (train qb)",
                 "temporal + DIS (val qb)", "temporal, score + 1 x beat head"}
     assert expected | {a.name for a in trained_arms(BenchConfig(**TINY))} <= rows
-    stat = saved["summary"]["temporal"]["d2m"]["R@1"]
-    assert set(stat) == {"mean", "std"} and 0.0 <= stat["mean"] <= 100.0
+    # Every plain row (cosine of the embeddings, nothing added) against ranks counted here from its embeddings.
+    plain = 0
+    for run in results["runs"]:
+        for row, report in run["reports"].items():
+            _, kw = spy.evaluated[id(report)]
+            if set(kw) - {"music", "dance", "bs_ks"}:
+                continue
+            plain += 1
+            for direction, (query, gallery) in (("m2d", ("music", "dance")), ("d2m", ("dance", "music"))):
+                want = _brute_recall(kw[query].fuse, kw[gallery].fuse)
+                got = {k: report[direction]["metrics"][k] for k in want}
+                assert got == pytest.approx(want), (row, direction)
+    assert plain >= len(results["runs"]) * 6
+    # The summary and the Markdown table are the mean and sample std of the runs.
+    for row in ("chance", "temporal", "official", "rhythm: tempo + BA"):
+        for direction in ("m2d", "d2m"):
+            values = [run["reports"][row][direction]["metrics"]["R@1"] for run in results["runs"]]
+            stat = saved["summary"][row][direction]["R@1"]
+            assert stat == pytest.approx({"mean": np.mean(values), "std": np.std(values, ddof=1)})
     md = (out / "results.md").read_text()
-    assert "| temporal -beat branch |" in md and "dance -> music (d2m)" in md and " ± " in md
-    assert "better)" in md and "temporal - official, paired" in md and "temporal - official, pool=mean, paired" in md
+    for row in ("temporal", "temporal -beat branch"):
+        cells = [f"{saved['summary'][row][d]['R@1']['mean']:.1f} ± {saved['summary'][row][d]['R@1']['std']:.1f}"
+                 for d in ("m2d", "d2m")]
+        lines = [line for line in md.splitlines() if line.startswith(f"| {row} |")]
+        assert [line.split(" | ")[1] for line in lines] == cells  # R@1 is the first column, m2d table first
+    assert "dance -> music (d2m)" in md and "better)" in md
+    assert "temporal - official, paired" in md and "temporal - official, pool=mean, paired" in md
     assert all((out / f"{kind}_{d}.png").stat().st_size > 0 for kind in ("recall", "ranks") for d in ("m2d", "d2m"))
 
 
 @pytest.mark.slow
 def test_bench_same_seed_same_results_other_seed_differs(tiny_store, bench_results):
-    _, results = bench_results
+    _, results, _ = bench_results
     cfg = BenchConfig(**TINY)
     data, tempos = load_bench_data(tiny_store)
     first = results["runs"][0]

@@ -230,7 +230,7 @@ def test_main_exits_2_with_the_message(pair: SynthPair, media: dict[str, Path], 
 
 
 def _ba(music_s: np.ndarray, dance_s: np.ndarray, sigma_s: float) -> float:
-    """SPEC §5 written out: mean over the ``music_s`` beats of exp(-d^2 / 2 sigma^2), d to the nearest ``dance_s`` beat."""
+    """SPEC §5 written out: mean over ``music_s`` of exp(-d^2 / 2 sigma^2), d to the nearest ``dance_s`` beat."""
     if music_s.size == 0 or dance_s.size == 0:
         return 0.0
     return float(np.mean([np.exp(-np.min((dance_s - m) ** 2) / (2 * sigma_s**2)) for m in music_s]))
