@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from beatdance.features.loading import dataset_config
@@ -70,6 +71,28 @@ def small_library(small_store, small_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("lib") / "lib"
     build_library(data=small_store, model=small_model, out=out, config=LibraryConfig(), show_progress=False)
     return out
+
+
+# Brute-force retrieval metrics, one pair at a time, to check the library's vectorised ones against.
+
+
+def cosine_scores(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """(Q, G) cosine similarities in float64 of the rows of two embedding matrices (flattened per row)."""
+    q, g = (np.asarray(x, dtype=np.float64).reshape(len(x), -1) for x in (query, gallery))
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+    return np.array([[float(a @ b) for b in g] for a in q])
+
+
+def pessimistic_ranks(scores: np.ndarray, *, tie: float = 1e-6) -> np.ndarray:
+    """0-based rank of item i in row i: every other item scoring at least as high (within ``tie``) ranks above it."""
+    return np.array([sum(1 for j in range(scores.shape[1]) if j != i and scores[i, j] >= scores[i, i] - tie)
+                     for i in range(scores.shape[0])])
+
+
+def recall_table(ranks: np.ndarray) -> dict[str, float]:
+    """R@1/5/10 (percent) and MedR (1-based) of 0-based ranks."""
+    return {**{f"R@{k}": 100.0 * float(np.mean(ranks < k)) for k in (1, 5, 10)}, "MedR": float(np.median(ranks) + 1)}
 
 
 def _free_port() -> int:

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
+import torch
 from typer.testing import CliRunner
 
 from beatdance.cli import load_commands
-
-app = load_commands()
+from beatdance.features.loading import load_features
 from beatdance.features.official import write_official
 from beatdance.model.checkpoint import load_checkpoint
 from beatdance.synth.features import SynthFeatureConfig, generate_synthetic_features
+from conftest import cosine_scores, pessimistic_ranks, recall_table
+
+app = load_commands()
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_with_dis_json(tmp_path):
     cfg = SynthFeatureConfig(num_train=48, num_val=16, num_test=16, music_dim=12, dance_dim=8, music_frames=20,
                              dance_frames=20, latent_dim=4, seed=1)
@@ -34,10 +40,39 @@ def test_train_then_evaluate_with_dis_json(tmp_path):
     assert "hubness=dis" in res.output and "hubness=none" in res.output
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["results"]) == {"none", "dis"}
-    for result in report["results"].values():
-        for direction in ("m2d", "d2m"):
-            assert 0.0 <= result[direction]["metrics"]["R@1"] <= 100.0
-            assert "BS@1" in result[direction]["beat_similarity"]
+    # The same numbers counted here: the best checkpoint's embeddings of the test split, cosine scores, and for
+    # DIS the train split as querybank (k=1, beta=20), ranks counted one pair at a time.
+    test, bank = _embed(net, tmp_path / "data", "test"), _embed(net, tmp_path / "data", "train")
+    for direction, (query, gallery) in (("m2d", ("music", "dance")), ("d2m", ("dance", "music"))):
+        plain = cosine_scores(test[query], test[gallery])
+        dis = _dynamic_inverted_softmax(plain, cosine_scores(bank[query], test[gallery]), beta=20.0)
+        assert (dis != plain).any(axis=1).sum() >= 4  # DIS rescored some rows
+        for name, scores in (("none", plain), ("dis", dis)):
+            want = recall_table(pessimistic_ranks(scores))
+            got = {k: report["results"][name][direction]["metrics"][k] for k in want}
+            assert got == pytest.approx(want), (name, direction)
+            assert "BS@1" in report["results"][name][direction]["beat_similarity"]
+    assert report["results"]["none"]["m2d"]["metrics"]["R@1"] > 100 / 16  # trained: above chance
+
+
+def _embed(net, data, split: str) -> dict[str, np.ndarray]:
+    """Fused embeddings of one split, straight from the model's encoders."""
+    fs = load_features(data, split=split)
+    with torch.no_grad():
+        music = net.encode_music(torch.from_numpy(fs.music), torch.from_numpy(fs.music_beat))["fuse"]
+        dance = net.encode_dance(torch.from_numpy(fs.dance), torch.from_numpy(fs.dance_beat))["fuse"]
+    return {"music": music.numpy(), "dance": dance.numpy()}
+
+
+def _dynamic_inverted_softmax(scores: np.ndarray, bank: np.ndarray, *, beta: float) -> np.ndarray:
+    """QB-Norm DIS written out: rows whose top item is the top item of some bank query become
+    exp(beta s) / sum over the bank of exp(beta s_bank) per gallery item; other rows keep their scores."""
+    active = {int(np.argmax(row)) for row in bank}
+    out = scores.copy()
+    for q in range(len(scores)):
+        if int(np.argmax(scores[q])) in active:
+            out[q] = [np.exp(beta * scores[q, j]) / np.exp(beta * bank[:, j]).sum() for j in range(scores.shape[1])]
+    return out
 
 
 def test_evaluate_rejects_features_of_another_config(tmp_path):

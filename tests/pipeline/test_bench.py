@@ -23,6 +23,7 @@ from beatdance.pipeline.bench import (BenchConfig, load_bench_data, run_bench, r
 from beatdance.retrieval.embed import embed_featureset
 from beatdance.retrieval.evaluate import ModalityEmbeddings
 from beatdance.synth.features import SynthFeatureConfig, generate_synthetic_features
+from conftest import cosine_scores, pessimistic_ranks, recall_table
 
 GROUPS = 6
 CLIPS_PER_GROUP = 3
@@ -146,18 +147,6 @@ def test_bench_splits_by_pair_without_leakage(tiny_store, bench_results):
         assert sorted(tested) == sorted(data.ids)
 
 
-def _brute_recall(query: np.ndarray, gallery: np.ndarray) -> dict[str, float]:
-    """R@1/5/10 and MedR of paired rows by cosine, every tie counted against the query."""
-    q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
-    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
-    ranks = []
-    for i in range(len(q)):
-        s = [float(q[i] @ g[j]) for j in range(len(g))]
-        ranks.append(sum(1 for j in range(len(g)) if j != i and s[j] >= s[i] - 1e-6))
-    r = np.array(ranks)
-    return {**{f"R@{k}": 100.0 * float(np.mean(r < k)) for k in (1, 5, 10)}, "MedR": float(np.median(r) + 1)}
-
-
 @pytest.mark.slow
 def test_bench_reports_every_arm_and_renders_markdown(bench_results):
     out, results, spy = bench_results
@@ -176,7 +165,7 @@ def test_bench_reports_every_arm_and_renders_markdown(bench_results):
                 continue
             plain += 1
             for direction, (query, gallery) in (("m2d", ("music", "dance")), ("d2m", ("dance", "music"))):
-                want = _brute_recall(kw[query].fuse, kw[gallery].fuse)
+                want = recall_table(pessimistic_ranks(cosine_scores(kw[query].fuse, kw[gallery].fuse)))
                 got = {k: report[direction]["metrics"][k] for k in want}
                 assert got == pytest.approx(want), (row, direction)
     assert plain >= len(results["runs"]) * 6
