@@ -1,3 +1,7 @@
 """beatdance: beat-aware music <-> dance retrieval (BeatDance, ICMR 2024) that runs offline on CPU."""
 
+from .jitcache import configure_environment
+
 __version__ = "0.1.0"
+
+configure_environment()  # before anything imports numba: librosa's kernels go to one per-user cache folder

@@ -32,3 +32,7 @@ class MissingWeightsError(BeatDanceError):
 
 class SplitNotFoundError(DataError, FileNotFoundError):
     """A dataset has no list file for the requested split (also a FileNotFoundError, so callers can treat it as optional)."""
+
+
+class KernelCacheError(BeatDanceError):
+    """librosa's numba kernels cannot be compiled or loaded from their cache folder (``NUMBA_CACHE_DIR``)."""

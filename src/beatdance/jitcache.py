@@ -1,0 +1,180 @@
+"""librosa's numba kernels are compiled by one process, verified once, and repaired when their cache is corrupt.
+
+librosa compiles its numba kernels with ``cache=True`` on first use (many of them at import). Processes that
+compile them at the same time into one cache folder can leave it corrupt (an index pointing at another
+overload's machine code), and from then on every process that loads it crashes with a segmentation fault.
+So the cache lives in one per-user folder (``NUMBA_CACHE_DIR``, set when beatdance is imported unless the
+user set it), and before a command or a worker pool touches librosa, :func:`ensure_kernels` makes sure it is
+verified: under a file lock, a child process runs every kernel beatdance uses (compiling the missing ones)
+and builds matplotlib's font cache; if the child crashes, the cache is cleared and compiled again. A stamp
+in the folder records the verified files, so later calls only compare file sizes and times (a few ms).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import KernelCacheError
+
+_CACHE_SUFFIXES = (".nbi", ".nbc")
+_CHILD = "from beatdance.jitcache import exercise_kernels; exercise_kernels()"
+_MPL_FOLDER_VARIABLES = ("MPLCONFIGDIR", "XDG_CACHE_HOME", "HOME")
+
+
+def configure_environment() -> None:
+    """Point numba's cache at the per-user folder, unless ``NUMBA_CACHE_DIR`` is set (call before numba is imported)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(base, "beatdance", "numba"))
+
+
+def cache_dir() -> Path:
+    """The numba cache folder every beatdance process and its workers use."""
+    configure_environment()
+    return Path(os.environ["NUMBA_CACHE_DIR"])
+
+
+def ensure_kernels(*, timeout_s: float = 900.0) -> None:
+    """Make sure the kernel cache is compiled and loads without crashing, before any worker uses it.
+
+    Free when the cache is unchanged since it was verified for this environment; otherwise one process
+    (the others wait on a file lock) checks it in a child process, recompiling it once if the check dies.
+    """
+    folder = cache_dir()
+    if is_verified(folder=folder):
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KernelCacheError(f"cannot create the numba cache folder {folder} ({exc}); set NUMBA_CACHE_DIR to a "
+                               "writable folder.") from exc
+    with _locked(folder / ".lock"):
+        if is_verified(folder=folder):
+            return
+        if not _cache_files(folder=folder):
+            _say(f"compiling librosa's numba kernels once into {folder} (about a minute)")
+        failure = _check(timeout_s=timeout_s)
+        if failure is not None:
+            _say(f"the numba kernel cache in {folder} was corrupt (a check {failure}); cleared it, compiling again")
+            clear_cache(folder=folder)
+            failure = _check(timeout_s=timeout_s)
+        if failure is not None:
+            raise KernelCacheError(
+                f"librosa's numba kernels cannot be compiled into {folder}: a fresh compile {failure}. "
+                "Check that `python -c 'import librosa.beat'` works, or set NUMBA_CACHE_DIR to another folder.")
+        _write_stamp(folder=folder)
+
+
+def is_verified(*, folder: Path) -> bool:
+    """True when the cache in ``folder`` was verified for this environment and no file changed since."""
+    try:
+        stamp = json.loads(_stamp_path(folder=folder).read_text())
+    except (OSError, ValueError):
+        return False
+    font_cache = stamp.get("font_cache")
+    return (stamp.get("environment") == _environment() and stamp.get("files") == _cache_files(folder=folder)
+            and (font_cache is None or os.path.exists(font_cache)))
+
+
+def clear_cache(*, folder: Path) -> None:
+    """Delete every numba cache file under ``folder`` and the stamp (the lock file stays)."""
+    for path in folder.rglob("*"):
+        if path.suffix in _CACHE_SUFFIXES or ".tmp." in path.name:
+            path.unlink(missing_ok=True)
+    _stamp_path(folder=folder).unlink(missing_ok=True)
+
+
+def exercise_kernels() -> None:
+    """Run every librosa kernel beatdance uses on a click track and build matplotlib's font cache (the child's job)."""
+    import matplotlib.font_manager  # noqa: F401  (builds the font cache on first import)
+    import numpy as np
+
+    from .beats.music import track_music_beats
+    from .encoders.registry import create_encoder
+    from .media.types import MediaClip
+
+    sr, seconds = 22050, 10.0
+    y = np.zeros(int(sr * seconds), dtype=np.float32)
+    y[:: sr // 2] = 1.0  # a click every 0.5 s
+    track_music_beats(y=y, sr=sr)
+    create_encoder("audio-mel").encode(MediaClip(duration_s=seconds, audio=y, sr=sr, source="kernel check"))
+
+
+def _check(*, timeout_s: float) -> str | None:
+    """Run :func:`exercise_kernels` in a child; None when it succeeded, else how it failed."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return f"ran past {timeout_s:g} s"
+    if proc.returncode < 0:
+        return f"died with {signal.Signals(-proc.returncode).name}"
+    if proc.returncode > 0:
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"failed with exit status {proc.returncode}: {last}"
+    return None
+
+
+def _say(message: str) -> None:
+    print(f"beatdance: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (other beatdance processes wait here)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _stamp_path(*, folder: Path) -> Path:
+    """One stamp per Python environment, so environments sharing a cache folder do not take turns."""
+    return folder / f"verified-{hashlib.sha1(sys.prefix.encode()).hexdigest()[:12]}.json"
+
+
+def _environment() -> dict[str, str | None]:
+    """What the verified cache depends on besides its files: versions, and what decides matplotlib's cache folder."""
+    from importlib.metadata import version
+
+    return {"prefix": sys.prefix, "python": sys.version.split()[0], "numba": version("numba"),
+            "librosa": version("librosa"), **{name: os.environ.get(name) for name in _MPL_FOLDER_VARIABLES}}
+
+
+def _cache_files(*, folder: Path) -> dict[str, list[int]]:
+    """Size and modification time (ns) of every numba cache file under ``folder``, by relative path."""
+    files: dict[str, list[int]] = {}
+    for root, _, names in os.walk(folder):
+        for name in filter(lambda n: n.endswith(_CACHE_SUFFIXES), names):
+            path = os.path.join(root, name)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:  # deleted while we looked
+                continue
+            files[os.path.relpath(path, folder)] = [st.st_size, st.st_mtime_ns]
+    return files
+
+
+def _font_cache() -> str | None:
+    """matplotlib's font cache file; None where matplotlib has no writable cache folder (it then uses a temporary one)."""
+    import matplotlib
+    from matplotlib.font_manager import FontManager
+
+    path = Path(matplotlib.get_cachedir()) / f"fontlist-v{FontManager.__version__}.json"
+    return str(path) if path.is_file() else None
+
+
+def _write_stamp(*, folder: Path) -> None:
+    from .util import atomic_write_json
+
+    atomic_write_json(_stamp_path(folder=folder), {"environment": _environment(), "font_cache": _font_cache(),
+                                                   "files": _cache_files(folder=folder)})
