@@ -8,10 +8,11 @@ import sys
 import typer
 
 from ..errors import BeatDanceError
+from ..jitcache import ensure_kernels
 from .app import app
 
 COMMAND_MODULES = ("prepare_cmd", "media_cmd", "train_cmd", "evaluate_cmd", "index_cmd", "search_cmd", "serve_cmd",
-                   "export_cmd", "demo_cmd", "bench_cmd")
+                   "export_cmd", "demo_cmd", "bench_cmd", "warmup_cmd")
 
 
 def load_commands() -> typer.Typer:
@@ -35,6 +36,7 @@ def main() -> None:
         if _remote_search(sys.argv[1:]):
             importlib.import_module(f"{__name__}.search_cmd")
         else:
+            ensure_kernels()
             load_commands()
         app()
     except BeatDanceError as exc:

@@ -22,6 +22,7 @@ from ..beats.music import MusicBeatConfig
 from ..encoders.registry import Encoder
 from ..errors import BeatDanceError, DataError, MediaError, ParameterError
 from ..features.store import FeatureStore
+from ..jitcache import ensure_kernels
 from ..media.audio import probe_media
 from ..util import progress
 from .extract import WindowSkipped, analyse_dance, analyse_music, dance_window, get_encoder, music_window
@@ -172,6 +173,7 @@ def prepare(*, inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
             show_progress: bool = True) -> PrepareReport:
     """Build or complete the feature store ``out`` from ``inputs``; returns what was written and skipped."""
     cfg = config or PrepareConfig()
+    ensure_kernels()  # compiled here, once, so that the workers only load them
     store = FeatureStore.create(out, config=cfg.store_config())
     pairs, rejected = discover_pairs(list(inputs))
     for r in rejected:

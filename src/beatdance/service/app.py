@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import BeatDanceError, CheckpointError, MediaError, ParameterError
+from ..jitcache import ensure_kernels
 from ..library import Item, Library, Match, SearchResult
 from ..media.audio import probe_media
 from ..media.keypoints import load_keypoints
@@ -167,6 +168,7 @@ class _Service:
 
     def __init__(self, library_path: Path, *, max_upload_mb: float, cache_dir: Path | None) -> None:
         self.library = Library.open(library_path)
+        ensure_kernels()
         self.library.warm_up()
         self.lock = threading.Lock()
         self.max_upload_bytes = int(max_upload_mb * (1 << 20))
