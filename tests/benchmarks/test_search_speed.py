@@ -6,7 +6,10 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from beatdance.retrieval.search import GallerySearch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +23,20 @@ def bench():
     return module
 
 
-def test_search_rows_and_json(bench, tmp_path, capsys):
+def _exact_top(query: np.ndarray, gallery: np.ndarray, k: int = 10) -> np.ndarray:
+    """The ``k`` gallery rows of highest dot product with ``query``, by a full float64 sort."""
+    return np.argsort(-(gallery.astype(np.float64) @ query.astype(np.float64)), kind="stable")[:k]
+
+
+def test_search_rows_and_json(bench, tmp_path, capsys, monkeypatch):
+    calls = {"none": 0, "dis": 0}
+    real_search = GallerySearch.search
+
+    def search(self, queries, *, top, settings, **kwargs):  # counts the searches each timed row runs
+        calls[settings.hubness] += 1
+        return real_search(self, queries, top=top, settings=settings, **kwargs)
+
+    monkeypatch.setattr(GallerySearch, "search", search)
     out = tmp_path / "r.json"
     result = bench.main(["--sizes", "200,400", "--queries", "3", "--dim", "64", "--index", "flat,ivf,hnsw",
                          "--bank", "20", "--e2e-items", "0", "--json", str(out)])
@@ -30,17 +46,49 @@ def test_search_rows_and_json(bench, tmp_path, capsys):
     assert {r["threads"] for r in rows} == {rows[0]["threads"], "1"} and rows[0]["threads"].startswith("default")
     assert {r["size"] for r in rows} == {200, 400} and {r["dim"] for r in rows} == {64}
     assert [r["method"] for r in rows[:4]] == ["numpy brute force", "numpy brute force", "search none", "search dis"]
+    # each search row timed one cold and 3 single-query searches of its own hubness setting
+    assert calls == {"none": 2 * 3 * 2 * 4, "dis": 2 * 3 * 2 * 4}
     for r in rows:
-        assert 0 < r["p50 ms"] <= r["p95 ms"]
-        assert 0.0 <= r["recall@10"] <= 1.0
-    flat = [r for r in rows if r["index"] == "flat"]
-    assert all(r["recall@10"] == pytest.approx(1.0) for r in flat)
+        assert 0 < r["p50 ms"] <= r["p95 ms"] and r["cold ms"] > 0
+    assert {r["index"] for r in rows} == {"-", "flat", "ivf5/16", "ivf10/16", "hnsw32/128"}  # nlist = size // 39
+    # recall@10: the overlap of each index's top 10 with the exact top 10, on the benchmark's own data
+    for n in (200, 400):
+        rng = np.random.default_rng([0, n])
+        centres = rng.standard_normal((bench.CLUSTERS, 64), dtype=np.float32) / np.sqrt(64)
+        gallery = bench.synthetic_side(n=n, dim=64, rng=rng, centres=centres)
+        queries = bench.synthetic_side(n=3, dim=64, rng=rng, centres=centres, near=gallery.fuse)
+        exact = [_exact_top(q, gallery.fuse) for q in queries.fuse]
+        for kind in ("flat", "ivf", "hnsw"):
+            _, found = bench.build_index(kind, gallery.fuse).search(queries.fuse, k=10)
+            want = np.mean([len(set(f.tolist()) & set(e.tolist())) / 10 for f, e in zip(found, exact)])
+            got = [r["recall@10"] for r in rows if r["size"] == n and r["index"].startswith(kind)]
+            assert len(got) == 4 and got == pytest.approx([want] * 4), (n, kind)
+            if kind == "flat":
+                assert want == 1.0
     assert all((r["fit s"] is not None) == (r["method"] == "search dis") for r in rows if r["index"] != "-")
     saved = json.loads(out.read_text())
     assert saved["rows"] == json.loads(json.dumps(rows)) and saved["machine"]["cpus"] >= 1
     table = capsys.readouterr().out
     assert table.startswith("| size | dim | index | threads | method | p50 ms | p95 ms |")
     assert table.count("| search dis |") == 12
+
+
+def test_recall_is_the_overlap_with_the_exact_top10(bench):
+    """index_runs scores an index against the top-10 lists it is given: against another query's list the recall
+    is the overlap counted here, not 1."""
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((8, 16), dtype=np.float32) / 4
+    gallery = bench.synthetic_side(n=100, dim=16, rng=rng, centres=centres)
+    queries = bench.synthetic_side(n=4, dim=16, rng=rng, centres=centres, near=gallery.fuse)
+    exact = [_exact_top(q, gallery.fuse) for q in queries.fuse]
+    shifted = exact[1:] + exact[:1]
+    bank = bench.fit_gallery_querybank(bank=queries, gallery=gallery, direction="m2d",
+                                       settings=bench.LibraryConfig().search)
+    _, recall, _, _ = bench.index_runs("flat", gallery=gallery, queries=queries, exact=shifted, querybank=bank)
+    want = np.mean([len(set(a.tolist()) & set(b.tolist())) / 10 for a, b in zip(exact, shifted)])
+    assert want < 1.0 and recall == pytest.approx(want)
+    _, recall, _, _ = bench.index_runs("flat", gallery=gallery, queries=queries, exact=exact, querybank=bank)
+    assert recall == 1.0
 
 
 def test_memory_planning_halves_dim(bench):
