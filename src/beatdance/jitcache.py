@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import signal
@@ -142,12 +143,21 @@ def _stamp_path(*, folder: Path) -> Path:
     return folder / f"verified-{hashlib.sha1(sys.prefix.encode()).hexdigest()[:12]}.json"
 
 
-def _environment() -> dict[str, str | None]:
-    """What the verified cache depends on besides its files: versions, and what decides matplotlib's cache folder."""
-    from importlib.metadata import version
+def _environment() -> dict[str, object]:
+    """What the verified cache depends on besides its files: this Python, the installed numba and librosa, and
+    what decides matplotlib's cache folder. Packages are told apart by their files (a few ms; reading their
+    versions from the metadata takes 50)."""
+    return {"prefix": sys.prefix, "python": sys.version.split()[0],
+            **{name: _installed(package=name) for name in ("numba", "librosa")},
+            **{name: os.environ.get(name) for name in _MPL_FOLDER_VARIABLES}}
 
-    return {"prefix": sys.prefix, "python": sys.version.split()[0], "numba": version("numba"),
-            "librosa": version("librosa"), **{name: os.environ.get(name) for name in _MPL_FOLDER_VARIABLES}}
+
+def _installed(*, package: str) -> list[object]:
+    """Where ``package`` is installed and when its ``__init__.py`` was written (an upgrade or reinstall rewrites it)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise KernelCacheError(f"{package} is not installed in {sys.prefix}; reinstall beatdance (`make install`).")
+    return [spec.origin, os.stat(spec.origin).st_mtime_ns]
 
 
 def _cache_files(*, folder: Path) -> dict[str, list[int]]:
