@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
 import pytest
 
 from beatdance.cli import main
+from beatdance.features.store import FeatureStore
+from beatdance.library import Library
 
 
 def _run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
@@ -21,17 +24,36 @@ def _run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_index_then_search(small_store, small_model, small_corpus, tmp_path, monkeypatch, capsys):
+def _table_rows(out: str) -> list[list[str]]:
+    """The cells of the ranked rows of a `beatdance search` table."""
+    rows = [[c.strip() for c in line.strip().strip("│").split("│")] for line in out.splitlines() if line.strip().startswith("│")]
+    return [r for r in rows if r[0].isdigit()]
+
+
+def test_index_then_search(small_store, small_model, small_library, small_corpus, tmp_path, monkeypatch, capsys):
+    """`index` builds the library that build_library builds, and `search` prints (and with --json returns) what
+    Library.search answers."""
     lib = tmp_path / "lib"
     code, out, _ = _run(monkeypatch, capsys, "index", small_store, "--model", small_model, "--out", lib, "--no-progress", "--json")
     assert code == 0 and json.loads(out)["items"] == 12
+    opened, reference = Library.open(lib), Library.open(small_library)
+    assert opened.ids == reference.ids == FeatureStore.open(small_store).ids()
+    for modality in ("music", "dance"):
+        np.testing.assert_array_equal(opened.embeddings(modality).fuse, reference.embeddings(modality).fuse)
     code, out, _ = _run(monkeypatch, capsys, "search", lib, "--music", small_corpus / "pair_003.wav", "--top", "4")
-    assert code == 0 and "pair_003.wav" in out and "beat align" in out and out.count("_000") >= 1
+    assert code == 0 and "pair_003.wav" in out and "beat align" in out
+    api = opened.search(music=small_corpus / "pair_003.wav", top=4)
+    rows = _table_rows(out)
+    assert [r[:2] for r in rows] == [[str(m.rank), m.clip_id] for m in api.matches]
+    assert [(r[4], r[6]) for r in rows] == [(f"{m.score:.4g}", f"{m.beat_alignment:.3f}") for m in api.matches]
     code, out, _ = _run(monkeypatch, capsys, "search", lib, "--dance", small_corpus / "pair_000.npz", "--top", "2",
                         "--hubness", "none", "--json")
+    assert code == 0
     result = json.loads(out)
-    assert code == 0 and result["direction"] == "d2m" and len(result["matches"]) == 2
-    assert result["settings"]["hubness"] == "none" and result["matches"][0]["modality"] == "music"
+    want = json.loads(json.dumps(opened.search(dance=small_corpus / "pair_000.npz", top=2,
+                                               settings=opened.settings(hubness="none")).to_dict()))
+    assert {k: v for k, v in result.items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}
+    assert result["direction"] == "d2m" and len(result["matches"]) == 2 and result["settings"]["hubness"] == "none"
 
 
 @pytest.mark.parametrize("args, message", [
