@@ -149,3 +149,10 @@ def test_cache_folder_is_per_user_unless_numba_cache_dir_is_set(monkeypatch, tmp
     assert jitcache.cache_dir() == tmp_path / "beatdance" / "numba"
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
     assert jitcache.cache_dir() == tmp_path / "mine"
+
+
+def test_unwritable_cache_folder_raises_kernel_cache_error(monkeypatch, tmp_path):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "file" / "numba"))
+    with pytest.raises(KernelCacheError, match="set NUMBA_CACHE_DIR to a writable folder"):
+        jitcache.ensure_kernels()

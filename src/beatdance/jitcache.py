@@ -29,6 +29,7 @@ from .errors import KernelCacheError
 _CACHE_SUFFIXES = (".nbi", ".nbc")
 _CHILD = "from beatdance.jitcache import exercise_kernels; exercise_kernels()"
 _MPL_FOLDER_VARIABLES = ("MPLCONFIGDIR", "XDG_CACHE_HOME", "HOME")
+_CHECK_TIMEOUT_S = 900.0  # a first compile takes about 30 s on 2 free cores
 
 
 def configure_environment() -> None:
@@ -43,7 +44,7 @@ def cache_dir() -> Path:
     return Path(os.environ["NUMBA_CACHE_DIR"])
 
 
-def ensure_kernels(*, timeout_s: float = 900.0) -> None:
+def ensure_kernels() -> None:
     """Make sure the kernel cache is compiled and loads without crashing, before any worker uses it.
 
     Free when the cache is unchanged since it was verified for this environment; otherwise one process
@@ -52,21 +53,16 @@ def ensure_kernels(*, timeout_s: float = 900.0) -> None:
     folder = cache_dir()
     if is_verified(folder=folder):
         return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise KernelCacheError(f"cannot create the numba cache folder {folder} ({exc}); set NUMBA_CACHE_DIR to a "
-                               "writable folder.") from exc
-    with _locked(folder / ".lock"):
+    with _locked(folder=folder):
         if is_verified(folder=folder):
             return
         if not _cache_files(folder=folder):
-            _say(f"compiling librosa's numba kernels once into {folder} (about a minute)")
-        failure = _check(timeout_s=timeout_s)
+            _say(f"compiling librosa's numba kernels once into {folder} (30-60 s)")
+        failure = _check()
         if failure is not None:
             _say(f"the numba kernel cache in {folder} was corrupt (a check {failure}); cleared it, compiling again")
             clear_cache(folder=folder)
-            failure = _check(timeout_s=timeout_s)
+            failure = _check()
         if failure is not None:
             raise KernelCacheError(
                 f"librosa's numba kernels cannot be compiled into {folder}: a fresh compile {failure}. "
@@ -109,12 +105,12 @@ def exercise_kernels() -> None:
     create_encoder("audio-mel").encode(MediaClip(duration_s=seconds, audio=y, sr=sr, source="kernel check"))
 
 
-def _check(*, timeout_s: float) -> str | None:
+def _check() -> str | None:
     """Run :func:`exercise_kernels` in a child; None when it succeeded, else how it failed."""
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, timeout=_CHECK_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return f"ran past {timeout_s:g} s"
+        return f"ran past {_CHECK_TIMEOUT_S:g} s"
     if proc.returncode < 0:
         return f"died with {signal.Signals(-proc.returncode).name}"
     if proc.returncode > 0:
@@ -128,9 +124,14 @@ def _say(message: str) -> None:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (other beatdance processes wait here)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def _locked(*, folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder``'s lock file, creating both (other beatdance processes wait here)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise KernelCacheError(f"cannot write to the numba cache folder {folder} ({exc}); set NUMBA_CACHE_DIR to a "
+                               "writable folder.") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
