@@ -6,6 +6,7 @@ import csv
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from beatdance.features.store import FeatureStore
@@ -153,7 +154,17 @@ def test_store_export_import_official_cli(tmp_path):
     assert (tmp_path / "official" / "music_beat").is_dir()
     res = runner.invoke(app, ["import-official", str(tmp_path / "official"), str(tmp_path / "back")])
     assert res.exit_code == 0, res.output
-    assert sorted(FeatureStore.open(tmp_path / "back").ids()) == sorted(FeatureStore.open(tmp_path / "store").ids())
+    store, back = FeatureStore.open(tmp_path / "store"), FeatureStore.open(tmp_path / "back")
+    assert sorted(back.ids()) == sorted(store.ids()) and len(store.ids()) == 3
+    assert {s: back.split_ids(s) for s in back.split_names()} == {s: store.split_ids(s) for s in store.split_names()}
+    for clip_id in store.ids():  # every array survives the round trip; beat times come back on the 10-fps grid
+        a, b = store.get(clip_id), back.get(clip_id)
+        for name in ("music", "dance", "music_beat", "dance_beat"):
+            np.testing.assert_array_equal(getattr(b, name), getattr(a, name), err_msg=f"{clip_id} {name}")
+        for side in ("music", "dance"):
+            grid_times = np.flatnonzero(getattr(a, f"{side}_beat")) / store.grid_fps
+            np.testing.assert_allclose(getattr(b, f"{side}_beat_times"), grid_times)
+        assert b.meta["group"] == a.meta["group"]
 
 
 def test_pair_ids_do_not_depend_on_where_the_media_lives(tmp_path):
