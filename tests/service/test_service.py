@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import beatdance.cli.serve_cmd  # noqa: F401  (registers the command)
 from beatdance.cli.app import app as cli_app
 from beatdance.errors import CheckpointError, ParameterError
+from beatdance.library import Library
 from beatdance.service import create_app
 
 SR = 22050
@@ -98,10 +99,21 @@ def test_search_by_upload_and_upload_is_deleted(client, small_corpus, cache_dir)
     assert _uploads_left(cache_dir) == []
 
 
-def test_search_by_keypoint_upload(client, small_corpus):
+def test_search_by_keypoint_upload(client, small_library, small_corpus):
+    """An uploaded keypoint file is searched as the library searches the file itself: same windows, best window,
+    matches and scores."""
     r = _upload(client, "dance.npz", (small_corpus / "pair_002.npz").read_bytes(), modality="dance")
     assert r.status_code == 200, r.text
-    assert r.json()["direction"] == "d2m"
+    body = r.json()
+    local = Library.open(small_library).search(dance=small_corpus / "pair_002.npz", top=3)
+    assert body["direction"] == local.direction == "d2m" and body["query"]["source"] == "dance.npz"
+    np.testing.assert_allclose([(w["start_s"], w["best_combined"]) for w in body["windows"]],
+                               [(w["start_s"], w["best_combined"]) for w in local.windows], atol=1e-6)
+    assert body["query"]["start_s"] == local.query["start_s"]
+    assert [m["id"] for m in body["matches"]] == [m.clip_id for m in local.matches]
+    np.testing.assert_allclose([(m["score"], m["beat_alignment"]) for m in body["matches"]],
+                               [(m.score, m.beat_alignment) for m in local.matches], atol=1e-6)
+    assert all(m["modality"] == "music" for m in body["matches"])
 
 
 def test_media_streams_music_with_ranges(client, first_id, small_corpus):
