@@ -14,20 +14,44 @@ from beatdance.features.official import write_official
 from beatdance.features.store import FeatureStore
 
 
-def official(root: Path) -> Path:
+def _split() -> SimpleNamespace:
     rng = np.random.default_rng(0)
-    split = SimpleNamespace(ids=["a", "b"], music=rng.normal(size=(2, 30, 9)), dance=rng.normal(size=(2, 20, 5)),
-                            music_beat=np.ones((2, 100)), dance_beat=np.zeros((2, 100)))
-    return write_official(root, splits={"train": split})
+    return SimpleNamespace(ids=["a", "b"], music=rng.normal(size=(2, 31, 9)), dance=rng.normal(size=(2, 20, 5)),
+                           music_beat=(rng.random((2, 100)) < 0.3).astype(np.float32),
+                           dance_beat=(rng.random((2, 100)) < 0.2).astype(np.float32))
+
+
+def official(root: Path) -> Path:
+    return write_official(root, splits={"train": _split()})
+
+
+def _segment_means(x: np.ndarray, segments: int) -> np.ndarray:
+    """Mean of each of ``segments`` contiguous pieces of the frames, the first ``T % segments`` one frame longer."""
+    base, extra = divmod(len(x), segments)
+    out, start = [], 0
+    for s in range(segments):
+        size = base + (s < extra)
+        out.append(x[start:start + size].mean(axis=0))
+        start += size
+    return np.array(out)
 
 
 def test_official_layout_is_detected(tmp_path: Path) -> None:
+    """The official layout is read back as written, pooled as the pooling rule says (official "video" = dance)."""
     root = official(tmp_path / "off")
     assert layout_of(root) == "official"
     fs = load_features(root, split="train", num_segments=5, slots=20)
     assert fs.music.shape == (2, 5, 9) and fs.music_beat.shape == (2, 5, 20) and fs.info["layout"] == "official"
+    written = _split()
+    assert fs.ids == written.ids
+    for i in range(2):
+        np.testing.assert_allclose(fs.music[i], _segment_means(written.music[i], 5), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(fs.dance[i], _segment_means(written.dance[i], 5), rtol=1e-5, atol=1e-6)
+        for name in ("music_beat", "dance_beat"):  # segment s holds beat frames 20 s .. 20 s + 19
+            np.testing.assert_array_equal(getattr(fs, name)[i], getattr(written, name)[i].reshape(5, 20))
     assert dataset_config(root) == {"layout": "official", "path": str(root), "music_dim": 9, "dance_dim": 5,
                                     "beat_fps": 10.0}
+    assert load_features(root, split="train", num_segments=10, slots=10).music_beat.sum() == written.music_beat.sum()
 
 
 def test_store_is_detected(tmp_path: Path) -> None:
