@@ -26,7 +26,8 @@ def _run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 
 def _table_rows(out: str) -> list[list[str]]:
     """The cells of the ranked rows of a `beatdance search` table."""
-    rows = [[c.strip() for c in line.strip().strip("│").split("│")] for line in out.splitlines() if line.strip().startswith("│")]
+    lines = [line.strip() for line in out.splitlines() if line.strip().startswith("│")]
+    rows = [[c.strip() for c in line.strip("│").split("│")] for line in lines]
     return [r for r in rows if r[0].isdigit()]
 
 

@@ -15,8 +15,8 @@ from beatdance.library import Library
 
 def _stamps(out: Path) -> dict[str, int]:
     """Modification times of everything the stages write that a rerun must reuse: media, clips, weights, library."""
-    files = [p for d in ("corpus", "videos", "store/clips", "run/last", "run/best", "library") for p in (out / d).rglob("*")
-             if p.is_file()]
+    folders = ("corpus", "videos", "store/clips", "run/last", "run/best", "library")
+    files = [p for d in folders for p in (out / d).rglob("*") if p.is_file()]
     assert len(files) > 40
     return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in files}
 
@@ -46,7 +46,8 @@ def test_demo_runs_every_stage_and_reruns_from_disk(tmp_path):
         groups = [m["group"] for m in q["matches"]]
         assert q["truth_rank"] == (groups.index(q["truth_group"]) + 1 if q["truth_group"] in groups else None)
     music = [q for q in summary["queries"] if q["modality"] == "music"]
-    assert summary["top1_beat_alignment"]["m2d"] == pytest.approx(np.mean([q["matches"][0]["beat_alignment"] for q in music]))
+    top1 = [q["matches"][0]["beat_alignment"] for q in music]
+    assert summary["top1_beat_alignment"]["m2d"] == pytest.approx(np.mean(top1))
     first = music[0]["matches"][0]
     assert summary["export"]["dance"] == lib.item(first["clip_id"]).dance_file  # the export shows the first top match
     for name in ("report.md", "report.html", "demo_report.json", "plots/recall.png", "plots/top_match_beats.png",
