@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,10 +66,72 @@ def test_training_learns_and_writes_a_run(tmp_path, variant):
     assert (tmp_path / "run" / "epoch_0003" / "model.safetensors").exists()
 
 
-def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch):
-    tr, va = _featureset(40, 0), _featureset(16, 1)
-    model_cfg = BlenderConfig(music_dim=6, dance_dim=5, **{**TINY, "dropout_self": 0.2})
-    train(train_set=tr, val_set=va, model_config=model_cfg, config=_config(epochs=3), out=tmp_path / "full", show_progress=False)
+def _resume_model() -> BlenderConfig:
+    return BlenderConfig(music_dim=6, dance_dim=5, **{**TINY, "dropout_self": 0.2})
+
+
+def _resume_data() -> tuple[FeatureSet, FeatureSet]:
+    return _featureset(40, 0), _featureset(24, 1)  # 5 steps an epoch, validated after steps 2 and 4
+
+
+def _resume_config(**kw) -> TrainConfig:
+    """A fast, bumpy run: its selection metric falls after epoch 1's first validation and recovers in epoch 2, so a
+    resumed run that forgot the best score or the moving window would select (and log) differently."""
+    return _config(**{"epochs": 3, "lr": 1e-2, **kw})
+
+
+def _assert_same_run(a, b) -> None:
+    """Two run folders hold the same last and best weights, the same best metrics and the same history."""
+    for ckpt in ("last", "best"):
+        wa = load_file(str(a / ckpt / "model.safetensors"))
+        wb = load_file(str(b / ckpt / "model.safetensors"))
+        assert wa.keys() == wb.keys()
+        for key in wa:
+            torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=0)
+    drop_time = lambda row: {k: v for k, v in row.items() if k != "time_s"}  # noqa: E731
+    best_a, best_b = (json.loads((run / "best" / "config.json").read_text())["metrics"] for run in (a, b))
+    assert drop_time(best_a) == drop_time(best_b)
+    rows = [[drop_time(json.loads(r)) for r in (run / "history.jsonl").read_text().splitlines()] for run in (a, b)]
+    assert rows[0] == rows[1] and len(rows[0]) == 6
+
+
+# Run in a child process: train the resume test's run and SIGKILL it before global step argv[3] (mid-epoch).
+_KILLED_MID_EPOCH = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+import beatdance.train.trainer as trainer_mod
+from test_trainer import _resume_config, _resume_data, _resume_model
+
+real_lr_factor = trainer_mod.lr_factor
+
+def lr_factor(step, **kwargs):
+    if step == int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_lr_factor(step, **kwargs)
+
+trainer_mod.lr_factor = lr_factor
+torch.set_num_threads(1)  # as the test does (fixture one_thread)
+tr, va = _resume_data()
+trainer_mod.train(train_set=tr, val_set=va, model_config=_resume_model(), config=_resume_config(), out=sys.argv[2],
+                  show_progress=False)
+"""
+
+
+@pytest.fixture
+def one_thread():
+    """Train with one torch thread, as the killed child does: the same arithmetic, and on a busy machine no
+    threads spinning while they wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch, one_thread):
+    tr, va = _resume_data()
+    model_cfg = _resume_model()
+    train(train_set=tr, val_set=va, model_config=model_cfg, config=_resume_config(), out=tmp_path / "full", show_progress=False)
 
     real_save = trainer_mod.save_checkpoint
 
@@ -76,21 +142,31 @@ def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer_mod, "save_checkpoint", save_then_kill)
     with pytest.raises(KeyboardInterrupt):
-        train(train_set=tr, val_set=va, model_config=model_cfg, config=_config(epochs=3), out=tmp_path / "part",
+        train(train_set=tr, val_set=va, model_config=model_cfg, config=_resume_config(), out=tmp_path / "part",
               show_progress=False)
     monkeypatch.undo()
     with pytest.raises(ParameterError, match="--resume"):
-        train(train_set=tr, val_set=va, model_config=model_cfg, config=_config(epochs=3), out=tmp_path / "part", show_progress=False)
+        train(train_set=tr, val_set=va, model_config=model_cfg, config=_resume_config(), out=tmp_path / "part", show_progress=False)
     with pytest.raises(CheckpointError, match="lr"):
-        train(train_set=tr, val_set=va, model_config=model_cfg, config=_config(epochs=3, lr=1e-3), out=tmp_path / "part",
+        train(train_set=tr, val_set=va, model_config=model_cfg, config=_resume_config(lr=1e-3), out=tmp_path / "part",
               resume=True, show_progress=False)
-    train(train_set=tr, val_set=va, model_config=model_cfg, config=_config(epochs=3), out=tmp_path / "part",
+    train(train_set=tr, val_set=va, model_config=model_cfg, config=_resume_config(), out=tmp_path / "part",
           resume=True, show_progress=False)
-    a = load_file(str(tmp_path / "full" / "last" / "model.safetensors"))
-    b = load_file(str(tmp_path / "part" / "last" / "model.safetensors"))
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
-    full = (tmp_path / "full" / "history.jsonl").read_text().splitlines()
-    part = (tmp_path / "part" / "history.jsonl").read_text().splitlines()
-    drop_time = lambda rows: [{k: v for k, v in json.loads(r).items() if k != "time_s"} for r in rows]  # noqa: E731
-    assert drop_time(full) == drop_time(part)
+    _assert_same_run(tmp_path / "full", tmp_path / "part")
+
+
+def test_resume_after_a_kill_mid_epoch_equals_uninterrupted_run(tmp_path, one_thread):
+    """SIGKILLed in epoch 2 after its first validation (history and maybe best/ already hold epoch-2 results, last/
+    holds epoch 1), a resumed run ends with the weights, best checkpoint and history of an uninterrupted one."""
+    tr, va = _resume_data()
+    train(train_set=tr, val_set=va, model_config=_resume_model(), config=_resume_config(), out=tmp_path / "full",
+          show_progress=False)
+    killed = subprocess.run([sys.executable, "-c", _KILLED_MID_EPOCH, str(Path(__file__).parent), str(tmp_path / "part"),
+                             "8"], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    state = json.loads((tmp_path / "part" / "last" / "config.json").read_text())["state"]
+    history = [json.loads(r) for r in (tmp_path / "part" / "history.jsonl").read_text().splitlines()]
+    assert state["epoch"] == 1 and [h["epoch"] for h in history] == [1, 1, 2]  # killed after epoch 2's step-2 validation
+    train(train_set=tr, val_set=va, model_config=_resume_model(), config=_resume_config(), out=tmp_path / "part",
+          resume=True, show_progress=False)
+    _assert_same_run(tmp_path / "full", tmp_path / "part")
