@@ -27,7 +27,7 @@ def test_train_then_evaluate_with_dis_json(tmp_path):
     runner = CliRunner()
     tiny = ["--embed-dim", "16", "--layers", "1", "--heads", "2", "--ff-dim", "32", "--batch-size", "8"]
     res = runner.invoke(app, ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--epochs", "2",
-                              "--lr", "1e-3", "--no-progress", "--json", "--pool", "mean", "--positional", "sinusoidal",
+                              "--lr", "1e-3", "--no-progress", "--json", "--pool", "mean", "--positional", "sinusoidal", "--evals-per-epoch", "2", "--no-standardise",
                               *tiny])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)

@@ -17,8 +17,9 @@ from beatdance.errors import ParameterError
 from beatdance.features.folds import group_folds
 from beatdance.features.store import FeatureStore
 from beatdance.model import BeatBlender, BlenderConfig
-from beatdance.pipeline.bench import (BenchConfig, load_bench_data, run_bench, run_fold, tempo_embeddings,
-                                      with_tempo_prior,
+from beatdance.beats.rhythm import RhythmConfig, tempo_bump
+from beatdance.pipeline.baselines import metre_weights, tempo_embeddings
+from beatdance.pipeline.bench import (CCA_ROW, RHYTHM_ROW, BenchConfig, load_bench_data, run_bench, run_fold,
                                       trained_arms)
 from beatdance.retrieval.embed import embed_featureset
 from beatdance.retrieval.evaluate import ModalityEmbeddings
@@ -33,16 +34,23 @@ TINY = dict(folds=2, seeds=2, val_groups=1, epochs=1, batch_size=8, embed_dim=8,
 
 @pytest.fixture(scope="module")
 def tiny_store(tmp_path_factory):
-    """18 clips of 6 pairs (3 windows each) with per-frame features, beat grids and beat times."""
+    """18 clips of 6 pairs (3 windows each) with per-frame features, beat grids, beat times, track tempos and
+    rhythm arrays (each pair's dance at half its music's tempo)."""
     n = GROUPS * CLIPS_PER_GROUP
     split = generate_synthetic_features(SynthFeatureConfig(num_train=n, num_val=2, num_test=2, music_dim=12,
                                                            dance_dim=8, seed=3))["train"]
     store = FeatureStore.create(tmp_path_factory.mktemp("bench") / "store", config={"origin": "test", "grid_fps": 10.0})
+    rng = np.random.default_rng(0)
     for i, clip_id in enumerate(split.ids):
         group = f"pair{i // CLIPS_PER_GROUP}"
+        bpm = 80.0 + 8.0 * (i // CLIPS_PER_GROUP)
+        rhythm = {name: np.stack([tempo_bump(tempo_bpm=t), rng.random(RhythmConfig().num_bins),
+                                  rng.random(RhythmConfig().num_bins)]) for name, t in (("music", bpm), ("dance", bpm / 2))}
         store.put(clip_id, music=split.music[i], dance=split.dance[i], music_beat=split.music_beat[i],
                   dance_beat=split.dance_beat[i], music_beat_times=np.flatnonzero(split.music_beat[i]) / 10.0,
-                  dance_beat_times=np.flatnonzero(split.dance_beat[i]) / 10.0, meta={"group": group})
+                  dance_beat_times=np.flatnonzero(split.dance_beat[i]) / 10.0, music_rhythm=rhythm["music"],
+                  dance_rhythm=rhythm["dance"],
+                  meta={"group": group, "music_tempo_bpm": bpm, "dance_tempo_bpm": bpm / 2})
     return store.path
 
 
@@ -152,16 +160,17 @@ def test_bench_reports_every_arm_and_renders_markdown(bench_results):
     out, results, spy = bench_results
     saved = json.loads((out / "results.json").read_text())
     rows = set(saved["summary"])
-    expected = {"chance", "rhythm: tempo", "rhythm: tempo + BA", "official, pair-ordered batches (LEAKS)",
-                "official + DIS (train qb)", "official + DIS (val qb)", "temporal + DIS (train qb)",
-                "temporal + DIS (val qb)", "temporal, score + 1 x beat head"}
+    expected = {"chance", RHYTHM_ROW, CCA_ROW, "official, pair-ordered batches (LEAKS)",
+                "official + DIS (train qb)", "official + DIS (val qb)", "default + DIS (train qb)",
+                "default + DIS (val qb)", "default, score + 1 x beat head", "default -metre loss", "temporal"}
     assert expected | {a.name for a in trained_arms(BenchConfig(**TINY))} <= rows
+    assert not any(row.startswith("style oracle") for row in rows)  # no style labels in these pair names
     # Every plain row (cosine of the embeddings, nothing added) against ranks counted here from its embeddings.
     plain = 0
     for run in results["runs"]:
         for row, report in run["reports"].items():
             _, kw = spy.evaluated[id(report)]
-            if set(kw) - {"music", "dance", "bs_ks"}:
+            if set(kw) - {"music", "dance", "bs_ks"} or row == CCA_ROW:  # CCA on 12 clips: ties at float precision
                 continue
             plain += 1
             for direction, (query, gallery) in (("m2d", ("music", "dance")), ("d2m", ("dance", "music"))):
@@ -170,19 +179,22 @@ def test_bench_reports_every_arm_and_renders_markdown(bench_results):
                 assert got == pytest.approx(want), (row, direction)
     assert plain >= len(results["runs"]) * 6
     # The summary and the Markdown table are the mean and sample std of the runs.
-    for row in ("chance", "temporal", "official", "rhythm: tempo + BA"):
+    for row in ("chance", "temporal", "official", RHYTHM_ROW):
         for direction in ("m2d", "d2m"):
             values = [run["reports"][row][direction]["metrics"]["R@1"] for run in results["runs"]]
             stat = saved["summary"][row][direction]["R@1"]
             assert stat == pytest.approx({"mean": np.mean(values), "std": np.std(values, ddof=1)})
     md = (out / "results.md").read_text()
-    for row in ("temporal", "temporal -beat branch"):
+    for row in ("default", "default -beat branch"):
         cells = [f"{saved['summary'][row][d]['R@1']['mean']:.1f} ± {saved['summary'][row][d]['R@1']['std']:.1f}"
                  for d in ("m2d", "d2m")]
         lines = [line for line in md.splitlines() if line.startswith(f"| {row} |")]
         assert [line.split(" | ")[1] for line in lines] == cells  # R@1 is the first column, m2d table first
     assert "dance -> music (d2m)" in md and "better)" in md
-    assert "temporal - official, paired" in md and "temporal - official, pool=mean, paired" in md
+    assert "default - official, paired" in md and "default - official, pool=mean, paired" in md
+    assert f"default - {RHYTHM_ROW}, paired" in md and f"default - {CCA_ROW}, paired" in md
+    medr_n = [run["reports"]["default"]["m2d"]["metrics"]["MedR/N"] for run in results["runs"]]
+    assert medr_n == [run["reports"]["default"]["m2d"]["metrics"]["MedR"] / run["num_test"] for run in results["runs"]]
     assert all((out / f"{kind}_{d}.png").stat().st_size > 0 for kind in ("recall", "ranks") for d in ("m2d", "d2m"))
 
 
@@ -211,14 +223,15 @@ def test_tempo_kernel_accepts_metre_ratios_and_rejects_other_tempi():
     s = (music @ dance.T)[0]
     assert np.allclose(s[:5], s[0], rtol=0.02)  # same tempo, half, third, double, quarter
     assert s[5] < 0.2 * s[0] and s[6] < 0.2 * s[0] and s[7] == 0.0
-    x = np.random.default_rng(0).normal(size=(8, 4))
-    learned = ModalityEmbeddings(fuse=x / np.linalg.norm(x, axis=1, keepdims=True), beat_head=None,
-                                 beat_grid=np.zeros((8, 100)), ids=[str(i) for i in range(8)])
-    tempo = replace(learned, fuse=dance)
-    fused = with_tempo_prior(learned, tempo, weight=0.5)  # unit rows, also for the clip without a tempo
-    np.testing.assert_allclose(fused.fuse[7, :4], learned.fuse[7], rtol=1e-5)
-    np.testing.assert_allclose(fused.fuse[:7] @ fused.fuse[:7].T,
-                               0.5 * learned.fuse[:7] @ learned.fuse[:7].T + 0.5 * dance[:7] @ dance[:7].T, atol=1e-5)
+    weighted = tempo_embeddings(np.array([90.0]), music=True, weights=np.array([0.0, 0.0, 0.0, 1.0, 0.0]))
+    w = (weighted @ dance.T)[0]
+    assert w[2] > 5 * max(w[0], w[1], w[3], w[4])  # only "dance at a third of the music" counts
+
+
+def test_metre_weights_count_the_training_ratios():
+    weights = metre_weights(np.array([87.0, 90.0, 120.0, 100.0]), np.array([29.0, 30.0, 30.0, 71.0]))
+    # add-one smoothed counts of the ratios 0.5, 1, 2, 3, 4: two waltzes (3), one cha-cha (4), one off every ratio
+    np.testing.assert_allclose(weights, np.array([1, 1, 1, 3, 2]) / 8.0)
 
 
 def test_dance_order_seed_removes_the_official_batch_dependence_of_the_pairing(tiny_store):
@@ -246,15 +259,18 @@ def test_bench_command_prints_tables(tiny_store, tmp_path):
     assert (saved["config"]["pool"], saved["config"]["positional"]) == ("flatten", "learned")
 
 
-def test_temporal_arms_carry_the_bench_recipe_and_default_rows_show_its_effect():
+def test_arms_carry_the_default_recipe_and_its_ablations():
     arms = {a.name: a for a in trained_arms(BenchConfig(positional="sinusoidal", pool="mean"))}
+    recipe = {"positional": "sinusoidal", "pool": "mean", "rhythm_branch": True}
     assert arms["official"].model == {"variant": "official"}
     assert arms["official, pool=mean"].model == {"variant": "official", "pool": "mean"}
-    assert arms["temporal, pool=flatten"].model == {"positional": "sinusoidal", "pool": "flatten"}
-    assert arms["temporal, positional=learned"].model == {"positional": "learned", "pool": "mean"}
-    for name in ("temporal", "temporal -beat branch", "temporal -trans-temporal (MLP)", "temporal beta=0"):
-        assert arms[name].model["pool"] == "mean" and arms[name].model["positional"] == "sinusoidal"
-    plain = {a.name for a in trained_arms(BenchConfig(positional="learned", pool="flatten"))}
-    assert not any("pool=" in n or "positional=" in n for n in plain)
+    assert arms["default"].model == recipe
+    assert arms["temporal"].model == {**recipe, "rhythm_branch": False}
+    assert arms["default -metre loss"].model == recipe and arms["default -metre loss"].metre_weight == 0.0
+    assert arms["default -beat branch"].model == {**recipe, "beat_branch": False}
+    assert arms["default -trans-temporal (MLP)"].model == {**recipe, "encoder": "mlp"}
+    assert arms["default beta=0"].beta == 0.0
+    plain = {a.name for a in trained_arms(BenchConfig(positional="learned", pool="flatten", rhythm_branch=False))}
+    assert not any("pool=" in n or "metre" in n for n in plain)
     with pytest.raises(ParameterError, match="pool"):
         BenchConfig(pool="max")

@@ -1,4 +1,4 @@
-"""``beatdance bench``: the cross-validated benchmark (baselines, official, temporal, ablations) on a store."""
+"""``beatdance bench``: the cross-validated benchmark (baselines, official, default, ablations) on a store."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ def bench_command(
     out: Path = typer.Option(..., "--out", help="Folder for results.md, results.json and the plots."),
     seeds: int = typer.Option(4, help="Seeds (0..N-1); each reshuffles the folds and the training."),
     folds: int = typer.Option(4, help="Cross-validation folds over pairs."),
-    epochs: int = typer.Option(40, help="Training epochs of every trained arm."),
+    epochs: int = typer.Option(BenchConfig.epochs, help="Training epochs of every trained arm."),
     val_groups: int = typer.Option(3, help="Pairs held out of training per fold (the validation querybank)."),
     positional: str = typer.Option(BenchConfig.positional, help="Positional encoding of the temporal arms: sinusoidal, learned or none."),
     pool: str = typer.Option(BenchConfig.pool, help="Clip embedding of the temporal arms: mean (over segments) or flatten (official)."),
+    rhythm_branch: bool = typer.Option(BenchConfig.rhythm_branch, help="The default arm's rhythm branch (off: the default arm is temporal)."),
     device: str = typer.Option("cpu", help="Torch device for training and embedding."),
     workers: int = typer.Option(1, help="Processes running (seed, fold) runs at once (one torch thread each)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -33,7 +34,7 @@ def bench_command(
         beatdance bench dwm_store --out bench_out --seeds 2 --folds 4
     """
     config = BenchConfig(seeds=seeds, folds=folds, epochs=epochs, val_groups=val_groups, device=device,
-                         positional=positional, pool=pool)  # type: ignore[arg-type]
+                         positional=positional, pool=pool, rhythm_branch=rhythm_branch)  # type: ignore[arg-type]
     results = run_bench(store=store, out=out, config=config, workers=workers, show_progress=progress)
     if as_json:
         typer.echo(json.dumps(results["summary"], indent=2))

@@ -9,6 +9,8 @@ import numpy as np
 
 from ..errors import DataError
 
+RHYTHM = ("music_rhythm", "dance_rhythm")
+
 
 @dataclass
 class FeatureSet:
@@ -17,7 +19,8 @@ class FeatureSet:
     Shapes: ``music`` (N, S, Dm), ``dance`` (N, S, Dd), ``music_beat`` and ``dance_beat`` (N, S, K),
     all float32, with S segments and K beat slots per segment; beat grids are 0/1 at ``beat_fps``
     frames per second. ``groups`` names the source pair of each clip (used for pair-level splits and
-    pair-level recall); it defaults to the clip id.
+    pair-level recall); it defaults to the clip id. ``music_rhythm`` and ``dance_rhythm`` (N, C, R) are the
+    clips' rhythm arrays on the log-tempo axis (``beats.rhythm``), or None for data prepared without them.
     """
 
     ids: list[str]
@@ -28,10 +31,14 @@ class FeatureSet:
     beat_fps: float = 10.0
     groups: list[str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    music_rhythm: np.ndarray | None = None
+    dance_rhythm: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
-        for name in ("music", "dance", "music_beat", "dance_beat"):
+        if (self.music_rhythm is None) != (self.dance_rhythm is None):
+            raise DataError("FeatureSet has rhythm arrays for one modality only; give both or neither.")
+        for name in ("music", "dance", "music_beat", "dance_beat") + (RHYTHM if self.has_rhythm else ()):
             arr = getattr(self, name)
             if arr.ndim != 3 or arr.shape[0] != n:
                 raise DataError(f"FeatureSet.{name} has shape {arr.shape}; expected ({n}, segments, dim).")
@@ -43,6 +50,16 @@ class FeatureSet:
             self.groups = list(self.ids)
         elif len(self.groups) != n:
             raise DataError(f"FeatureSet.groups has {len(self.groups)} entries for {n} clips.")
+
+    @property
+    def has_rhythm(self) -> bool:
+        return self.music_rhythm is not None
+
+    def arrays(self, index: np.ndarray | slice) -> list[np.ndarray]:
+        """The model's inputs for the clips at ``index``: music, dance, music_beat, dance_beat and, when
+        present, music_rhythm and dance_rhythm (the order of ``BeatBlender.forward``)."""
+        names = ("music", "dance", "music_beat", "dance_beat") + (RHYTHM if self.has_rhythm else ())
+        return [getattr(self, name)[index] for name in names]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -76,4 +93,6 @@ class FeatureSet:
             beat_fps=self.beat_fps,
             groups=[self.groups[i] for i in idx],
             info=dict(self.info),
+            music_rhythm=None if self.music_rhythm is None else self.music_rhythm[idx],
+            dance_rhythm=None if self.dance_rhythm is None else self.dance_rhythm[idx],
         )

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, ParameterError
-from .featureset import FeatureSet
+from .featureset import RHYTHM, FeatureSet
 
 
 def _where(source: str) -> str:
@@ -89,6 +89,8 @@ class PerFrameClip:
     dance_beat: np.ndarray
     sources: dict[str, str]
     group: str | None = None
+    music_rhythm: np.ndarray | None = None
+    dance_rhythm: np.ndarray | None = None
 
     def source(self, name: str) -> str:
         return self.sources.get(name, self.clip_id)
@@ -101,6 +103,7 @@ def pool_clips(clips: Iterable[PerFrameClip], *, num_segments: int, slots: int, 
     groups: list[str] = []
     rows: dict[str, list[np.ndarray]] = {"music": [], "dance": [], "music_beat": [], "dance_beat": []}
     first: dict[str, tuple[int, str]] = {}
+    rhythm: dict[str, list[np.ndarray]] = {}
     for clip in clips:
         for name in ("music", "dance"):
             x = getattr(clip, name)
@@ -114,9 +117,22 @@ def pool_clips(clips: Iterable[PerFrameClip], *, num_segments: int, slots: int, 
             rows[name].append(pool_segments(x, num_segments=num_segments, source=clip.source(name)))
         for name in ("music_beat", "dance_beat"):
             rows[name].append(beat_slots(getattr(clip, name), num_segments=num_segments, slots=slots, source=clip.source(name)))
+        for name in RHYTHM:
+            value = getattr(clip, name)
+            if value is not None:
+                rhythm.setdefault(name, []).append(np.asarray(value, dtype=np.float32))
         ids.append(clip.clip_id)
         groups.append(clip.group or clip.clip_id)
     if not ids:
         raise DataError(f"no clips to pool ({info or {}}); the split list is empty. List at least one clip id in it.")
+    stacked: dict[str, np.ndarray | None] = dict.fromkeys(RHYTHM)
+    if rhythm:
+        for name in RHYTHM:
+            arrs = rhythm.get(name, [])
+            if len(arrs) != len(ids) or len({a.shape for a in arrs}) != 1:
+                raise DataError(f"{len(arrs)} of {len(ids)} clips have a {name} array (shapes "
+                                f"{sorted({a.shape for a in arrs})}); all clips need one of the same shape. "
+                                "Re-run `beatdance prepare` with one beatdance version.")
+            stacked[name] = np.stack(arrs)
     return FeatureSet(ids=ids, groups=groups, beat_fps=float(beat_fps), info=dict(info or {}),
-                      **{name: np.stack(arrs) for name, arrs in rows.items()})
+                      **{name: np.stack(arrs) for name, arrs in rows.items()}, **stacked)

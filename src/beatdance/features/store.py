@@ -5,7 +5,8 @@
     STORE/store.json                 {"format": "beatdance-store", "version": 1, "config": {...}}
     STORE/clips/<id>.safetensors     music (T_m, D_m), dance (T_d, D_d) per-frame features (float32);
                                      music_beat, dance_beat (F,) 0/1 grids at config["grid_fps"];
-                                     music_beat_times, dance_beat_times (seconds); metadata {"meta": JSON}
+                                     music_beat_times, dance_beat_times (seconds); metadata {"meta": JSON};
+                                     optionally music_rhythm, dance_rhythm (C, R) on the log-tempo axis
     STORE/splits/<split>.txt         one clip id per line
     STORE/report.jsonl               one line per skipped input: {"input", "reason", "stage"}
 
@@ -48,6 +49,7 @@ STORE_FORMAT = "beatdance-store"
 STORE_VERSION = 1
 SPLIT_NAMES = ("train", "val", "test")
 _RANKS = {"music": 2, "dance": 2, "music_beat": 1, "dance_beat": 1, "music_beat_times": 1, "dance_beat_times": 1}
+_OPTIONAL_RANKS = {"music_rhythm": 2, "dance_rhythm": 2}
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -63,6 +65,8 @@ class ClipRecord:
     music_beat_times: np.ndarray
     dance_beat_times: np.ndarray
     meta: dict[str, Any]
+    music_rhythm: np.ndarray | None = None
+    dance_rhythm: np.ndarray | None = None
 
 
 def _normalise(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,17 +158,23 @@ class FeatureStore:
 
     def put(self, clip_id: str, *, music: np.ndarray, dance: np.ndarray, music_beat: np.ndarray,
             dance_beat: np.ndarray, music_beat_times: np.ndarray, dance_beat_times: np.ndarray,
-            meta: Mapping[str, Any]) -> None:
-        """Write one clip atomically (replacing an older version of it)."""
+            meta: Mapping[str, Any], music_rhythm: np.ndarray | None = None,
+            dance_rhythm: np.ndarray | None = None) -> None:
+        """Write one clip atomically (replacing an older version of it); rhythm arrays are optional."""
         path = self.clip_path(clip_id)
         given = {"music": music, "dance": dance, "music_beat": music_beat, "dance_beat": dance_beat,
                  "music_beat_times": music_beat_times, "dance_beat_times": dance_beat_times}
+        if (music_rhythm is None) != (dance_rhythm is None):
+            raise ParameterError(f"clip {clip_id!r}: give both music_rhythm and dance_rhythm, or neither.")
+        if music_rhythm is not None:
+            given.update(music_rhythm=music_rhythm, dance_rhythm=dance_rhythm)
+        ranks = {**_RANKS, **_OPTIONAL_RANKS}
         arrays: dict[str, np.ndarray] = {}
         for name, value in given.items():
             arr = np.ascontiguousarray(value, dtype=np.float64 if name.endswith("_times") else np.float32)
-            if arr.ndim != _RANKS[name] or not np.isfinite(arr).all():
+            if arr.ndim != ranks[name] or not np.isfinite(arr).all():
                 raise ParameterError(f"clip {clip_id!r}: {name} has shape {arr.shape} or non-finite values; "
-                                     f"expected a finite {_RANKS[name]}-D array.")
+                                     f"expected a finite {ranks[name]}-D array.")
             arrays[name] = arr
         if arrays["music_beat"].shape != arrays["dance_beat"].shape:
             raise ParameterError(f"clip {clip_id!r}: music_beat {arrays['music_beat'].shape} and dance_beat "
@@ -204,7 +214,8 @@ class FeatureStore:
     def get(self, clip_id: str) -> ClipRecord:
         """All arrays and the metadata of one clip."""
         arrays, meta = self._read(clip_id, tensors=True)
-        return ClipRecord(clip_id=clip_id, meta=meta, **{k: arrays[k] for k in _RANKS})
+        return ClipRecord(clip_id=clip_id, meta=meta, **{k: arrays[k] for k in _RANKS},
+                          **{k: arrays.get(k) for k in _OPTIONAL_RANKS})
 
     def meta(self, clip_id: str) -> dict[str, Any]:
         """The metadata of one clip (reads only the file header)."""
@@ -320,7 +331,8 @@ class FeatureStore:
                 source = str(self.clip_path(rec.clip_id))
                 yield PerFrameClip(clip_id=rec.clip_id, music=rec.music, dance=rec.dance, music_beat=rec.music_beat,
                                    dance_beat=rec.dance_beat, sources=dict.fromkeys(_RANKS, source),
-                                   group=str(rec.meta.get("group", rec.clip_id)))
+                                   group=str(rec.meta.get("group", rec.clip_id)), music_rhythm=rec.music_rhythm,
+                                   dance_rhythm=rec.dance_rhythm)
 
         return pool_clips(clips(), num_segments=num_segments, slots=slots, beat_fps=self.grid_fps,
                           info={"layout": "store", "path": str(self.path), "split": split})

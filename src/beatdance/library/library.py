@@ -48,6 +48,7 @@ from ..pipeline.extract import (
     dance_window,
     get_encoder,
     music_window,
+    rhythm_context,
 )
 from ..pipeline.prepare import PrepareConfig, window_starts
 from ..retrieval.embed import embed_featureset
@@ -444,7 +445,10 @@ class Library:
         feats = np.stack([pool_segments(w.features, num_segments=cfg.num_segments) for w in windows])
         beats = np.stack([beat_slots(w.beat_grid, num_segments=cfg.num_segments, slots=cfg.beat_slots) for w in windows])
         encode = self.model.encode_music if modality == "music" else self.model.encode_dance
-        out = encode(torch.from_numpy(feats), torch.from_numpy(beats))
+        inputs = [torch.from_numpy(feats), torch.from_numpy(beats)]
+        if cfg.rhythm_branch:
+            inputs.append(torch.from_numpy(np.stack([w.rhythm for w in windows])))
+        out = encode(*inputs)
         return ModalityEmbeddings(fuse=F.normalize(out["fuse"], dim=-1).numpy(), beat_head=F.normalize(out["beat"], dim=-1).numpy(),
                                   beat_grid=np.stack([w.beat_grid for w in windows]).astype(np.float32),
                                   ids=[f"window@{w.start_s:g}" for w in windows])
@@ -465,6 +469,7 @@ class Library:
             encoder = get_encoder(cfg.dance_encoder, cfg.dance_encoder_options, modality="dance")
         starts = window_starts(dance_duration_s=track.duration_s, music_duration_s=track.duration_s, offset_s=0.0,
                                window_s=cfg.window_s, hop_s=hop)
+        rhythm = rhythm_context(track, cfg.rhythm) if self.model.config.rhythm_branch and starts else None
         if not starts:
             raise MediaError(f"{path}: the query is {track.duration_s:.1f} s long, shorter than the library's "
                              f"{cfg.window_s:g}-s window. Pass a longer clip (or a longer --duration).")
@@ -472,10 +477,11 @@ class Library:
         for s in starts:
             try:
                 if modality == "music":
-                    windows.append(music_window(track, start_s=s, window_s=cfg.window_s, grid_fps=cfg.grid_fps, encoder=encoder))
+                    windows.append(music_window(track, start_s=s, window_s=cfg.window_s, grid_fps=cfg.grid_fps,
+                                                encoder=encoder, rhythm=rhythm))
                 else:
                     windows.append(dance_window(track, start_s=s, window_s=cfg.window_s, grid_fps=cfg.grid_fps,
-                                                encoder=encoder, min_person_ratio=cfg.min_person_ratio))
+                                                encoder=encoder, min_person_ratio=cfg.min_person_ratio, rhythm=rhythm))
             except WindowSkipped as why:
                 skipped.append(f"{s:g} s: {why}")
         if not windows:

@@ -21,7 +21,14 @@ sees zeros in place of the beat features and the beat head outputs zeros), and `
 replaces every transformer layer by its position-wise feed-forward block alone, so nothing attends
 across segments or clips (no trans-temporal mixing).
 
-Shapes: music (B, S, Dm), dance (B, S, Dd), beats (B, S, K) -> (B, S*d) embeddings, or (B, d) with ``pool="mean"``.
+``rhythm_branch=True`` adds the rhythm branch of ``model.rhythm`` beside the global and beat branches:
+tempo agreement under learned metre ratios, from each clip's rhythm array (C channels on the log-tempo
+axis of ``beats.rhythm``). Its embedding is joined to the fused one with a learned weight w, each part
+L2-normalised and scaled by sqrt(1 - w) and sqrt(w), so the fused cosine becomes (1 - w) x the global/beat
+cosine + w x the rhythm cosine.
+
+Shapes: music (B, S, Dm), dance (B, S, Dd), beats (B, S, K), rhythm (B, C, R) -> (B, S*d) embeddings, or
+(B, d) with ``pool="mean"``, plus len(metre_ratios) * R with the rhythm branch.
 """
 
 from __future__ import annotations
@@ -31,9 +38,12 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..beats.rhythm import RHYTHM_CHANNELS, RhythmConfig
 from ..errors import CheckpointError, ParameterError
+from .rhythm import RhythmHead, metre_targets
 
 Variant = Literal["official", "temporal"]
 EncoderKind = Literal["transformer", "mlp"]
@@ -61,10 +71,19 @@ class BlenderConfig:
     beat_branch: bool = True
     encoder: EncoderKind = "transformer"
     pool: Pool = "flatten"
+    rhythm_branch: bool = False
+    rhythm_channels: int = len(RHYTHM_CHANNELS)
+    rhythm_bins: int = RhythmConfig().num_bins
+    rhythm_bins_per_octave: int = RhythmConfig().bins_per_octave
+    metre_ratios: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0)
+    rhythm_weight: float = 0.5
+    rhythm_hidden: int = 64
+    standardise: bool = False
 
     def __post_init__(self) -> None:
         for name in ("music_dim", "dance_dim", "num_segments", "beat_slots", "embed_dim", "num_layers",
-                     "num_heads", "ff_dim", "beat_hidden"):
+                     "num_heads", "ff_dim", "beat_hidden", "rhythm_channels", "rhythm_bins",
+                     "rhythm_bins_per_octave", "rhythm_hidden"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ParameterError(f"BlenderConfig.{name}={value!r} must be a positive integer.")
@@ -84,14 +103,28 @@ class BlenderConfig:
             raise ParameterError(f"pool={self.pool!r}; expected 'flatten' (official) or 'mean' (average over segments).")
         if self.encoder not in ("transformer", "mlp"):
             raise ParameterError(f"encoder={self.encoder!r}; expected 'transformer' (official) or 'mlp' (no attention).")
+        self.metre_ratios = tuple(float(r) for r in self.metre_ratios)
+        if not self.metre_ratios or not all(r > 0 for r in self.metre_ratios):
+            raise ParameterError(f"metre_ratios={self.metre_ratios}; expected positive music/dance tempo ratios, "
+                                 "e.g. (0.5, 1, 2, 3, 4).")
+        if not 0.0 < self.rhythm_weight < 1.0:
+            raise ParameterError(f"rhythm_weight={self.rhythm_weight} must be in (0, 1): the rhythm part's initial share.")
 
     @property
     def output_dim(self) -> int:
         """Size of each clip embedding: S * d when flattened (2560 with the official sizes), d when mean-pooled."""
-        return self.embed_dim if self.pool == "mean" else self.num_segments * self.embed_dim
+        base = self.embed_dim if self.pool == "mean" else self.num_segments * self.embed_dim
+        return base + self.rhythm_dim
+
+    @property
+    def rhythm_dim(self) -> int:
+        """Size of the rhythm part of each embedding (0 without the rhythm branch)."""
+        return len(self.metre_ratios) * self.rhythm_bins if self.rhythm_branch else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["metre_ratios"] = list(self.metre_ratios)  # as it reads back from JSON
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BlenderConfig:
@@ -191,13 +224,29 @@ class ModalityBranch(nn.Module):
 
 
 class BeatBlender(nn.Module):
-    """Music and dance branches. ``forward`` returns the four flattened embeddings of a batch."""
+    """Music and dance branches. ``forward`` returns the four flattened embeddings of a batch.
+
+    With ``standardise``, every feature dimension is z-scored by statistics of the training split
+    (:meth:`fit_standardisation`), kept as buffers in the weights, so every checkpoint, library and
+    search applies exactly the scaling the model was trained with.
+    """
 
     def __init__(self, cfg: BlenderConfig) -> None:
         super().__init__()
         self.config = cfg
+        if cfg.standardise:
+            for name, dim in (("music", cfg.music_dim), ("dance", cfg.dance_dim)):
+                self.register_buffer(f"{name}_mean", torch.zeros(dim))
+                self.register_buffer(f"{name}_std", torch.ones(dim))
         self.music = ModalityBranch(cfg, feature_dim=cfg.music_dim)
         self.dance = ModalityBranch(cfg, feature_dim=cfg.dance_dim)
+        if cfg.rhythm_branch:
+            common = {"channels": cfg.rhythm_channels, "bins": cfg.rhythm_bins,
+                      "bins_per_octave": cfg.rhythm_bins_per_octave, "ratios": cfg.metre_ratios,
+                      "hidden": cfg.rhythm_hidden, "dropout": cfg.dropout_self}
+            self.music_rhythm = RhythmHead(feature_dim=cfg.music_dim, shifted=True, **common)
+            self.dance_rhythm = RhythmHead(feature_dim=cfg.dance_dim, shifted=False, **common)
+            self.rhythm_logit = nn.Parameter(torch.tensor(math.log(cfg.rhythm_weight / (1.0 - cfg.rhythm_weight))))
 
     def _check(self, name: str, x: Tensor, dim: int) -> None:
         expected = (self.config.num_segments, dim)
@@ -207,19 +256,67 @@ class BeatBlender(nn.Module):
                 "config. Load features with the same num_segments/beat_slots and encoder the model was trained on."
             )
 
-    def encode_music(self, music: Tensor, music_beat: Tensor) -> dict[str, Tensor]:
+    @torch.no_grad()
+    def fit_standardisation(self, *, music: Tensor, dance: Tensor) -> None:
+        """Set the z-score statistics from training features (N, S, D) of each modality."""
+        if not self.config.standardise:
+            raise ParameterError("this model was built with standardise=False; it has no statistics to fit.")
+        for name, x in (("music", music), ("dance", dance)):
+            flat = x.reshape(-1, x.shape[-1]).double()
+            getattr(self, f"{name}_mean").copy_(flat.mean(dim=0).float())
+            getattr(self, f"{name}_std").copy_((flat.std(dim=0, unbiased=False) + 1e-6).float())
+
+    def _scaled(self, name: str, x: Tensor) -> Tensor:
+        if not self.config.standardise:
+            return x
+        return (x - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
+
+    def _check_rhythm(self, name: str, rhythm: Tensor | None) -> Tensor | None:
+        cfg = self.config
+        if not cfg.rhythm_branch:
+            return None
+        expected = (cfg.rhythm_channels, cfg.rhythm_bins)
+        if rhythm is None or rhythm.ndim != 3 or tuple(rhythm.shape[1:]) != expected:
+            got = None if rhythm is None else tuple(rhythm.shape)
+            raise ParameterError(
+                f"{name} is {got}; this model has a rhythm branch and expects (batch, {expected[0]}, {expected[1]}) "
+                "rhythm arrays. Prepare the store with this beatdance version (it writes them), or train with "
+                "--no-rhythm-branch."
+            )
+        return rhythm
+
+    def _join(self, out: dict[str, Tensor], head: nn.Module, features: Tensor, rhythm: Tensor | None) -> dict[str, Tensor]:
+        if rhythm is None:
+            return out
+        w = torch.sigmoid(self.rhythm_logit)
+        r, gate_logits = head(features.mean(dim=1), rhythm)
+        return {"fuse": torch.cat([torch.sqrt(1 - w) * F.normalize(out["fuse"], dim=-1), torch.sqrt(w) * r], dim=-1),
+                "beat": torch.cat([out["beat"], torch.zeros_like(r)], dim=-1), "metre_logits": gate_logits}
+
+    def encode_music(self, music: Tensor, music_beat: Tensor, music_rhythm: Tensor | None = None) -> dict[str, Tensor]:
         """Embeddings of music clips: ``{"fuse": (B, output_dim), "beat": (B, output_dim)}``."""
         self._check("music", music, self.config.music_dim)
         self._check("music_beat", music_beat, self.config.beat_slots)
-        return self.music(music, music_beat)
+        rhythm = self._check_rhythm("music_rhythm", music_rhythm)
+        music = self._scaled("music", music)
+        return self._join(self.music(music, music_beat), getattr(self, "music_rhythm", None), music, rhythm)
 
-    def encode_dance(self, dance: Tensor, dance_beat: Tensor) -> dict[str, Tensor]:
+    def encode_dance(self, dance: Tensor, dance_beat: Tensor, dance_rhythm: Tensor | None = None) -> dict[str, Tensor]:
         """Embeddings of dance clips: ``{"fuse": (B, output_dim), "beat": (B, output_dim)}``."""
         self._check("dance", dance, self.config.dance_dim)
         self._check("dance_beat", dance_beat, self.config.beat_slots)
-        return self.dance(dance, dance_beat)
+        rhythm = self._check_rhythm("dance_rhythm", dance_rhythm)
+        dance = self._scaled("dance", dance)
+        return self._join(self.dance(dance, dance_beat), getattr(self, "dance_rhythm", None), dance, rhythm)
 
-    def forward(self, music: Tensor, dance: Tensor, music_beat: Tensor, dance_beat: Tensor) -> dict[str, Tensor]:
-        m = self.encode_music(music, music_beat)
-        d = self.encode_dance(dance, dance_beat)
-        return {"music_fuse": m["fuse"], "music_beat": m["beat"], "dance_fuse": d["fuse"], "dance_beat": d["beat"]}
+    def forward(self, music: Tensor, dance: Tensor, music_beat: Tensor, dance_beat: Tensor,
+                music_rhythm: Tensor | None = None, dance_rhythm: Tensor | None = None) -> dict[str, Tensor]:
+        m = self.encode_music(music, music_beat, music_rhythm)
+        d = self.encode_dance(dance, dance_beat, dance_rhythm)
+        out = {"music_fuse": m["fuse"], "music_beat": m["beat"], "dance_fuse": d["fuse"], "dance_beat": d["beat"]}
+        if music_rhythm is not None and dance_rhythm is not None and self.config.rhythm_branch:
+            cfg = self.config
+            out.update(music_metre_logits=m["metre_logits"], dance_metre_logits=d["metre_logits"],
+                       metre_target=metre_targets(music_rhythm, dance_rhythm, ratios=cfg.metre_ratios,
+                                                  bins_per_octave=cfg.rhythm_bins_per_octave))
+        return out

@@ -113,3 +113,11 @@ def check_compatible(model_config: BlenderConfig, features: FeatureSet, *, sourc
             f"Features from {source} have (music_dim, dance_dim, segments, beat_slots) = {got}, but the model "
             f"expects {want}. Use the same feature extractors and segment settings as the model, or train a new one."
         )
+    if model_config.rhythm_branch:
+        shape = None if features.music_rhythm is None else tuple(features.music_rhythm.shape[1:])
+        if shape != (model_config.rhythm_channels, model_config.rhythm_bins):
+            raise CheckpointError(
+                f"Features from {source} have rhythm arrays of shape {shape}, but the model's rhythm branch expects "
+                f"{(model_config.rhythm_channels, model_config.rhythm_bins)}. Prepare the store with the model's rhythm "
+                "settings (this beatdance version writes them), or train with --no-rhythm-branch."
+            )

@@ -7,18 +7,13 @@ directions; metrics are then given as mean ± std over all (seed, fold) runs.
 
 Arms:
 
-* ``chance``: random unit embeddings (R@K = K/N in expectation).
-* ``rhythm``: no learning. Clips are ranked by tempo agreement, with the dance allowed to move at the
-  music's tempo times 2 or at its tempo over 2, 3 or 4 (bars of 2/4, 3/4, 4/4 metres), optionally plus
-  the beat alignment BA of the two 0/1 grids. The tempo kernel is written as a dot product of
-  Fourier features of log2 tempo (see :func:`tempo_embeddings`), so it runs through the same scorer
-  and metrics as every other arm.
-* trained arms: ``official`` as released, and with mean pooling; ``temporal`` with the bench's
-  ``positional`` encoding and ``pool`` (sinusoidal and mean: on this data the music and the motion
-  capture are not locked beat by beat, so a fixed encoding and a time-shift-tolerant score generalise
-  better from a few dozen pairs), with each of them set back to the model default, and the ablations of
-  ``temporal`` (no beat branch, no trans-temporal encoders, the loss weight of the beat head). All
-  share one training recipe and size.
+* baselines (``pipeline.baselines``): chance; the rhythm heuristic (metre ratios counted on the training
+  pairs, then tempo agreement of the track tempos); linear CCA between the pooled features of the two
+  sides; where style labels exist, the style oracle (same style first) and style oracle + tempo.
+* ``default``: the recipe ``beatdance train`` uses (``train.recipes``): temporal, mean-pooled,
+  sinusoidal, with the rhythm branch; and its ablations (no metre loss, no rhythm branch = ``temporal``,
+  no beat branch, no trans-temporal encoders, the loss weight of the beat head).
+* ``official`` as released, and with mean pooling. All trained arms share one training recipe and size.
 
 Evaluation of the ``official`` variant embeds the dance side in a seeded random order (see
 ``retrieval.embed``): embedding both sides in the pair order leaks the pairing through its
@@ -54,12 +49,17 @@ from ..retrieval.evaluate import ModalityEmbeddings, evaluate_retrieval
 from ..retrieval.metrics import RECALL_KS, positive_ranks
 from ..retrieval.scoring import Scorer
 from ..train.config import TrainConfig
+from ..train.recipes import RECIPES
 from ..train.trainer import train
 from ..util import atomic_write_bytes, atomic_write_json, progress
+from .baselines import cca_embeddings, random_embeddings, rhythm_heuristic, style_oracle
 
 DIRECTIONS = ("m2d", "d2m")
-METRE_FACTORS = (0.5, 1.0, 2.0, 3.0, 4.0)  # music tempo / dance tempo ratios that count as agreement
-_PERIOD_OCTAVES = 8.0  # the tempo kernel is periodic in log2 tempo with this period (wider than any tempo range)
+_RECIPE = RECIPES["default"]
+DEFAULT_ROW = "default"
+RHYTHM_ROW = "rhythm heuristic (ratios from training pairs)"
+CCA_ROW = "linear CCA"
+ORACLE_ROW = "style oracle"
 
 
 @dataclass
@@ -69,27 +69,30 @@ class BenchConfig:
     folds: int = 4
     seeds: int = 4
     val_groups: int = 3
-    epochs: int = 40
+    epochs: int = _RECIPE.train["epochs"]
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = _RECIPE.train["lr"]
     weight_decay: float = 0.2
-    embed_dim: int = 64
-    num_layers: int = 2
-    num_heads: int = 4
-    ff_dim: int = 256
+    embed_dim: int = _RECIPE.model["embed_dim"]
+    num_layers: int = _RECIPE.model["num_layers"]
+    num_heads: int = _RECIPE.model["num_heads"]
+    ff_dim: int = _RECIPE.model["ff_dim"]
     dropout_self: float = 0.3
     dropout_cross: float = 0.6
     beta: float = 0.4
-    beta_sweep: tuple[float, ...] = (0.0, 0.2, 0.8)
+    metre_weight: float = 1.0
+    tempo_stretch_octaves: float = _RECIPE.train.get("tempo_stretch_octaves", 0.0)
+    mismatch_octaves: tuple[float, float] | None = _RECIPE.train.get("mismatch_octaves")
+    beta_sweep: tuple[float, ...] = (0.0, 0.8)
     head_weights: tuple[float, ...] = (0.5, 1.0)
     align_weight: float = 0.5
-    tempo_prior_weight: float = 0.5
     qb_k: int = 1
     qb_beta: float = 20.0
     tempo_sigma_octaves: float = 0.05
-    positional: Positional = "sinusoidal"
-    pool: Pool = "mean"
-    standardise: bool = True
+    positional: Positional = _RECIPE.model["positional"]
+    pool: Pool = _RECIPE.model["pool"]
+    rhythm_branch: bool = _RECIPE.model["rhythm_branch"]
+    standardise: bool = _RECIPE.model["standardise"]
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -108,29 +111,29 @@ class BenchConfig:
 
 @dataclass
 class Arm:
-    """A trained arm: overrides of the model config and of the loss weight beta."""
+    """A trained arm: overrides of the model config, of the loss weight beta and of the metre-loss weight."""
 
     name: str
     model: dict[str, Any] = field(default_factory=dict)
     beta: float | None = None
+    metre_weight: float | None = None
 
 
 def trained_arms(cfg: BenchConfig) -> list[Arm]:
-    """official (as released, and with mean pooling), temporal with the bench's positional encoding and
-    pooling, temporal with each of those two put back to the model's default, and the ablations of
-    temporal. All share one training recipe."""
-    temporal = {"positional": cfg.positional, "pool": cfg.pool}
-    default = BlenderConfig()
-    arms = [Arm("official", {"variant": "official"}), Arm("temporal", temporal)]
+    """official (as released, and with the bench's pooling), ``default`` (the bench's positional encoding,
+    pooling and rhythm branch), ``temporal`` (the same without the rhythm branch), and the ablations of
+    ``default``. All share one training recipe."""
+    default = {"positional": cfg.positional, "pool": cfg.pool, "rhythm_branch": cfg.rhythm_branch}
+    arms = [Arm("official", {"variant": "official"})]
     pooled_official = pooled_official_row(cfg)
     if pooled_official is not None:
-        arms += [Arm(pooled_official, {"variant": "official", "pool": cfg.pool}),
-                 Arm(f"temporal, pool={default.pool}", {**temporal, "pool": default.pool})]
-    if cfg.positional != default.positional:
-        arms.append(Arm(f"temporal, positional={default.positional}", {**temporal, "positional": default.positional}))
-    arms += [Arm("temporal -beat branch", {**temporal, "beat_branch": False}, beta=0.0),
-             Arm("temporal -trans-temporal (MLP)", {**temporal, "encoder": "mlp"})]
-    arms += [Arm(f"temporal beta={b:g}", temporal, beta=b) for b in cfg.beta_sweep if b != cfg.beta]
+        arms.append(Arm(pooled_official, {"variant": "official", "pool": cfg.pool}))
+    arms += [Arm("temporal", {**default, "rhythm_branch": False}), Arm(DEFAULT_ROW, default)]
+    if cfg.rhythm_branch:
+        arms.append(Arm(f"{DEFAULT_ROW} -metre loss", default, metre_weight=0.0))
+    arms += [Arm(f"{DEFAULT_ROW} -beat branch", {**default, "beat_branch": False}, beta=0.0),
+             Arm(f"{DEFAULT_ROW} -trans-temporal (MLP)", {**default, "encoder": "mlp"})]
+    arms += [Arm(f"{DEFAULT_ROW} beta={b:g}", default, beta=b) for b in cfg.beta_sweep if b != cfg.beta]
     return arms
 
 
@@ -139,103 +142,27 @@ def pooled_official_row(cfg: BenchConfig) -> str | None:
     return f"official, pool={cfg.pool}" if cfg.pool != BlenderConfig().pool else None
 
 
-# -- the explicit-rhythm baseline ----------------------------------------------------------------
-
-
-def clip_tempo_bpm(beat_times_s: np.ndarray) -> float:
-    """Tempo of one clip from its own beats: 60 / median inter-beat interval; NaN with fewer than 2 beats."""
-    t = np.sort(np.asarray(beat_times_s, dtype=np.float64))
-    return float(60.0 / np.median(np.diff(t))) if t.size >= 2 else float("nan")
-
-
-def tempo_embeddings(tempo_bpm: np.ndarray, *, music: bool, sigma_octaves: float = 0.05) -> np.ndarray:
-    """Unit vectors whose music-dance dot product is a tempo-agreement kernel (up to one constant factor).
-
-    The kernel is a sum of Gaussians (width ``sigma_octaves``) of log2(music tempo / dance tempo)
-    centred on log2 of each ``METRE_FACTORS`` ratio, made periodic over 8 octaves and written as a
-    Fourier series: music row = coefficients x e^{i w x_m}, dance row = e^{i w x_d}, both as [Re, Im].
-    A NaN tempo (too few beats) gives a zero row: no evidence, score 0.
-    """
-    x = np.log2(np.asarray(tempo_bpm, dtype=np.float64))
-    harmonics = int(np.ceil(3.0 * _PERIOD_OCTAVES / (2.0 * np.pi * sigma_octaves)))
-    w = 2.0 * np.pi * np.arange(1, harmonics + 1) / _PERIOD_OCTAVES
-    phase = np.exp(1j * w[None, :] * np.nan_to_num(x)[:, None])
-    if music:
-        centres = np.log2(np.array(METRE_FACTORS))
-        coef = np.exp(-0.5 * (w * sigma_octaves) ** 2) * np.exp(-1j * w[:, None] * centres[None, :]).sum(axis=1)
-        phase = phase * coef[None, :]
-    rows = np.concatenate([phase.real, phase.imag], axis=1)  # Re(z conj(y)) = Re z Re y + Im z Im y
-    rows[np.isnan(x)] = 0.0
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-
-
-def rhythm_embeddings(features: FeatureSet, tempos: dict[str, tuple[float, float]], *,
-                      sigma_octaves: float) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
-    """(music, dance) embeddings of the rhythm baseline: tempo features as ``fuse``, the clips' beat grids."""
-    n = len(features)
-    music_bpm = np.array([tempos[i][0] for i in features.ids])
-    dance_bpm = np.array([tempos[i][1] for i in features.ids])
-    groups = list(features.groups or features.ids)
-    music = ModalityEmbeddings(fuse=tempo_embeddings(music_bpm, music=True, sigma_octaves=sigma_octaves),
-                               beat_head=None, beat_grid=features.music_beat.reshape(n, -1), ids=list(features.ids),
-                               groups=groups)
-    dance = ModalityEmbeddings(fuse=tempo_embeddings(dance_bpm, music=False, sigma_octaves=sigma_octaves),
-                               beat_head=None, beat_grid=features.dance_beat.reshape(n, -1), ids=list(features.ids),
-                               groups=list(groups))
-    return music, dance
-
-
-def tempo_peak(sigma_octaves: float) -> float:
-    """Score of a perfect tempo match with the normalised tempo embeddings (to weigh BA against it)."""
-    one = np.array([100.0])
-    return float(tempo_embeddings(one, music=True, sigma_octaves=sigma_octaves)[0]
-                 @ tempo_embeddings(one, music=False, sigma_octaves=sigma_octaves)[0])
-
-
-def with_tempo_prior(learned: ModalityEmbeddings, tempo: ModalityEmbeddings, *, weight: float) -> ModalityEmbeddings:
-    """Late fusion: [sqrt(1-w) learned, sqrt(w) tempo] is a unit vector, and the dot product of two such
-    rows is (1-w) x learned cosine + w x tempo kernel. A clip without a tempo keeps its learned part only."""
-    fuse = np.concatenate([np.sqrt(1.0 - weight) * learned.fuse, np.sqrt(weight) * tempo.fuse], axis=1)
-    return replace(learned, fuse=fuse / np.linalg.norm(fuse, axis=1, keepdims=True), beat_head=None)
-
-
-def random_embeddings(features: FeatureSet, *, seed: int, dim: int = 64) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
-    """Chance: independent random unit vectors for every clip of both modalities."""
-    rng = np.random.default_rng(seed)
-    n = len(features)
-
-    def side(grid: np.ndarray) -> ModalityEmbeddings:
-        x = rng.normal(size=(n, dim))
-        return ModalityEmbeddings(fuse=x / np.linalg.norm(x, axis=1, keepdims=True), beat_head=None,
-                                  beat_grid=grid.reshape(n, -1), ids=list(features.ids),
-                                  groups=list(features.groups or features.ids))
-
-    return side(features.music_beat), side(features.dance_beat)
-
-
 # -- data ----------------------------------------------------------------------------------------
 
 
-def standardise(train_set: FeatureSet, *others: FeatureSet) -> list[FeatureSet]:
-    """Z-score every feature dimension with the training clips' mean and std (beat grids unchanged)."""
-    stats = {}
-    for name in ("music", "dance"):
-        x = getattr(train_set, name)
-        stats[name] = (x.mean(axis=(0, 1)), x.std(axis=(0, 1)) + 1e-6)
-    return [replace(fs, **{k: ((getattr(fs, k) - m) / s).astype(np.float32) for k, (m, s) in stats.items()})
-            for fs in (train_set, *others)]
-
-
 def load_bench_data(store_path: str | os.PathLike[str]) -> tuple[FeatureSet, dict[str, tuple[float, float]]]:
-    """Every clip of a store (pooled) and each clip's (music, dance) tempo from its own beats."""
+    """Every clip of a store (pooled) and each clip's (music, dance) track tempo in BPM, as ``prepare`` stored
+    it in the clip's metadata (the whole track's, so as precise as the model's rhythm input); clips of
+    stores without it get the tempo of their own beats (60 / median inter-beat interval, NaN below 2 beats)."""
     store = FeatureStore.open(store_path)
     ids = store.ids()
     if not ids:
         raise DataError(f"the store {store_path} has no clips. Run `beatdance prepare` first.")
     records = [store.get(clip_id) for clip_id in ids]
-    tempos = {r.clip_id: (clip_tempo_bpm(r.music_beat_times), clip_tempo_bpm(r.dance_beat_times)) for r in records}
+    tempos = {r.clip_id: (float(r.meta.get("music_tempo_bpm", _beat_tempo_bpm(r.music_beat_times))),
+                          float(r.meta.get("dance_tempo_bpm", _beat_tempo_bpm(r.dance_beat_times))))
+              for r in records}
     return store.pool_records(records), tempos
+
+
+def _beat_tempo_bpm(beat_times_s: np.ndarray) -> float:
+    t = np.sort(np.asarray(beat_times_s, dtype=np.float64))
+    return float(60.0 / np.median(np.diff(t))) if t.size >= 2 else float("nan")
 
 
 # -- one run -------------------------------------------------------------------------------------
@@ -256,10 +183,12 @@ def _train_arm(arm: Arm, cfg: BenchConfig, *, train_set: FeatureSet, seed: int) 
                               num_segments=train_set.num_segments, beat_slots=train_set.beat_slots,
                               embed_dim=cfg.embed_dim, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
                               ff_dim=cfg.ff_dim, dropout_self=cfg.dropout_self, dropout_cross=cfg.dropout_cross,
-                              **arm.model)
+                              standardise=cfg.standardise, **arm.model)
     train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            seed=seed, beta=cfg.beta if arm.beta is None else arm.beta, evals_per_epoch=0,
-                            save_every=cfg.epochs, device=cfg.device)
+                            seed=seed, beta=cfg.beta if arm.beta is None else arm.beta,
+                            metre_weight=cfg.metre_weight if arm.metre_weight is None else arm.metre_weight,
+                            tempo_stretch_octaves=cfg.tempo_stretch_octaves, mismatch_octaves=cfg.mismatch_octaves,
+                            evals_per_epoch=0, save_every=0, device=cfg.device)
     with tempfile.TemporaryDirectory(prefix="beatdance-bench-") as tmp:
         result = train(train_set=train_set, val_set=None, model_config=model_cfg, config=train_cfg, out=tmp,
                        show_progress=False)
@@ -271,31 +200,33 @@ def run_fold(data: FeatureSet, tempos: dict[str, tuple[float, float]], fold: Fol
              cfg: BenchConfig) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, np.ndarray]]]:
     """Every row's ``evaluate_retrieval`` report on one fold, and the plain ranks of the main rows."""
     train_set, val_set, test_set = (data.subset(ix) for ix in (fold.train, fold.val, fold.test))
-    if cfg.standardise:
-        train_set, val_set, test_set = standardise(train_set, val_set, test_set)
     reports: dict[str, dict[str, Any]] = {}
     ranks: dict[str, dict[str, np.ndarray]] = {}
     common = {"bs_ks": (1, 5, 10)}
     run_seed = 1000 * seed + fold.index
 
-    music, dance = random_embeddings(test_set, seed=run_seed)
-    reports["chance"] = evaluate_retrieval(music=music, dance=dance, **common)
-    ranks["chance"] = _plain_ranks(music, dance)
-    tempo_music, tempo_dance = rhythm_embeddings(test_set, tempos, sigma_octaves=cfg.tempo_sigma_octaves)
-    align = cfg.align_weight * tempo_peak(cfg.tempo_sigma_octaves)
-    reports["rhythm: tempo"] = evaluate_retrieval(music=tempo_music, dance=tempo_dance, **common)
-    reports["rhythm: tempo + BA"] = evaluate_retrieval(music=tempo_music, dance=tempo_dance, beat_weight_align=align,
-                                                       **common)
-    ranks["rhythm: tempo + BA"] = _plain_ranks(tempo_music, tempo_dance, beat_weight_align=align)
+    def baseline(row: str, sides: tuple[ModalityEmbeddings, ModalityEmbeddings] | None) -> None:
+        if sides is not None:
+            reports[row] = evaluate_retrieval(music=sides[0], dance=sides[1], **common)
+            ranks[row] = _plain_ranks(*sides)
+
+    baseline("chance", random_embeddings(test_set, seed=run_seed))
+    tempo = rhythm_heuristic(train_set, test_set, tempos, sigma_octaves=cfg.tempo_sigma_octaves)
+    baseline(RHYTHM_ROW, tempo)
+    baseline(CCA_ROW, cca_embeddings(train_set, test_set))
+    baseline(f"{ORACLE_ROW} (reference)", style_oracle(test_set, seed=run_seed))
+    baseline(f"{ORACLE_ROW} + tempo (reference)", style_oracle(test_set, seed=run_seed, tempo=tempo))
 
     for arm in trained_arms(cfg):
         net = _train_arm(arm, cfg, train_set=train_set, seed=seed)
         embed = {"batch_size": cfg.batch_size, "device": cfg.device, "dance_order_seed": run_seed}
         music, dance = embed_featureset(net, test_set, **embed)
         reports[arm.name] = evaluate_retrieval(music=music, dance=dance, **common)
-        if arm.name not in ("official", "temporal"):
+        if arm.name not in ("official", "temporal", DEFAULT_ROW):
             continue
         ranks[arm.name] = _plain_ranks(music, dance)
+        if arm.name == "temporal":
+            continue
         for bank_name, bank_set in (("train", train_set), ("val", val_set)):
             bank_music, bank_dance = embed_featureset(net, bank_set, **embed)
             reports[f"{arm.name} + DIS ({bank_name} qb)"] = evaluate_retrieval(
@@ -309,11 +240,11 @@ def run_fold(data: FeatureSet, tempos: dict[str, tuple[float, float]], fold: Fol
             reports["official, pair-ordered batches (LEAKS)"] = evaluate_retrieval(music=leaky_music, dance=leaky_dance,
                                                                                    **common)
             continue
-        reports[f"temporal, score + {cfg.align_weight:g} x BA"] = evaluate_retrieval(
+        reports[f"{arm.name}, score + {cfg.align_weight:g} x BA"] = evaluate_retrieval(
             music=music, dance=dance, beat_weight_align=cfg.align_weight, **common)
-        reports[f"temporal + tempo prior (w={cfg.tempo_prior_weight:g})"] = evaluate_retrieval(
-            music=with_tempo_prior(music, tempo_music, weight=cfg.tempo_prior_weight),
-            dance=with_tempo_prior(dance, tempo_dance, weight=cfg.tempo_prior_weight), **common)
+    for report in reports.values():  # MedR as a fraction of the gallery, comparable across folds and datasets
+        for direction in DIRECTIONS:
+            report[direction]["metrics"]["MedR/N"] = report[direction]["metrics"]["MedR"] / len(test_set)
     return reports, ranks
 
 
@@ -345,7 +276,7 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, d
     return out
 
 
-TABLE_COLUMNS = tuple(f"R@{k}" for k in RECALL_KS) + ("MedR", "MeanR", "pair R@1", "pair R@5", "BS@10")
+TABLE_COLUMNS = tuple(f"R@{k}" for k in RECALL_KS) + ("MedR", "MedR/N", "MeanR", "pair R@1", "pair R@5", "BS@10")
 
 
 def format_markdown(summary: dict[str, Any], *, columns: Sequence[str] = TABLE_COLUMNS) -> str:
@@ -360,7 +291,8 @@ def format_markdown(summary: dict[str, Any], *, columns: Sequence[str] = TABLE_C
             cells = []
             for col in columns:
                 stat = by_direction[direction].get(col)
-                cells.append("-" if stat is None else f"{stat['mean']:.1f} ± {stat['std']:.1f}")
+                digits = 3 if col == "MedR/N" else 1
+                cells.append("-" if stat is None else f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}")
             parts.append(f"| {row} | " + " | ".join(cells) + " |")
         parts.append("")
     return "\n".join(parts)
@@ -371,7 +303,7 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-PAIRED_METRICS = ("R@1", "R@10", "MedR", "pair R@1")
+PAIRED_METRICS = ("R@10", "MedR", "MedR/N", "pair R@1")
 
 
 def paired_comparison(runs: Sequence[dict[str, Any]], *, row: str, baseline: str) -> str:
@@ -386,24 +318,19 @@ def paired_comparison(runs: Sequence[dict[str, Any]], *, row: str, baseline: str
             key = "pair_metrics" if kind else "metrics"
             diff = np.array([run["reports"][row][direction][key][name] - run["reports"][baseline][direction][key][name]
                              for run in runs])
-            better = int(((diff < 0) if name == "MedR" else (diff > 0)).sum())
+            better = int(((diff < 0) if name.startswith("MedR") else (diff > 0)).sum())
             stat = _mean_std(diff)
-            cells.append(f"{stat['mean']:+.1f} ± {stat['std']:.1f} ({better}/{len(runs)} better)")
+            digits = 3 if name == "MedR/N" else 1
+            cells.append(f"{stat['mean']:+.{digits}f} ± {stat['std']:.{digits}f} ({better}/{len(runs)} better)")
         lines.append(f"| {direction} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def paired_comparisons(runs: Sequence[dict[str, Any]], cfg: BenchConfig) -> str:
-    """temporal against official (as released, and with temporal's pooling when that differs), plainly,
-    and both with the strongest beat-head score weight."""
-    w = max(cfg.head_weights, default=None)
-    pairs = [("temporal", "official")]
-    pooled_official = pooled_official_row(cfg)
-    if pooled_official is not None:
-        pairs.append(("temporal", pooled_official))
-    if w is not None:
-        pairs.append((f"temporal, score + {w:g} x beat head", f"official, score + {w:g} x beat head"))
-    return "\n".join(paired_comparison(runs, row=row, baseline=base) for row, base in pairs)
+    """The default arm against the rhythm heuristic, linear CCA, temporal (no rhythm branch) and official
+    (as released, and with the default's pooling when that differs)."""
+    baselines = [RHYTHM_ROW, CCA_ROW, "temporal", "official", pooled_official_row(cfg)]
+    return "\n".join(paired_comparison(runs, row=DEFAULT_ROW, baseline=base) for base in baselines if base is not None)
 
 
 def run_bench(*, store: str | os.PathLike[str], out: str | os.PathLike[str], config: BenchConfig | None = None,
@@ -453,8 +380,8 @@ def run_bench(*, store: str | os.PathLike[str], out: str | os.PathLike[str], con
     atomic_write_bytes(out / "results.md", _results_markdown(results, table).encode())
     for direction in DIRECTIONS:
         curves = {row: {k: v["mean"] for k, v in summary[row][direction].items()}
-                  for row in ("chance", "rhythm: tempo + BA", "official", pooled_official_row(cfg), "temporal",
-                              "temporal + DIS (train qb)") if row is not None}
+                  for row in ("chance", RHYTHM_ROW, CCA_ROW, "official", pooled_official_row(cfg), "temporal",
+                              DEFAULT_ROW, f"{ORACLE_ROW} (reference)") if row in summary}
         plot_recall_curves(path=out / f"recall_{direction}.png", curves=curves,
                            title=f"{direction}: mean R@K over {len(runs)} runs")
         plot_rank_histogram(path=out / f"ranks_{direction}.png",

@@ -18,6 +18,7 @@ import numpy as np
 from ..beats.dance import DanceBeatConfig, DanceBeats, kinematic_beats
 from ..beats.grid import times_to_grid
 from ..beats.music import MusicBeatConfig, MusicBeats, track_music_beats
+from ..beats.rhythm import RhythmConfig, TrackRhythm, track_rhythm, window_rhythm
 from ..encoders.registry import Encoder, create_encoder
 from ..errors import MediaError, ParameterError
 from ..media.audio import check_audio, load_audio, probe_media
@@ -69,12 +70,40 @@ class DanceTrack:
 
 @dataclass
 class Window:
-    """One window of a track: per-frame encoder features, its 0/1 beat grid and beat times (window clock)."""
+    """One window of a track: per-frame encoder features, its 0/1 beat grid and beat times (window clock),
+    and its rhythm array (``beats.rhythm``) when a rhythm config was given."""
 
     start_s: float
     features: np.ndarray
     beat_grid: np.ndarray
     beat_times_s: np.ndarray
+    rhythm: np.ndarray | None = None
+
+
+@dataclass
+class RhythmContext:
+    """The whole-track rhythm of one track, computed once and shared by all of its windows."""
+
+    config: RhythmConfig
+    track: TrackRhythm
+
+
+def rhythm_context(track: MusicTrack | DanceTrack, config: RhythmConfig | None) -> RhythmContext | None:
+    """Track-level rhythm (tempo bump, tempogram) of a music track's onset envelope or a dance's joint speed."""
+    if config is None:
+        return None
+    env = track.beats.onset_envelope if isinstance(track, MusicTrack) else track.beats.speed_envelope
+    return RhythmContext(config=config, track=track_rhythm(envelope=env, envelope_fps=track.beats.envelope_fps,
+                                                           tempo_bpm=track.beats.tempo_bpm, config=config))
+
+
+def _window_rhythm(track: MusicTrack | DanceTrack, context: RhythmContext | None, *, start_s: float,
+                   window_s: float) -> np.ndarray | None:
+    if context is None:
+        return None
+    env = track.beats.onset_envelope if isinstance(track, MusicTrack) else track.beats.speed_envelope
+    return window_rhythm(context.track, envelope=env, envelope_fps=track.beats.envelope_fps, start_s=start_s,
+                         window_s=window_s, config=context.config)
 
 
 _ENCODERS: dict[str, Encoder] = {}
@@ -175,7 +204,8 @@ def _beats_in(times_s: np.ndarray, start_s: float, window_s: float) -> np.ndarra
     return times_s[(times_s >= start_s) & (times_s < start_s + window_s)] - start_s
 
 
-def music_window(track: MusicTrack, *, start_s: float, window_s: float, grid_fps: float, encoder: Encoder) -> Window:
+def music_window(track: MusicTrack, *, start_s: float, window_s: float, grid_fps: float, encoder: Encoder,
+                 rhythm: RhythmContext | None = None) -> Window:
     """Encode the music of [start_s, start_s + window_s) on the track's clock; silence is skipped."""
     a = int(round(start_s * track.sr))
     audio = track.y[a:a + int(round(window_s * track.sr))]
@@ -184,11 +214,11 @@ def music_window(track: MusicTrack, *, start_s: float, window_s: float, grid_fps
     beats = _beats_in(track.beats.times_s, start_s, window_s)
     clip = MediaClip(duration_s=window_s, audio=audio, sr=track.sr, source=track.path)
     return Window(start_s=start_s, features=encoder.encode(clip), beat_grid=_grid(beats, window_s=window_s, grid_fps=grid_fps),
-                  beat_times_s=beats)
+                  beat_times_s=beats, rhythm=_window_rhythm(track, rhythm, start_s=start_s, window_s=window_s))
 
 
 def dance_window(track: DanceTrack, *, start_s: float, window_s: float, grid_fps: float, encoder: Encoder,
-                 min_person_ratio: float) -> Window:
+                 min_person_ratio: float, rhythm: RhythmContext | None = None) -> Window:
     """Encode the dance of [start_s, start_s + window_s) on the track's clock; a window without a person is skipped."""
     motion = track.motion.slice(start_s=start_s, duration_s=window_s)
     if motion.confidence is not None and np.mean(motion.confidence.max(axis=1) > 0) < min_person_ratio:
@@ -200,4 +230,4 @@ def dance_window(track: DanceTrack, *, start_s: float, window_s: float, grid_fps
     clip = MediaClip(duration_s=window_s, frames=frames, frames_fps=track.frames_fps, motion=motion, source=track.path)
     beats = _beats_in(track.beats.times_s, start_s, window_s)
     return Window(start_s=start_s, features=encoder.encode(clip), beat_grid=_grid(beats, window_s=window_s, grid_fps=grid_fps),
-                  beat_times_s=beats)
+                  beat_times_s=beats, rhythm=_window_rhythm(track, rhythm, start_s=start_s, window_s=window_s))

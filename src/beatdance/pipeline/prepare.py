@@ -19,13 +19,22 @@ import numpy as np
 
 from ..beats.dance import DanceBeatConfig
 from ..beats.music import MusicBeatConfig
+from ..beats.rhythm import RhythmConfig
 from ..encoders.registry import Encoder
 from ..errors import BeatDanceError, DataError, MediaError, ParameterError
 from ..features.store import FeatureStore
 from ..jitcache import ensure_kernels
 from ..media.audio import probe_media
 from ..util import progress
-from .extract import WindowSkipped, analyse_dance, analyse_music, dance_window, get_encoder, music_window
+from .extract import (
+    WindowSkipped,
+    analyse_dance,
+    analyse_music,
+    dance_window,
+    get_encoder,
+    music_window,
+    rhythm_context,
+)
 from .inputs import PairSpec, discover_pairs
 
 
@@ -46,6 +55,7 @@ class PrepareConfig:
     dance_encoder_options: dict[str, Any] = field(default_factory=dict)
     music_beats: MusicBeatConfig = field(default_factory=MusicBeatConfig)
     dance_beats: DanceBeatConfig = field(default_factory=DanceBeatConfig)
+    rhythm: RhythmConfig | None = field(default_factory=RhythmConfig)
 
     def __post_init__(self) -> None:
         if self.window_s <= 0 or self.hop_s <= 0:
@@ -59,6 +69,7 @@ class PrepareConfig:
         cfg = asdict(self)
         cfg["music_beats"] = self.music_beats.to_dict()
         cfg["dance_beats"] = self.dance_beats.to_dict()
+        cfg["rhythm"] = None if self.rhythm is None else self.rhythm.to_dict()
         cfg["music_encoder_config"] = music.config()
         cfg["dance_encoder_config"] = dance.config()
         return cfg
@@ -66,7 +77,7 @@ class PrepareConfig:
     @classmethod
     def from_store_config(cls, cfg: dict[str, Any], *, source: str) -> PrepareConfig:
         """The settings a store (or a library built from one) was prepared with, to extract queries alike."""
-        names = {f.name for f in fields(cls)}
+        names = {f.name for f in fields(cls)} - {"rhythm"}  # stores from before rhythm features have none
         if not names <= set(cfg):
             raise DataError(f"{source} was not made by `beatdance prepare` from media (no extractor settings: missing "
                             f"{sorted(names - set(cfg))}), so new media cannot be extracted like it. "
@@ -74,6 +85,7 @@ class PrepareConfig:
         kw = {k: cfg[k] for k in names}
         kw["music_beats"] = MusicBeatConfig(**kw["music_beats"])
         kw["dance_beats"] = DanceBeatConfig(**kw["dance_beats"])
+        kw["rhythm"] = RhythmConfig(**cfg["rhythm"]) if cfg.get("rhythm") else None
         return cls(**kw)
 
 
@@ -132,19 +144,22 @@ def process_pair(spec: PairSpec, cfg: PrepareConfig, store_path: str) -> PairRes
         if not todo:
             return result
         music = analyse_music(spec.music, sr=cfg.sr, beat_config=cfg.music_beats, min_duration_s=cfg.window_s)
+        music_rhythm, dance_rhythm = rhythm_context(music, cfg.rhythm), rhythm_context(dance, cfg.rhythm)
         for start in todo:
             m0 = start + offset
             try:
-                mw = music_window(music, start_s=m0, window_s=cfg.window_s, grid_fps=cfg.grid_fps, encoder=music_enc)
+                mw = music_window(music, start_s=m0, window_s=cfg.window_s, grid_fps=cfg.grid_fps, encoder=music_enc,
+                                  rhythm=music_rhythm)
                 dw = dance_window(dance, start_s=start, window_s=cfg.window_s, grid_fps=cfg.grid_fps, encoder=dance_enc,
-                                  min_person_ratio=cfg.min_person_ratio)
+                                  min_person_ratio=cfg.min_person_ratio, rhythm=dance_rhythm)
             except WindowSkipped as why:
                 result.skipped_windows.append((start, str(why)))
                 continue
             store.put(
                 clip_id(spec.pair_id, start),
                 music=mw.features, dance=dw.features, music_beat=mw.beat_grid, dance_beat=dw.beat_grid,
-                music_beat_times=mw.beat_times_s, dance_beat_times=dw.beat_times_s,
+                music_beat_times=mw.beat_times_s, dance_beat_times=dw.beat_times_s, music_rhythm=mw.rhythm,
+                dance_rhythm=dw.rhythm,
                 meta={"group": spec.pair_id, "music_file": spec.music, "dance_file": spec.dance,
                       "dance_kind": spec.dance_kind, "start_s": start, "music_start_s": m0,
                       "duration_s": cfg.window_s, "music_tempo_bpm": float(music.beats.tempo_bpm),

@@ -20,21 +20,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import DataError
 from ..features.featureset import FeatureSet
 from ..model.blender import BeatBlender
 from .evaluate import ModalityEmbeddings
 
-Encode = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+Encode = Callable[..., dict[str, torch.Tensor]]
 
 
-def _embed_side(encode: Encode, features: np.ndarray, beats: np.ndarray, order: np.ndarray, *, batch_size: int,
+def _embed_side(encode: Encode, inputs: list[np.ndarray], order: np.ndarray, *, batch_size: int,
                 device: str | torch.device, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """L2-normalised (fuse, beat head) of the clips embedded in batches of ``order``, returned in dataset order."""
+    """L2-normalised (fuse, beat head) of the clips embedded in batches of ``order``, returned in dataset order.
+
+    ``inputs`` are the arrays ``encode`` takes, in its order (features, beats and, if any, rhythm)."""
     fuse = np.zeros((len(order), dim), np.float32)
     head = np.zeros((len(order), dim), np.float32)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        out = encode(torch.from_numpy(features[idx]).to(device), torch.from_numpy(beats[idx]).to(device))
+        out = encode(*(torch.from_numpy(a[idx]).to(device) for a in inputs))
         fuse[idx] = F.normalize(out["fuse"].float(), dim=-1).cpu().numpy()
         head[idx] = F.normalize(out["beat"].float(), dim=-1).cpu().numpy()
     return fuse, head
@@ -55,8 +58,14 @@ def embed_featureset(model: BeatBlender, features: FeatureSet, *, batch_size: in
     music_order = np.arange(n)
     dance_order = music_order if dance_order_seed is None else np.random.default_rng(dance_order_seed).permutation(n)
     common = {"batch_size": batch_size, "device": device, "dim": model.config.output_dim}
-    music_fuse, music_head = _embed_side(model.encode_music, features.music, features.music_beat, music_order, **common)
-    dance_fuse, dance_head = _embed_side(model.encode_dance, features.dance, features.dance_beat, dance_order, **common)
+    rhythm = model.config.rhythm_branch
+    if rhythm and not features.has_rhythm:
+        raise DataError("the model has a rhythm branch but these features have no rhythm arrays. Prepare the store "
+                        "with this beatdance version (it writes them), or use a model trained without the branch.")
+    music_in = [features.music, features.music_beat] + ([features.music_rhythm] if rhythm else [])
+    dance_in = [features.dance, features.dance_beat] + ([features.dance_rhythm] if rhythm else [])
+    music_fuse, music_head = _embed_side(model.encode_music, music_in, music_order, **common)  # type: ignore[arg-type]
+    dance_fuse, dance_head = _embed_side(model.encode_dance, dance_in, dance_order, **common)  # type: ignore[arg-type]
     model.train(was_training)
     groups = list(features.groups or features.ids)
     music = ModalityEmbeddings(fuse=music_fuse, beat_head=music_head, beat_grid=features.music_beat.reshape(n, -1),

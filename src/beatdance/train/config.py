@@ -27,6 +27,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 24
     beta: float = 0.4
+    metre_weight: float = 1.0
+    tempo_stretch_octaves: float = 0.0
+    mismatch_octaves: tuple[float, float] | None = None
     temperature: float = 0.01
     learnable_temperature: bool = False
     evals_per_epoch: int = 2
@@ -39,10 +42,20 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        positive = ("epochs", "batch_size", "eval_batch_size", "selection_window", "save_every")
+        positive = ("epochs", "batch_size", "eval_batch_size", "selection_window")
         for name in positive:
             if int(getattr(self, name)) <= 0:
                 raise ParameterError(f"{name}={getattr(self, name)} must be a positive integer.")
+        if not 0.0 <= self.tempo_stretch_octaves <= 1.0:
+            raise ParameterError(f"tempo_stretch_octaves={self.tempo_stretch_octaves} must be in [0, 1] (0: off; "
+                                 "0.1 stretches pairs by up to 7 %).")
+        if self.mismatch_octaves is not None:
+            lo, hi = self.mismatch_octaves = (float(self.mismatch_octaves[0]), float(self.mismatch_octaves[1]))
+            if not 0.0 < lo <= hi <= 1.0:
+                raise ParameterError(f"mismatch_octaves={self.mismatch_octaves}; expected (min, max) with "
+                                     "0 < min <= max <= 1, e.g. (0.04, 0.15), or None for no mismatched negatives.")
+        if self.save_every < 0:
+            raise ParameterError(f"save_every={self.save_every} must be >= 0 (0: keep best/ and last/ only).")
         if self.evals_per_epoch < 0:
             raise ParameterError(f"evals_per_epoch={self.evals_per_epoch} must be >= 0 (0 turns validation off).")
         if self.lr <= 0:
@@ -61,4 +74,6 @@ class TrainConfig:
         return self.selection_metric.endswith(("MedR", "MeanR"))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["mismatch_octaves"] = None if self.mismatch_octaves is None else list(self.mismatch_octaves)
+        return data

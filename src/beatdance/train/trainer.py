@@ -6,7 +6,7 @@ A run directory holds::
     history.jsonl    one line per validation (losses, learning rate, metrics, moving-window score)
     last/            weights + optimizer/RNG state after the last finished epoch (for --resume)
     best/            weights with the best moving-window selection metric so far
-    epoch_NNNN/      a copy every ``save_every`` epochs
+    epoch_NNNN/      a copy every ``save_every`` epochs (none when 0)
 
 Resuming restarts after the last finished epoch and gives the same weights as an uninterrupted run.
 """
@@ -34,6 +34,7 @@ from ..model.loss import ContrastiveLoss
 from ..retrieval.embed import embed_featureset
 from ..retrieval.evaluate import evaluate_retrieval
 from ..util import atomic_write_json, progress, read_json, seed_everything
+from .augment import mismatch, stretch_pairs
 from .config import TrainConfig
 
 
@@ -105,6 +106,26 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
+def _forward(model: BeatBlender, batch: list[torch.Tensor], config: TrainConfig, *, seed: int) -> dict[str, torch.Tensor]:
+    """The model's outputs on one batch, with the tempo augmentations of ``train.augment`` when asked for
+    (seeded per step, so that a resumed run draws the same ones)."""
+    cfg = model.config
+    if not cfg.rhythm_branch or (config.tempo_stretch_octaves == 0 and config.mismatch_octaves is None):
+        return model(*batch)
+    generator = torch.Generator().manual_seed(seed)
+    music, dance, music_beat, dance_beat, music_rhythm, dance_rhythm = batch
+    if config.tempo_stretch_octaves > 0:
+        music_rhythm, dance_rhythm = stretch_pairs(music_rhythm, dance_rhythm, max_octaves=config.tempo_stretch_octaves,
+                                                   bins_per_octave=cfg.rhythm_bins_per_octave, generator=generator)
+    out = model(music, dance, music_beat, dance_beat, music_rhythm, dance_rhythm)
+    if config.mismatch_octaves is not None:
+        lo, hi = config.mismatch_octaves
+        off_tempo = mismatch(dance_rhythm, min_octaves=lo, max_octaves=hi, bins_per_octave=cfg.rhythm_bins_per_octave,
+                             generator=generator)
+        out["dance_fuse_mismatch"] = model.encode_dance(dance, dance_beat, off_tempo)["fuse"]
+    return out
+
+
 def train(*, train_set: FeatureSet, val_set: FeatureSet | None, model_config: BlenderConfig, config: TrainConfig,
           out: str | os.PathLike[str], data_info: dict[str, Any] | None = None, resume: bool = False,
           show_progress: bool = True) -> TrainResult:
@@ -120,7 +141,11 @@ def train(*, train_set: FeatureSet, val_set: FeatureSet | None, model_config: Bl
 
     seed_everything(config.seed)
     model = BeatBlender(model_config).to(device)
-    loss_fn = ContrastiveLoss(temperature=config.temperature, learnable=config.learnable_temperature, beta=config.beta).to(device)
+    if model_config.standardise:
+        model.fit_standardisation(music=torch.from_numpy(train_set.music).to(device),
+                                  dance=torch.from_numpy(train_set.dance).to(device))
+    loss_fn = ContrastiveLoss(temperature=config.temperature, learnable=config.learnable_temperature, beta=config.beta,
+                              metre_weight=config.metre_weight).to(device)
     params = list(model.parameters()) + list(loss_fn.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
                             eps=config.adam_eps, weight_decay=config.weight_decay)
@@ -180,11 +205,11 @@ def train(*, train_set: FeatureSet, val_set: FeatureSet | None, model_config: Bl
                 bar.update(1)
                 global_step += 1
                 continue
-            batch = [torch.from_numpy(a[idx]).to(device) for a in
-                     (train_set.music, train_set.dance, train_set.music_beat, train_set.dance_beat)]
+            inputs = train_set.arrays(idx) if model_config.rhythm_branch else train_set.arrays(idx)[:4]
+            batch = [torch.from_numpy(a).to(device) for a in inputs]
             for group in opt.param_groups:
                 group["lr"] = config.lr * lr_factor(global_step, total_steps=total_steps, warmup_steps=warmup_steps)
-            loss, parts = loss_fn(model(*batch))
+            loss, parts = loss_fn(_forward(model, batch, config, seed=config.seed * 1_000_003 + global_step))
             if not torch.isfinite(loss):
                 raise DataError(
                     f"Training loss became {float(loss)} at epoch {epoch + 1}, step {step}. Check the features for "
@@ -221,7 +246,7 @@ def train(*, train_set: FeatureSet, val_set: FeatureSet | None, model_config: Bl
         state = {"epoch": epoch + 1, "global_step": global_step, "window": list(window), "best_score": best_score,
                  "param_groups": groups}
         save_checkpoint(out / "last", model=model, config=checkpoint_config({"state": state}), extra_tensors=tensors)
-        if (epoch + 1) % config.save_every == 0:
+        if config.save_every and (epoch + 1) % config.save_every == 0:
             save_checkpoint(out / f"epoch_{epoch + 1:04d}", model=model, config=checkpoint_config({"epoch": epoch + 1}))
     bar.close()
     if not (out / "best").exists():
