@@ -185,3 +185,31 @@ def test_mean_pooled_model_indexes_d_dimensional_embeddings(small_store, tmp_pat
     assert lib.embeddings("music", np.arange(3)).fuse.shape == (3, 16)
     result = lib.search(dance_id=lib.ids[2], top=4)
     assert len(result.matches) == 4 and result.direction == "d2m"
+
+
+@pytest.mark.slow
+def test_a_rhythm_branch_model_indexes_and_extracts_queries_like_its_clips(small_store, small_corpus, tmp_path):
+    """The default recipe (rhythm branch, standardisation in the weights) trains, indexes and searches end to end;
+    a file query's rhythm arrays are cut from the whole track like the clips' were, so its embeddings equal theirs."""
+    from beatdance.train.recipes import get_recipe
+
+    store = FeatureStore.open(small_store)
+    fs = store.load_clips(store.ids())
+    assert fs.has_rhythm
+    model, cfg = get_recipe("default").configs(
+        model={"music_dim": fs.music_dim, "dance_dim": fs.dance_dim, "embed_dim": 16, "num_layers": 1, "num_heads": 2,
+               "ff_dim": 32},
+        train={"epochs": 2, "batch_size": 6})
+    assert model.rhythm_branch and model.standardise and cfg.evals_per_epoch == 0
+    train(train_set=fs, val_set=None, model_config=model, config=cfg, out=tmp_path / "run",
+          data_info=dataset_config(small_store), show_progress=False)
+    build_library(data=small_store, model=tmp_path / "run", out=tmp_path / "lib", config=LibraryConfig(), show_progress=False)
+    lib = Library.open(tmp_path / "lib")
+    assert lib.model.config.output_dim == 16 + model.rhythm_dim
+    for modality, name in (("music", "pair_002.wav"), ("dance", "pair_002.npz")):
+        emb, windows, _ = lib.extract_query(modality=modality, path=small_corpus / name, hop_s=5.0)
+        rows = [i for i, it in enumerate(lib.items) if (it.side(modality).file or "").endswith(name)]
+        assert len(rows) == len(windows) == 3
+        np.testing.assert_allclose(emb.fuse, lib.embeddings(modality, np.array(rows)).fuse, atol=1e-4)
+    result = lib.search(music=small_corpus / "pair_002.wav", top=3)
+    assert len(result.matches) == 3
