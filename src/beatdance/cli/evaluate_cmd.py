@@ -17,6 +17,8 @@ def print_report(report: dict) -> None:
     """Print one table per hubness setting of an ``evaluate_model`` report."""
     for name, result in report["results"].items():
         title = f"{report['variant']} on {report['split']} ({report['num_clips']} clips), hubness={name}"
+        if report["settings"]["dance_order"].startswith("pair order"):
+            title += " [pair-ordered batches: LEAKS the pairing for the official variant]"
         typer.echo(format_table(result, title=title))
 
 
@@ -34,6 +36,10 @@ def evaluate_command(
     batch_size: int = typer.Option(32, help="Embedding batch size (matters for the official variant, official 32)."),
     chunk_size: int = typer.Option(1024, help="Query rows scored at a time (memory bound for large galleries)."),
     device: str = typer.Option("cpu", help="Torch device."),
+    dance_order_seed: int = typer.Option(0, help="Seed of the random order the dance side is embedded in."),
+    pair_ordered_batches: bool = typer.Option(False, "--pair-ordered-batches", help="Embed both sides in pair order, "
+                                              "as the official code does: leaks the pairing for the official variant "
+                                              "(its attention runs across the batch). For reproducing published numbers only."),
     json_out: str = typer.Option(None, "--json", help="Write the full report as JSON to this file ('-' for stdout)."),
 ) -> None:
     """Evaluate a trained model on a split: music->dance (m2d) and dance->music (d2m).
@@ -47,7 +53,8 @@ def evaluate_command(
         raise typer.BadParameter(f"--hubness {hubness!r}; expected none, is or dis.")
     report = evaluate_model(model=model, data=data, split=split, hubness=hubness, querybank_split=querybank, k=k,  # type: ignore[arg-type]
                             beta=qb_beta, beat_weight_head=beat_weight_head, beat_weight_align=beat_weight_align,
-                            batch_size=batch_size, chunk_size=chunk_size, device=device)
+                            batch_size=batch_size, chunk_size=chunk_size, device=device,
+                            dance_order_seed=dance_order_seed, pair_ordered_batches=pair_ordered_batches)
     if json_out == "-":
         typer.echo(json.dumps(report, indent=2))
         return

@@ -73,7 +73,7 @@ class TrainResult:
 
 def _validate(model: BeatBlender, loss_fn: ContrastiveLoss, val: FeatureSet, cfg: TrainConfig,
               device: torch.device) -> dict[str, float]:
-    music, dance = embed_featureset(model, val, batch_size=cfg.eval_batch_size, device=device)
+    music, dance = embed_featureset(model, val, batch_size=cfg.eval_batch_size, device=device, dance_order_seed=0)
     losses = []
     with torch.no_grad():
         for start in range(0, len(val), cfg.eval_batch_size):
