@@ -178,3 +178,43 @@ def test_pair_ids_do_not_depend_on_where_the_media_lives(tmp_path):
     (tmp_path / "elsewhere" / "b" / "pair_001.npz").write_bytes(b"other content")
     changed, _ = discover_pairs([tmp_path / "elsewhere" / "b"])
     assert changed[1].pair_id != here[1].pair_id and changed[0].pair_id == here[0].pair_id
+
+
+@pytest.mark.parametrize("kind", ["empty folder", "missing path", "music alone"])
+def test_prepare_without_pairs_is_an_error_that_says_what_it_looks_for(tmp_path, kind):
+    from beatdance.errors import DataError
+
+    src = tmp_path / "in"
+    if kind != "missing path":
+        src.mkdir()
+    if kind == "music alone":
+        write_corpus(out_dir=tmp_path / "c", num_pairs=1, seed=2, duration_s=10.5, video=False, show_progress=False)
+        shutil.copy(tmp_path / "c" / "pair_000.wav", src / "song.wav")
+    with pytest.raises(DataError, match="no music/dance pairs") as err:
+        prepare(inputs=[src], out=tmp_path / "store", show_progress=False)
+    assert "manifest CSV" in str(err.value) and "x.wav + x.npz" in str(err.value)
+    assert not (tmp_path / "store").exists()  # nothing written for nothing found
+
+
+def test_same_name_music_and_keypoints_make_a_pair_without_a_manifest(tmp_path):
+    write_corpus(out_dir=tmp_path / "c", num_pairs=2, seed=2, duration_s=10.5, video=False, show_progress=False)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):  # what users have: x.wav + x.npz, no manifest
+        for ext in (".wav", ".npz"):
+            shutil.copy(tmp_path / "c" / f"pair_00{i}{ext}", src / f"dance{i}{ext}")
+    report = prepare(inputs=[src], out=tmp_path / "store", show_progress=False)
+    assert report.pairs == 2 and report.clips_written == 2 and not report.skipped
+    metas = [FeatureStore.open(tmp_path / "store").meta(c) for c in FeatureStore.open(tmp_path / "store").ids()]
+    assert sorted(Path(m["music_file"]).name for m in metas) == ["dance0.wav", "dance1.wav"]
+    assert all(Path(m["dance_file"]).stem == Path(m["music_file"]).stem for m in metas)
+
+
+def test_prepare_where_every_pair_fails_is_an_error(tmp_path):
+    from beatdance.errors import DataError
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(4000))
+    with pytest.raises(DataError, match="wrote no clips"):
+        prepare(inputs=[src], out=tmp_path / "store", show_progress=False)

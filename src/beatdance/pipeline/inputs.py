@@ -6,7 +6,9 @@ Accepted inputs:
 * a manifest CSV with columns ``music,dance[,offset_s]``: a music file paired with a dance video or a
   keypoint file (NPZ, CSV, AIST++ ``.pkl``); ``offset_s`` is the music time (s) that plays at dance time 0;
 * a Dance-with-Melody folder (``skeletons.json.gz`` + ``config.json`` + ``audio.mp3``), or a folder of them;
-* a folder: searched recursively for all of the above (a folder that has a ``manifest.csv`` uses it).
+* a folder: searched recursively for all of the above (a folder that has a ``manifest.csv`` uses it), where
+  a music file and a keypoint file or video with the same name (``x.wav`` + ``x.npz``) also make a pair,
+  at offset 0.
 
 Anything else is reported as skipped with the reason.
 """
@@ -96,6 +98,25 @@ def read_manifest(path: Path) -> tuple[list[PairSpec], list[Rejected]]:
     return pairs, rejected
 
 
+def same_stem_pairs(files: list[Path]) -> list[tuple[PairSpec, tuple[Path, Path]]]:
+    """Pairs of one music file and one dance file (keypoints or a video) sharing a name in one folder."""
+    by_stem: dict[str, dict[str, list[Path]]] = {}
+    for f in files:
+        ext = f.suffix.lower()
+        role = "music" if ext in AUDIO_EXTS else "dance" if ext in KEYPOINT_EXTS | VIDEO_EXTS else None
+        if role and f.is_file():
+            by_stem.setdefault(f.stem, {}).setdefault(role, []).append(f)
+    out = []
+    for roles in by_stem.values():
+        if len(roles.get("music", [])) == 1 and len(roles.get("dance", [])) == 1:
+            music, dance = roles["music"][0], roles["dance"][0]
+            kind = "video" if dance.suffix.lower() in VIDEO_EXTS else "keypoints"
+            spec = PairSpec(pair_id=_pair_id(dance, _content_key(music), 0.0), music=str(music), dance=str(dance),
+                            dance_kind=kind)
+            out.append((spec, (music, dance)))
+    return out
+
+
 def discover_pairs(paths: list[str | os.PathLike[str]]) -> tuple[list[PairSpec], list[Rejected]]:
     """All pairs under ``paths`` (sorted by id, duplicates removed) and the inputs that are not pairs."""
     pairs: dict[str, PairSpec] = {}
@@ -114,9 +135,12 @@ def discover_pairs(paths: list[str | os.PathLike[str]]) -> tuple[list[PairSpec],
                 for spec in found:
                     pairs.setdefault(spec.pair_id, spec)
             else:
-                for child in sorted(path.iterdir()):
-                    if not child.name.startswith("."):
-                        visit(child, top=False)
+                children = [c for c in sorted(path.iterdir()) if not c.name.startswith(".")]
+                for spec, used in same_stem_pairs(children):
+                    pairs.setdefault(spec.pair_id, spec)
+                    children = [c for c in children if c not in used]
+                for child in children:
+                    visit(child, top=False)
         else:
             ext = path.suffix.lower()
             if ext in VIDEO_EXTS:

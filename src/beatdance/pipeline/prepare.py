@@ -189,8 +189,15 @@ def prepare(*, inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
     """Build or complete the feature store ``out`` from ``inputs``; returns what was written and skipped."""
     cfg = config or PrepareConfig()
     ensure_kernels()  # compiled here, once, so that the workers only load them
-    store = FeatureStore.create(out, config=cfg.store_config())
     pairs, rejected = discover_pairs(list(inputs))
+    if not pairs:
+        reasons = "; ".join(f"{r.input}: {r.reason}" for r in rejected[:5]) or "the inputs hold no files"
+        raise DataError(
+            f"no music/dance pairs found in {[str(p) for p in inputs]} ({reasons}). prepare looks for dance videos "
+            "with a soundtrack, a manifest CSV (music,dance[,offset_s]), Dance-with-Melody folders, and in folders "
+            "a music file and a keypoint file or video of the same name (x.wav + x.npz)."
+        )
+    store = FeatureStore.create(out, config=cfg.store_config())
     for r in rejected:
         store.add_skip(input=r.input, reason=r.reason, stage="discover")
     results: list[PairResult] = []
@@ -216,5 +223,9 @@ def prepare(*, inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
         store.make_splits(fractions=split_fractions, seed=seed)
     skipped = [{"input": r.input, "reason": r.reason} for r in rejected]
     skipped += [{"input": by_id[r.pair_id].dance, "reason": r.error} for r in results if r.error]
+    if not store.ids():
+        reasons = "; ".join(f"{item['input']}: {item['reason']}" for item in skipped[:3])
+        raise DataError(f"prepare wrote no clips to {out}: all {len(pairs)} pairs failed ({reasons}). "
+                        f"Fix those inputs; {out}/report.jsonl lists every reason.")
     return PrepareReport(store=str(out), pairs=len(pairs), clips_written=sum(r.written for r in results),
                          clips_existing=sum(r.existing for r in results), skipped=skipped)
