@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +29,60 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def recover_interrupted_swap(path: str | os.PathLike[str]) -> None:
+    """Put back a directory that an interrupted :func:`write_dir_atomically` left aside: it moves the previous
+    directory to ``.NAME.old`` and then renames the new one onto ``path``, so a process killed between the
+    two renames leaves no ``path``, only the complete previous directory under ``.NAME.old``."""
+    path = Path(path)
+    aside = path.with_name(f".{path.name}.old")
+    if not path.exists() and aside.is_dir():
+        os.replace(aside, path)
+
+
+def _remove_orphaned_temps(path: Path) -> None:
+    """Delete ``.NAME.tmp-PID-*`` folders of writers that no longer run (killed mid-write)."""
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name[len(f".{path.name}.tmp-"):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def write_dir_atomically(path: str | os.PathLike[str], fill: Any) -> None:
+    """Create directory ``path`` by calling ``fill(tmp_dir)`` and renaming it into place.
+
+    Before writing, a swap that a killed process left half done is repaired (:func:`recover_interrupted_swap`)
+    and temporary folders of writers that no longer run are removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recover_interrupted_swap(path)
+    _remove_orphaned_temps(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
+    try:
+        fill(tmp)
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -26,10 +26,3 @@ def times_to_grid(times_s: np.ndarray, *, duration_s: float, fps: float = 10.0, 
     idx = idx[(idx >= 0) & (idx < n)]
     grid[idx] = 1.0
     return grid
-
-
-def grid_to_times(grid: np.ndarray, *, fps: float = 10.0, start_s: float = 0.0) -> np.ndarray:
-    """Beat times in seconds (float64) of the nonzero frames of ``grid``."""
-    if fps <= 0:
-        raise ParameterError(f"fps={fps} must be strictly positive.")
-    return start_s + np.flatnonzero(np.asarray(grid) > 0).astype(np.float64) / fps

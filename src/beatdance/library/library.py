@@ -39,7 +39,7 @@ from ..features.pooling import beat_slots, pool_segments
 from ..features.store import FeatureStore
 from ..media.types import MediaClip
 from ..model.blender import BeatBlender, BlenderConfig
-from ..model.checkpoint import CONFIG, WEIGHTS, check_compatible, load_checkpoint, resolve_checkpoint, write_dir_atomically
+from ..model.checkpoint import CONFIG, WEIGHTS, check_compatible, load_checkpoint, resolve_checkpoint
 from ..pipeline.extract import (
     WindowSkipped,
     analyse_dance,
@@ -57,7 +57,7 @@ from ..retrieval.index import IndexConfig, VectorIndex
 from ..retrieval.protocol import check_same_extractors
 from ..retrieval.scoring import Direction, ModalityEmbeddings
 from ..retrieval.search import GallerySearch, Hits, SearchSettings, fit_gallery_querybank
-from ..util import atomic_write_json, progress, read_json
+from ..util import atomic_write_json, progress, read_json, recover_interrupted_swap, write_dir_atomically
 from .catalog import Item, read_catalog, write_catalog
 
 FORMAT = "beatdance-library"
@@ -242,15 +242,6 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
                   store_config=store.config, bank=bank)
     return IndexReport(library=str(out), items=len(items), added=len(new_ids), already_indexed=len(ids) - len(new_ids),
                        querybank=config.querybank, seconds=round(time.perf_counter() - t0, 2))
-
-
-def recover_interrupted_swap(path: Path) -> None:
-    """Put back a library that an interrupted write left aside. ``write_dir_atomically`` moves the previous
-    directory to ``.NAME.old`` and then renames the new one onto ``path``: a process killed between the two
-    renames leaves no ``path``, only the complete previous library under ``.NAME.old``."""
-    aside = path.with_name(f".{path.name}.old")
-    if not path.exists() and (aside / "library.json").is_file():
-        os.replace(aside, path)
 
 
 def write_library(*, out: str | os.PathLike[str], checkpoint: str | os.PathLike[str], items: list[Item],

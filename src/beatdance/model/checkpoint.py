@@ -12,8 +12,6 @@ either a checkpoint or a run directory (then ``best/``, falling back to ``last/`
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,30 +21,11 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from ..errors import CheckpointError
 from ..features.featureset import FeatureSet
-from ..util import atomic_write_json, read_json
+from ..util import atomic_write_json, read_json, write_dir_atomically
 from .blender import BeatBlender, BlenderConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-
-
-def write_dir_atomically(path: Path, fill: Any) -> None:
-    """Create directory ``path`` by calling ``fill(tmp_dir)`` and renaming it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        fill(tmp)
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def save_checkpoint(path: str | os.PathLike[str], *, model: BeatBlender, config: dict[str, Any],

@@ -110,10 +110,6 @@ class VectorIndex:
         scores, ids = self._index.search(q, k)
         return scores, ids
 
-    def reconstruct_all(self) -> np.ndarray:
-        """All stored vectors (n, dim) in id order."""
-        return self._index.reconstruct_n(0, len(self))
-
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write ``path`` (FAISS) and ``path.json`` (config) atomically."""
         faiss = _faiss()
