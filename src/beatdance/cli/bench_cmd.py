@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ..pipeline.bench import BenchConfig, format_markdown, paired_comparisons, run_bench
+from ..threads import resolve_threads
 from .app import app
 
 
@@ -23,7 +24,8 @@ def bench_command(
     pool: str = typer.Option(BenchConfig.pool, help="Clip embedding of the temporal arms: mean (over segments) or flatten (official)."),
     rhythm_branch: bool = typer.Option(BenchConfig.rhythm_branch, help="The default arm's rhythm branch (off: the default arm is temporal)."),
     device: str = typer.Option("cpu", help="Torch device for training and embedding."),
-    workers: int = typer.Option(1, help="Processes running (seed, fold) runs at once (one torch thread each)."),
+    workers: int | None = typer.Option(None, help="Processes running (seed, fold) runs at once, one torch thread each "
+                                                 "(default: the cores this process may use)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of Markdown tables."),
 ) -> None:
@@ -35,7 +37,7 @@ def bench_command(
     """
     config = BenchConfig(seeds=seeds, folds=folds, epochs=epochs, val_groups=val_groups, device=device,
                          positional=positional, pool=pool, rhythm_branch=rhythm_branch)  # type: ignore[arg-type]
-    results = run_bench(store=store, out=out, config=config, workers=workers, show_progress=progress)
+    results = run_bench(store=store, out=out, config=config, workers=resolve_threads(workers), show_progress=progress)
     if as_json:
         typer.echo(json.dumps(results["summary"], indent=2))
     else:

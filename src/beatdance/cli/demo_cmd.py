@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..demo import DemoConfig, run_demo
+from ..threads import limited_threads, resolve_threads
 from .app import app
 from .evaluate_cmd import print_report
 
@@ -21,11 +22,13 @@ def demo_command(
     lr: float = typer.Option(_D.lr, help="Learning rate (higher than the official 1e-5 so a short CPU run learns)."),
     seed: int = typer.Option(_D.seed, help="Seed of the media, the split and the training."),
     workers: int = typer.Option(_D.workers, help="Processes for `prepare`."),
+    threads: int | None = typer.Option(None, help="Torch, BLAS and OpenMP threads (default: the cores this process may use)."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Synthesize songs and dances, prepare them, train a model, evaluate it, index a library, search it with
     files, export a beat-synced MP4 of the best match, and write OUT/report.md and OUT/report.html."""
     cfg = DemoConfig(pairs=pairs, epochs=epochs, lr=lr, seed=seed, workers=workers)
-    summary = run_demo(out=out, config=cfg, show_progress=progress, log=typer.echo)
+    with limited_threads(resolve_threads(threads)):
+        summary = run_demo(out=out, config=cfg, show_progress=progress, log=typer.echo)
     print_report(summary["evaluation"])
     typer.echo(f"total {summary['seconds']:.0f} s   report: {out / 'report.md'} and {out / 'report.html'}")

@@ -10,6 +10,7 @@ import typer
 from ..features.loading import dataset_config, load_features
 from ..train.recipes import get_recipe
 from ..train.trainer import train
+from ..threads import limited_threads, resolve_threads
 from .app import app
 
 
@@ -56,6 +57,7 @@ def train_command(
     standardise: bool | None = typer.Option(None, help=f"Z-score features by training statistics, kept in the checkpoint {_FROM_RECIPE}."),
     device: str | None = typer.Option(None, help=f"'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N' {_FROM_RECIPE}."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out after its last finished epoch."),
+    threads: int | None = typer.Option(None, help="Torch, BLAS and OpenMP threads (default: the cores this process may use)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
@@ -91,8 +93,9 @@ def train_command(
                    if config.evals_per_epoch else None)
     except FileNotFoundError:
         val_set = None
-    result = train(train_set=train_set, val_set=val_set, model_config=model_config, config=config, out=out,
-                   data_info=dataset_config(data), resume=resume, show_progress=progress)
+    with limited_threads(resolve_threads(threads)):
+        result = train(train_set=train_set, val_set=val_set, model_config=model_config, config=config, out=out,
+                       data_info=dataset_config(data), resume=resume, show_progress=progress)
     summary = {"run_dir": str(result.run_dir), "best_checkpoint": str(result.best_checkpoint),
                "best_window_score": result.best_score, "selection_metric": config.selection_metric, "recipe": recipe,
                "notes": notes,

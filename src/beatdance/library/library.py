@@ -21,8 +21,6 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,6 +55,7 @@ from ..retrieval.index import IndexConfig, VectorIndex
 from ..retrieval.protocol import check_same_extractors
 from ..retrieval.scoring import Direction, ModalityEmbeddings
 from ..retrieval.search import GallerySearch, Hits, SearchSettings, fit_gallery_querybank
+from ..threads import limited_threads
 from ..util import atomic_write_json, progress, read_json, recover_interrupted_swap, write_dir_atomically
 from .catalog import Item, read_catalog, write_catalog
 
@@ -322,23 +321,6 @@ class SearchResult:
         return asdict(self)
 
 
-@contextmanager
-def _limited_threads(threads: int | None) -> Iterator[None]:
-    """Cap the BLAS, OpenMP and torch thread pools at ``threads`` while the block runs (None: leave them)."""
-    if threads is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
-        torch.set_num_threads(torch_threads)
-
-
 class Library:
     """An opened library: ``Library.open(path).search(music="song.wav", top=10)``."""
 
@@ -492,7 +474,7 @@ class Library:
         query against 10k items: 75 ms with one thread against 880 ms with the default pools on a busy
         2-core machine, benchmarks/search_speed.py). None leaves the pools alone.
         """
-        with _limited_threads(threads):
+        with limited_threads(threads):
             return self._search(music=music, dance=dance, music_id=music_id, dance_id=dance_id, start_s=start_s,
                                 duration_s=duration_s, hop_s=hop_s, top=top, settings=settings)
 
