@@ -1,0 +1,33 @@
+"""Start-up: the top-level help imports no command module; each command loads only its own module."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from beatdance.cli import COMMANDS, load_commands
+
+
+def test_the_static_listing_names_exactly_the_registered_commands():
+    app = load_commands()
+    registered = {c.name for c in app.registered_commands if c.callback.__module__.startswith("beatdance.cli.")}
+    assert registered == set(COMMANDS)
+    for command in app.registered_commands:
+        if command.name in COMMANDS:
+            assert command.callback.__module__ == f"beatdance.cli.{COMMANDS[command.name][0]}", command.name
+
+
+def _modules_after(argv: list[str]) -> set[str]:
+    code = ("import sys; from beatdance.cli import main; sys.argv = ['beatdance', *%r]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(sorted(sys.modules)), file=sys.stderr)" % (argv,))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    return set(out.stderr.split())
+
+
+def test_help_imports_neither_torch_nor_librosa_and_a_command_only_its_module():
+    top = _modules_after(["--help"])
+    assert "typer" in top and not {"torch", "librosa", "numba"} & top
+    assert not any(m.endswith("_cmd") for m in top)
+    warm = _modules_after(["warmup", "--help"])
+    assert "beatdance.cli.warmup_cmd" in warm and "beatdance.cli.train_cmd" not in warm
