@@ -34,3 +34,20 @@ def test_temp_folders_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
     write_dir_atomically(tmp_path / "lib", _fill("v1"))
     assert not orphan.exists() and live.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "lib"])
+
+
+def test_atomically_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    from beatdance.util import atomic_write_bytes
+
+    mask = os.umask(0o022)
+    try:
+        import beatdance.util as util
+
+        saved, util._UMASK = util._UMASK, 0o022
+        atomic_write_bytes(tmp_path / "a.json", b"{}")
+    finally:
+        os.umask(mask)
+        util._UMASK = saved
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600

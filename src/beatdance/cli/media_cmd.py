@@ -62,6 +62,8 @@ def beats_command(
         times = ", ".join(f"{t:.2f}" for t in r["beat_times_s"][:16])
         more = " ..." if len(r["beat_times_s"]) > 16 else ""
         typer.echo(f"{name}: {r['tempo_bpm']:.1f} BPM, {len(r['beat_times_s'])} beats at {times}{more} s")
+        if "plot" in r:
+            typer.echo(f"{name} plot written to {r['plot']}")
 
 
 @app.command("synth")

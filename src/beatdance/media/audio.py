@@ -250,8 +250,8 @@ def check_audio(y: np.ndarray, *, sr: int, path: str | os.PathLike[str] = "<arra
     duration_s = y.size / float(sr)
     if duration_s < min_duration_s:
         raise MediaError(
-            f"Audio from '{path}' lasts {duration_s:.3f} s, shorter than min_duration_s={min_duration_s} s. "
-            "Use a longer file or lower min_duration_s."
+            f"Audio from '{path}' lasts {duration_s:.3f} s, shorter than the {min_duration_s:g} s needed (one "
+            "window of the store or library). Use a longer file, or prepare with a shorter --window."
         )
     rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
     rms_dbfs = 20.0 * np.log10(max(rms, 1e-12))

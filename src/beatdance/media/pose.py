@@ -8,6 +8,8 @@ of x, negative towards the camera). A frame without a detection is NaN with conf
 
 from __future__ import annotations
 
+import os
+
 from types import TracebackType
 from typing import Any
 
@@ -21,6 +23,9 @@ _NUM_LANDMARKS = MEDIAPIPE33.num_joints
 
 
 def _import_pose_solution() -> Any:
+    # MediaPipe's TFLite and glog print set-up lines on every start; keep a user's own setting.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         from mediapipe.python.solutions import pose as mp_pose
     except ImportError as exc:
