@@ -170,3 +170,16 @@ def test_resume_after_a_kill_mid_epoch_equals_uninterrupted_run(tmp_path, one_th
     train(train_set=tr, val_set=va, model_config=_resume_model(), config=_resume_config(), out=tmp_path / "part",
           resume=True, show_progress=False)
     _assert_same_run(tmp_path / "full", tmp_path / "part")
+
+
+def test_the_learnable_temperature_is_not_decayed(tmp_path):
+    from safetensors.torch import load_file
+
+    data = _featureset(64, seed=5)
+    model = BlenderConfig(music_dim=6, dance_dim=5, **TINY)
+    cfg = _config(epochs=2, lr=1e-2, weight_decay=5.0, evals_per_epoch=0, save_every=0, temperature=0.05,
+                  learnable_temperature=True, warmup_fraction=0.0)
+    train(train_set=data, val_set=None, model_config=model, config=cfg, out=tmp_path / "run", show_progress=False)
+    weights = load_file(str(tmp_path / "run" / "last" / "extra.safetensors"))
+    # decayed at lr x wd = 5 % a step for 16 steps, log(20) = 3.0 would fall below 1.5; Adam alone moves it ~0.16
+    assert abs(float(weights["loss.log_scale"]) - np.log(20.0)) < 0.3

@@ -147,7 +147,10 @@ def train(*, train_set: FeatureSet, val_set: FeatureSet | None, model_config: Bl
     loss_fn = ContrastiveLoss(temperature=config.temperature, learnable=config.learnable_temperature, beta=config.beta,
                               metre_weight=config.metre_weight).to(device)
     params = list(model.parameters()) + list(loss_fn.parameters())
-    opt = torch.optim.AdamW(params, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
+    # The learnable temperature is no weight: decaying it would pull the logit scale towards 1.
+    groups = [{"params": list(model.parameters())},
+              {"params": list(loss_fn.parameters()), "weight_decay": 0.0}]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
                             eps=config.adam_eps, weight_decay=config.weight_decay)
 
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
@@ -179,6 +182,8 @@ def train(*, train_set: FeatureSet, val_set: FeatureSet | None, model_config: Bl
         loss_fn.load_state_dict({k[len("loss."):]: v for k, v in weights.items() if k.startswith("loss.")})
         _restore_optimizer(opt, weights, state["param_groups"])
         torch.set_rng_state(weights["rng.torch"])
+        if "rng.cuda" in weights and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(list(weights["rng.cuda"]))
         start_epoch, global_step = state["epoch"], state["global_step"]
         window.extend(state["window"])
         best_score = state["best_score"]
@@ -242,6 +247,8 @@ def train(*, train_set: FeatureSet, val_set: FeatureSet | None, model_config: Bl
                 running = []
         tensors, groups = _optimizer_tensors(opt)
         tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.stack(torch.cuda.get_rng_state_all())
         tensors.update({f"loss.{k}": v.detach().cpu() for k, v in loss_fn.state_dict().items()})
         state = {"epoch": epoch + 1, "global_step": global_step, "window": list(window), "best_score": best_score,
                  "param_groups": groups}
