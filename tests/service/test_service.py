@@ -142,6 +142,8 @@ def test_plot_png_for_query_beats_and_query_id(client, first_id):
     assert by_id.status_code == 200 and by_id.content.startswith(b"\x89PNG")
     bad = client.get(f"/api/plot/{first_id}.png", params={"query_modality": "music", "query_beats": "1,x"})
     assert bad.status_code == 422 and "comma-separated" in bad.json()["detail"]
+    huge = client.get(f"/api/plot/{first_id}.png", params={"query_modality": "music", "query_beats": "-1e308,1e308"})
+    assert huge.status_code == 422 and "0..3600 s" in huge.json()["detail"]  # was a 500 (arange of 1e308 s)
 
 
 @pytest.mark.parametrize("url", ["/api/search?music_id=nope", "/api/media/nope/music", "/api/plot/nope.png?query_modality=music&query_beats=1"])

@@ -327,6 +327,9 @@ def _decodes(head: bytes) -> bool:
     return True
 
 
+_MAX_BEAT_S = 3600.0  # a plot of beats past an hour is no window of any library
+
+
 def _parse_beats(text: str) -> list[float]:
     try:
         beats = [float(t) for t in text.split(",") if t.strip()]
@@ -335,6 +338,9 @@ def _parse_beats(text: str) -> list[float]:
                                  "e.g. 0.5,1.02,1.51.") from exc
     if not all(np.isfinite(beats)) or len(beats) > 10_000:
         raise HTTPException(422, "query_beats must hold at most 10000 finite times in seconds.")
+    if beats and not 0.0 <= min(beats) <= max(beats) <= _MAX_BEAT_S:
+        raise HTTPException(422, f"query_beats must lie in 0..{_MAX_BEAT_S:g} s from the window start; got "
+                                 f"{min(beats):g}..{max(beats):g}.")
     return beats
 
 
