@@ -192,3 +192,17 @@ def test_parallel_puts_from_processes(tmp_path: Path) -> None:
     assert store.ids() == [f"c{i:02d}" for i in range(12)]
     assert not [p for p in (tmp_path / "s" / "clips").iterdir() if p.name.startswith(".")]
     np.testing.assert_array_equal(store.get("c07").music, clip_arrays(7)["music"])
+
+
+def test_a_clip_file_with_nan_beat_times_is_refused_naming_the_file(tmp_path: Path) -> None:
+    import safetensors.numpy
+
+    store = FeatureStore.create(tmp_path / "s", config=CONFIG)
+    store.put("x", **clip_arrays(0), meta={"group": "g"})
+    path = store.clip_path("x")
+    with open(path, "rb") as fh:  # an edited or damaged file: valid safetensors, NaN in the beat times
+        arrays = safetensors.numpy.load(fh.read())
+    arrays["music_beat_times"] = np.array([0.5, np.nan])
+    path.write_bytes(safetensors.numpy.save(arrays, metadata={"meta": "{}"}))
+    with pytest.raises(DataError, match=r"x\.safetensors has NaN or infinite values in \['music_beat_times'\]"):
+        store.get("x")

@@ -209,6 +209,10 @@ class FeatureStore:
         missing = sorted(set(_RANKS) - set(arrays)) if tensors else []
         if missing:
             raise DataError(f"{path} lacks the arrays {missing}; expected {sorted(_RANKS)}. Delete it and re-run prepare.")
+        bad = sorted(name for name, arr in arrays.items() if not np.isfinite(arr).all())
+        if bad:
+            raise DataError(f"{path} has NaN or infinite values in {bad}; a clip file must hold finite numbers. "
+                            "Delete it and re-run `beatdance prepare` to recompute it.")
         return arrays, meta
 
     def get(self, clip_id: str) -> ClipRecord:
