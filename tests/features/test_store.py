@@ -206,3 +206,16 @@ def test_a_clip_file_with_nan_beat_times_is_refused_naming_the_file(tmp_path: Pa
     path.write_bytes(safetensors.numpy.save(arrays, metadata={"meta": "{}"}))
     with pytest.raises(DataError, match=r"x\.safetensors has NaN or infinite values in \['music_beat_times'\]"):
         store.get("x")
+
+
+def test_a_store_json_edited_to_another_window_is_refused_at_load(tmp_path: Path) -> None:
+    import json
+
+    store = FeatureStore.create(tmp_path / "s", config={**CONFIG, "window_s": 10.0, "grid_fps": 10.0})
+    store.put("x", **clip_arrays(0), meta={"group": "g"})
+    assert store.get("x").music_beat.shape == (100,)
+    head = json.loads((tmp_path / "s" / "store.json").read_text())
+    head["config"]["window_s"] = 5.0
+    (tmp_path / "s" / "store.json").write_text(json.dumps(head))
+    with pytest.raises(DataError, match=r"beat grids of .*100.* 5-s windows at 10 fps \(50 frames\)"):
+        FeatureStore.open(tmp_path / "s").get("x")

@@ -218,6 +218,15 @@ class FeatureStore:
     def get(self, clip_id: str) -> ClipRecord:
         """All arrays and the metadata of one clip."""
         arrays, meta = self._read(clip_id, tensors=True)
+        window_s = self.config.get("window_s")
+        if window_s is not None:
+            frames = int(round(float(window_s) * self.grid_fps))
+            got = {name: arrays[name].shape[0] for name in ("music_beat", "dance_beat")}
+            if set(got.values()) != {frames}:
+                raise DataError(f"{self.clip_path(clip_id)} has beat grids of {got} frames, but the store's config "
+                                f"says {window_s:g}-s windows at {self.grid_fps:g} fps ({frames} frames): the clip "
+                                f"and {self.path / 'store.json'} disagree. Restore store.json, or re-run prepare "
+                                "into a new store.")
         return ClipRecord(clip_id=clip_id, meta=meta, **{k: arrays[k] for k in _RANKS},
                           **{k: arrays.get(k) for k in _OPTIONAL_RANKS})
 
