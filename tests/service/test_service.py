@@ -231,3 +231,36 @@ def test_serve_command_is_registered():
 def test_no_page_loads_from_a_cdn(client):
     assert client.head("/").status_code == 200
     assert client.get("/docs").status_code == 404, "Swagger UI would load from a CDN; the schema is /openapi.json"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_serve_removes_its_temporary_cache_folder_on_sigterm_and_sigint(small_library, tmp_path, sig):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from conftest import _free_port
+
+    port = _free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "beatdance.cli", "serve", str(small_library), "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/library", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.3)
+        assert list(tmp_path.glob("beatdance-serve-*"))  # its cache folder exists while it runs
+        proc.send_signal(getattr(signal, sig))
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert not list(tmp_path.glob("beatdance-serve-*"))

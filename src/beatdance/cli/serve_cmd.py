@@ -21,10 +21,16 @@ def serve_command(
 
         beatdance serve lib/ --port 8000   # then open http://127.0.0.1:8000/
     """
+    import signal
+    import sys
+
     import uvicorn
 
     from ..service import create_app
 
     web = create_app(library, max_upload_mb=max_upload_mb, cache_dir=cache_dir)
     typer.echo(f"serving {library} ({len(web.state.service.library)} items) on http://{host}:{port}/  (API schema: /openapi.json)")
+    # uvicorn shuts down on SIGTERM, then raises the signal again: with the default handler that ends the process
+    # at once, skipping the clean-up of the temporary cache folder. Exit normally instead (status 143, as killed).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     uvicorn.run(web, host=host, port=port, log_level="info")
