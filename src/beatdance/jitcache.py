@@ -94,14 +94,14 @@ def exercise_kernels() -> None:
     import matplotlib.font_manager  # noqa: F401  (builds the font cache on first import)
     import numpy as np
 
-    from .beats.music import track_music_beats
+    from .beats.music import MusicBeatConfig, track_music_beats
     from .encoders.registry import create_encoder
     from .media.types import MediaClip
 
     sr, seconds = 22050, 10.0
     y = np.zeros(int(sr * seconds), dtype=np.float32)
     y[:: sr // 2] = 1.0  # a click every 0.5 s
-    track_music_beats(y=y, sr=sr)
+    track_music_beats(y=y, sr=sr, config=MusicBeatConfig(tracker="librosa"))  # onsets, tempo and beat kernels
     create_encoder("audio-mel").encode(MediaClip(duration_s=seconds, audio=y, sr=sr, source="kernel check"))
 
 

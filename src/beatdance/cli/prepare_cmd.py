@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..beats.dance import DanceBeatConfig
-from ..beats.music import MusicBeatConfig
+from ..beats.music import TRACKERS, MusicBeatConfig
 from ..features.store import FeatureStore
 from ..pipeline.prepare import PrepareConfig, prepare
 from .app import app
@@ -24,14 +24,15 @@ def prepare_command(
     dance_encoder: str = typer.Option("pose", help="Dance encoder: pose (built in) or clip (needs --dance-encoder-dir; video only)."),
     music_encoder_dir: Path = typer.Option(None, help="Local folder of the pretrained music encoder's weights."),
     dance_encoder_dir: Path = typer.Option(None, help="Local folder of the pretrained dance encoder's weights."),
-    start_bpm: float = typer.Option(MusicBeatConfig().start_bpm, help="Tempo prior centre of the music beat tracker (BPM)."),
+    start_bpm: float = typer.Option(MusicBeatConfig().start_bpm, help="Tempo prior centre of the librosa beat tracker (BPM)."),
+    tracker: str = typer.Option(MusicBeatConfig().tracker, help=f"Music beat tracker: {', '.join(TRACKERS)}."),
     pose_fps: float = typer.Option(15.0, help="Frames per second sampled from videos for pose estimation."),
     workers: int = typer.Option(1, help="Parallel worker processes."),
     seed: int = typer.Option(0, help="Seed of the train/val/test split (split by pair)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Cut each music/dance pair into aligned windows, extract music beats (librosa), dance beats
+    """Cut each music/dance pair into aligned windows, extract music beats (--tracker), dance beats
     (kinematic, from MediaPipe pose or motion capture) and per-frame features, and write them to a
     feature store. Re-running skips finished clips; bad inputs are listed with the reason.
 
@@ -41,7 +42,7 @@ def prepare_command(
     dance_opts = {"model_dir": str(dance_encoder_dir)} if dance_encoder_dir else {}
     config = PrepareConfig(window_s=window, hop_s=hop, pose_fps=pose_fps, music_encoder=music_encoder,
                            dance_encoder=dance_encoder, music_encoder_options=music_opts,
-                           dance_encoder_options=dance_opts, music_beats=MusicBeatConfig(start_bpm=start_bpm),
+                           dance_encoder_options=dance_opts, music_beats=MusicBeatConfig(start_bpm=start_bpm, tracker=tracker),
                            dance_beats=DanceBeatConfig())
     report = prepare(inputs=[str(p) for p in inputs], out=out, config=config, workers=workers, seed=seed,
                      show_progress=progress)

@@ -83,7 +83,7 @@ class PrepareConfig:
                             f"{sorted(names - set(cfg))}), so new media cannot be extracted like it. "
                             "Query with clips already in it, or build it from media with `beatdance prepare`.")
         kw = {k: cfg[k] for k in names}
-        kw["music_beats"] = MusicBeatConfig(**kw["music_beats"])
+        kw["music_beats"] = MusicBeatConfig.from_dict(kw["music_beats"])
         kw["dance_beats"] = DanceBeatConfig(**kw["dance_beats"])
         kw["rhythm"] = RhythmConfig(**cfg["rhythm"]) if cfg.get("rhythm") else None
         return cls(**kw)
