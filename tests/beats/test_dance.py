@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from beatdance.beats.dance import DanceBeatConfig, dance_tempo, kinematic_beats, speed_envelope
+from beatdance.beats.dance import DanceBeatConfig, beat_level_tempo, dance_tempo, kinematic_beats, speed_envelope
 from beatdance.errors import ParameterError
 from beatdance.media.keypoints import load_dwm_pair, load_keypoints
 from beatdance.media.types import Motion
+from beatdance.synth import synthesize_pair
 
 LIMBS = (7, 8, 9, 10, 13, 14, 15, 16)  # coco17 elbows, wrists, knees, ankles
 
@@ -47,6 +48,7 @@ def test_synthetic_120_bpm_beats_and_tempo():
     assert beats.times_s.size == truth.size
     assert _errors(beats.times_s, truth).max() <= 0.06
     assert _octave_error(beats.tempo_bpm, 120.0) < 0.04
+    assert beats.beat_tempo_bpm == pytest.approx(120.0, rel=0.04) and beats.bar_tempo_bpm == beats.tempo_bpm
     assert beats.envelope_fps == 30 and beats.speed_envelope.shape == (300,) and beats.speed_envelope.dtype == np.float32
 
 
@@ -125,12 +127,44 @@ def test_dance_tempo_edge_cases():
         dance_tempo(envelope=np.ones(10), envelope_fps=0)
 
 
+# Seeds of `beatdance synth --num 60 --seed 0`, one dance per style, with the dominant period of the motion
+# (the bar-level tempo) as a fraction of the song's tempo: the beat level must be found from each.
+SYNTH_DANCES = {5: ("electronic", 1 / 4), 2: ("funk", 1.0), 16: ("hiphop", 1.0), 0: ("latin", 1.0),
+                47: ("rock", 1 / 6), 26: ("rock", 1 / 5), 10: ("waltz", 1 / 6), 13: ("waltz", 1 / 3)}
+
+
+@pytest.mark.parametrize("seed", sorted(SYNTH_DANCES))
+def test_beat_level_tempo_of_synthetic_dances_is_the_songs(seed):
+    pair = synthesize_pair(seed=seed, duration_s=20.0)
+    style, bar_fraction = SYNTH_DANCES[seed]
+    beats = kinematic_beats(motion=pair.motion)
+    assert pair.style == style
+    assert beats.bar_tempo_bpm == beats.tempo_bpm == pytest.approx(pair.bpm * bar_fraction, rel=0.04)
+    assert beats.beat_tempo_bpm == pytest.approx(pair.bpm, rel=0.04)
+
+
+def test_beat_level_tempo_needs_stops_that_recur():
+    fps, bar_bpm = 25.0, 30.0
+    t = np.arange(int(20 * fps)) / fps
+    steps = np.abs(np.sin(np.pi * t * 3 * bar_bpm / 60))  # stops 3 times a bar, the first step of a bar biggest
+    speed = steps * np.where((t * bar_bpm / 60) % 1 < 1 / 3, 2.0, 1.0)
+    assert beat_level_tempo(speed=speed, fps=fps, dominant_bpm=bar_bpm) == pytest.approx(90.0)
+    swing = 1.2 + np.sin(2 * np.pi * t * bar_bpm / 60)  # one smooth swing a bar, no stops: no step rate
+    assert beat_level_tempo(speed=swing, fps=fps, dominant_bpm=bar_bpm) == 0.0
+    assert beat_level_tempo(speed=speed, fps=fps, dominant_bpm=0.0) == 0.0
+    assert beat_level_tempo(speed=speed, fps=fps, dominant_bpm=90.0) == pytest.approx(90.0)  # in range itself
+
+
 @pytest.mark.data
 @pytest.mark.parametrize("choreo", ["ch01", "ch02", "ch03"])
 def test_aist_break_dance_tempo_relates_to_80_bpm(shared_data, choreo):
     motion = load_keypoints(shared_data / "aist_keypoints2d" / f"gBR_sBM_cAll_d04_mBR0_{choreo}.pkl")
     beats = kinematic_beats(motion=motion)
     assert _octave_error(beats.tempo_bpm, 80.0) < 0.04, beats.tempo_bpm
+    if choreo != "ch02":
+        assert beats.beat_tempo_bpm == pytest.approx(80.0, rel=0.04)
+    else:  # its stops recur too weakly to name a step rate (0: none found), but never at a wrong level
+        assert beats.beat_tempo_bpm in (0.0, pytest.approx(80.0, rel=0.04))
     intervals = np.diff(beats.times_s)
     assert 0.25 <= np.median(intervals) <= 1.5 and beats.times_s.size >= 8
 

@@ -13,11 +13,14 @@ Differences, each chosen on purpose:
   of the envelope's 5-95 % range) and be ``min_interval_s`` apart, so pose-estimation jitter during a
   pause is no beat.
 
-The dance tempo (:func:`dance_tempo`) is the dominant period of the same envelope. Measured here:
-the three AIST++ mBR0 files (80 BPM, camera 0) give 80.2, 39.8 and 40.2 BPM, and 84 % of their beats
-lie within 70 ms of an 80-BPM grid (42 % for as many random times). On Dance-with-Melody the motion
-period is one bar (waltz: music tempo / 3.0; rumba / 2.0; cha-cha about / 3.7); beat-level alignment
-with the music is not confirmed on that data (see its README).
+The dance tempo is reported at two metrical levels. ``DanceBeats.tempo_bpm`` (also ``bar_tempo_bpm``)
+is the dominant period of the same envelope (:func:`dance_tempo`), often one bar: the three AIST++ mBR0
+files (80 BPM, camera 0) give 80.2, 39.8 and 40.2 BPM, and 84 % of their beats lie within 70 ms of an
+80-BPM grid (42 % for as many random times); on Dance-with-Melody the motion period is one bar (waltz:
+music tempo / 3.0; rumba / 2.0; cha-cha about / 3.7; beat-level alignment with the music is not
+confirmed on that data, see its README). ``DanceBeats.beat_tempo_bpm`` is the step rate
+(:func:`beat_level_tempo`): the fastest whole multiple of the dominant tempo between 60 and 200 BPM at
+which the body's stops recur, e.g. a waltz's three steps per bar at the music's tempo.
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ from ..media.types import Motion
 _TEMPO_MIN_FPS = 100.0  # envelopes are upsampled to at least this rate before the autocorrelation
 _TEMPO_PEAK_RATIO = 0.7  # the shortest period scoring this fraction of the best one is the tempo
 _TEMPO_DETREND_SIGMA_S = 1.0  # Gaussian high-pass before the autocorrelation: removes drifts slower than ~4 s
+BEAT_MIN_BPM = 60.0  # the range of plausible step rates for the beat-level tempo
+BEAT_MAX_BPM = 200.0
+_BEAT_MAX_MULTIPLE = 8  # the beat-level tempo is at most this many times the dominant tempo
+_BEAT_PEAK_RATIO = 0.6  # the fastest multiple whose autocorrelation peak reaches this fraction of the best one wins
+_BEAT_PEAK_TOLERANCE = 0.04  # a peak counts for multiple k within this relative distance of the dominant lag / k
+_BEAT_MIN_PEAK = 0.25  # weaker autocorrelation peaks are no evidence of a step rate
+_STOP_FLOOR = 0.1  # stops envelope: log(speed + this times the median speed)
 
 
 @dataclass(frozen=True)
@@ -84,16 +94,24 @@ class DanceBeatConfig:
 
 @dataclass
 class DanceBeats:
-    """Beat times (float64 seconds, ascending), the dance tempo and the speed envelope they came from.
+    """Beat times (float64 seconds, ascending), the dance tempo at two levels and the speed envelope.
 
-    ``speed_envelope[i]`` (float32, torso lengths per second) describes time ``i / envelope_fps``, the
-    motion's own frame rate. A motionless dance gives no beats and tempo 0.
+    ``tempo_bpm`` is the dominant period of the motion (:func:`dance_tempo`; often one bar, sometimes two
+    beats or one), also named ``bar_tempo_bpm``; ``beat_tempo_bpm`` is the step rate, a whole multiple of it
+    (:func:`beat_level_tempo`). ``speed_envelope[i]`` (float32, torso lengths per second) describes time
+    ``i / envelope_fps``, the motion's own frame rate. A motionless dance gives no beats and tempi 0.
     """
 
     times_s: np.ndarray
     tempo_bpm: float
     speed_envelope: np.ndarray
     envelope_fps: float
+    beat_tempo_bpm: float = 0.0
+
+    @property
+    def bar_tempo_bpm(self) -> float:
+        """The dominant period's tempo (the same number as ``tempo_bpm``), named for its metrical level."""
+        return self.tempo_bpm
 
 
 def _check_bpm_range(*, min_bpm: float, max_bpm: float) -> None:
@@ -103,12 +121,21 @@ def _check_bpm_range(*, min_bpm: float, max_bpm: float) -> None:
 
 def speed_envelope(*, motion: Motion, config: DanceBeatConfig = DanceBeatConfig()) -> np.ndarray:
     """Smoothed mean joint speed per frame (float32, torso lengths per second) at ``motion.fps``."""
+    speed = _raw_speed(motion=motion, config=config)
+    sigma = config.smoothing_sigma_s * motion.fps
+    if sigma > 0 and speed.size > 1:
+        speed = scipy.ndimage.gaussian_filter1d(speed, sigma, mode="nearest")
+    return speed.astype(np.float32)
+
+
+def _raw_speed(*, motion: Motion, config: DanceBeatConfig) -> np.ndarray:
+    """Mean joint speed per frame (float64, torso lengths per second), before smoothing."""
     if config.joints == "body" and motion.skeleton in COMMON_BODY_SOURCES:
         motion = to_common_body(motion)
     joints, observed = interpolate_missing(motion, confidence_threshold=config.confidence_threshold)
     seen = observed.any(axis=0)
     if joints.shape[0] < 2 or not seen.any():
-        return np.zeros(joints.shape[0], dtype=np.float32)
+        return np.zeros(joints.shape[0])
     scale = body_scale(joints, skeleton=motion.skeleton)
     joints = joints[:, seen]
     if config.velocity == "central":
@@ -119,15 +146,12 @@ def speed_envelope(*, motion: Motion, config: DanceBeatConfig = DanceBeatConfig(
             velocity = np.gradient(joints, axis=0)
         else:
             velocity = scipy.signal.savgol_filter(joints, window, polyorder=2, deriv=1, axis=0, mode="interp")
-    speed = np.linalg.norm(velocity, axis=2).mean(axis=1) * (motion.fps / scale)
-    sigma = config.smoothing_sigma_s * motion.fps
-    if sigma > 0:
-        speed = scipy.ndimage.gaussian_filter1d(speed, sigma, mode="nearest")
-    return speed.astype(np.float32)
+    return np.linalg.norm(velocity, axis=2).mean(axis=1) * (motion.fps / scale)
 
 
 def kinematic_beats(*, motion: Motion, config: DanceBeatConfig = DanceBeatConfig()) -> DanceBeats:
-    """Dance beats of ``motion``: prominent local minima of its speed envelope, and its tempo."""
+    """Dance beats of ``motion``: prominent local minima of its speed envelope, and its tempo at two levels."""
+    raw = _raw_speed(motion=motion, config=config)
     env = speed_envelope(motion=motion, config=config)
     fps = float(motion.fps)
     empty = DanceBeats(times_s=np.zeros(0), tempo_bpm=0.0, speed_envelope=env, envelope_fps=fps)
@@ -140,7 +164,65 @@ def kinematic_beats(*, motion: Motion, config: DanceBeatConfig = DanceBeatConfig
                                         distance=max(1, int(round(config.min_interval_s * fps))),
                                         wlen=max(3, int(round(config.prominence_window_s * fps)) | 1))
     tempo = dance_tempo(envelope=env, envelope_fps=fps, min_bpm=config.min_bpm, max_bpm=config.max_bpm)
-    return DanceBeats(times_s=minima / fps, tempo_bpm=tempo, speed_envelope=env, envelope_fps=fps)
+    return DanceBeats(times_s=minima / fps, tempo_bpm=tempo, speed_envelope=env, envelope_fps=fps,
+                      beat_tempo_bpm=beat_level_tempo(speed=raw, fps=fps, dominant_bpm=tempo))
+
+
+def beat_level_tempo(*, speed: np.ndarray, fps: float, dominant_bpm: float, min_bpm: float = BEAT_MIN_BPM,
+                     max_bpm: float = BEAT_MAX_BPM) -> float:
+    """The step rate in BPM: a whole multiple k of ``dominant_bpm`` within ``min_bpm``..``max_bpm``; 0 if none.
+
+    A dance beat is a stop of the body, so the unsmoothed joint ``speed`` is turned into a stops envelope,
+    ``log(speed + 0.1 * median speed)``, where every stop is a deep dip whether the moves around it are
+    large or small (the smoothed speed envelope blurs the stops of fast or small steps). For each k from 1
+    to 8 whose tempo ``k * dominant_bpm`` lies in range, the autocorrelation of that envelope (computed as
+    in :func:`dance_tempo`) is searched for a local peak of at least 0.25 within 4 % of the dominant lag / k;
+    the largest k whose peak reaches 60 % of the best candidate's wins (stops that recur every beat also
+    recur every bar). Without any such peak, the dominant tempo itself when it is in range, else 0 (none
+    found): the motion-capture dances of Dance-with-Melody, whose speed has no per-step stops, give 0.
+    """
+    _check_bpm_range(min_bpm=min_bpm, max_bpm=max_bpm)
+    multiples = range(1, _BEAT_MAX_MULTIPLE + 1) if dominant_bpm > 0 else range(0)
+    ks = [k for k in multiples if min_bpm <= k * dominant_bpm <= max_bpm]
+    x = np.asarray(speed, dtype=np.float64).ravel()
+    fallback = float(dominant_bpm) if ks and ks[0] == 1 else 0.0
+    if not ks or x.size < 3 or not np.all(np.isfinite(x)) or not x.max() > 0:
+        return fallback
+    x = np.log(x + _STOP_FLOOR * max(float(np.median(x)), 1e-6 * float(x.max())))
+    ac, ac_fps = _autocorrelation(x, envelope_fps=fps, scale=float(np.abs(x).max()))
+    if ac is None:
+        return fallback
+    peaks = {}
+    for k in ks:
+        lag = 60.0 * ac_fps / (k * dominant_bpm)
+        lo = max(1, int(np.floor(lag * (1 - _BEAT_PEAK_TOLERANCE))))
+        hi = min(ac.size - 2, int(np.ceil(lag * (1 + _BEAT_PEAK_TOLERANCE))))
+        inner = np.arange(lo, hi + 1)
+        inner = inner[(ac[inner] > ac[inner - 1]) & (ac[inner] >= ac[inner + 1]) & (ac[inner] >= _BEAT_MIN_PEAK)]
+        if inner.size:
+            peaks[k] = float(ac[inner].max())
+    if not peaks:
+        return fallback
+    best = max(peaks.values())
+    return float(max(k for k, v in peaks.items() if v >= _BEAT_PEAK_RATIO * best) * dominant_bpm)
+
+
+def _autocorrelation(x: np.ndarray, *, envelope_fps: float, scale: float) -> tuple[np.ndarray | None, float]:
+    """The normalised unbiased autocorrelation of ``x`` brought to at least 100 fps (linear interpolation)
+    and high-passed (minus a Gaussian-smoothed copy, sigma 1 s), and that frame rate; None when what is
+    left is flat (nowhere above 1e-12 times ``scale``)."""
+    up = int(np.ceil(_TEMPO_MIN_FPS / envelope_fps))
+    if up > 1:
+        x = np.interp(np.arange(x.size * up) / up, np.arange(x.size), x)
+    fps = envelope_fps * up
+    x = x - scipy.ndimage.gaussian_filter1d(x, _TEMPO_DETREND_SIGMA_S * fps, mode="nearest")
+    x -= x.mean()
+    if not np.any(np.abs(x) > 1e-12 * scale):
+        return None, fps
+    n = x.size
+    spectrum = np.fft.rfft(x, 2 * n)
+    ac = np.fft.irfft(spectrum * np.conj(spectrum))[:n] / (n - np.arange(n))
+    return ac / ac[0], fps
 
 
 def dance_tempo(*, envelope: np.ndarray, envelope_fps: float, min_bpm: float = 40.0, max_bpm: float = 200.0) -> float:
@@ -163,20 +245,14 @@ def dance_tempo(*, envelope: np.ndarray, envelope_fps: float, min_bpm: float = 4
     x = np.asarray(envelope, dtype=np.float64).ravel()
     if x.size == 0 or not np.all(np.isfinite(x)):
         raise ParameterError(f"envelope has {x.size} values, not all finite; expected a finite 1-D speed envelope.")
-    up = int(np.ceil(_TEMPO_MIN_FPS / envelope_fps))
-    if up > 1:
-        x = np.interp(np.arange(x.size * up) / up, np.arange(x.size), x)
-    fps = envelope_fps * up
-    x = x - scipy.ndimage.gaussian_filter1d(x, _TEMPO_DETREND_SIGMA_S * fps, mode="nearest")
-    x -= x.mean()
-    n = x.size
+    ac, fps = _autocorrelation(x, envelope_fps=envelope_fps, scale=float(np.abs(envelope).max()))
+    if ac is None:
+        return 0.0
+    n = ac.size
     lag_lo = max(2, int(np.floor(fps * 60.0 / max_bpm)))
     lag_hi = min(int(np.ceil(fps * 60.0 / min_bpm)), n // 2 - 1)
-    if lag_hi <= lag_lo or not np.any(np.abs(x) > 1e-12 * np.abs(envelope).max()):
+    if lag_hi <= lag_lo:
         return 0.0
-    spectrum = np.fft.rfft(x, 2 * n)
-    ac = np.fft.irfft(spectrum * np.conj(spectrum))[:n] / (n - np.arange(n))
-    ac /= ac[0]
     lags = np.arange(lag_lo - 1, lag_hi + 2)
     score = 0.5 * (ac[lags] + ac[np.minimum(2 * lags, n - 1)])
     inner = np.arange(1, lags.size - 1)
