@@ -25,3 +25,27 @@ def test_synth_then_beats_json_and_plot(tmp_path):
     res = runner.invoke(app, ["beats", str(tmp_path / "c" / "pair_000.npz"), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["dance"]["beat_times_s"]
+
+
+def test_beats_names_the_tempo_levels(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["synth", "--out", str(tmp_path / "c"), "--num", "1", "--duration", "12", "--no-video",
+                              "--seed", "7"])  # an electronic song: the dance's dominant period is a bar of 4 beats
+    assert res.exit_code == 0, res.output
+    bpm = json.loads((tmp_path / "c" / "pair_000.beats.json").read_text())["bpm"]
+    dance = json.loads(runner.invoke(app, ["beats", str(tmp_path / "c" / "pair_000.npz"), "--json"]).output)["dance"]
+    assert abs(dance["beat_tempo_bpm"] / bpm - 1) < 0.04 and abs(dance["bar_tempo_bpm"] / bpm - 0.25) < 0.01
+    assert dance["tempo_bpm"] == dance["bar_tempo_bpm"]
+    text = runner.invoke(app, ["beats", str(tmp_path / "c" / "pair_000.npz")]).output
+    assert (f"dance: beat level {dance['beat_tempo_bpm']:.1f} BPM, dominant period (bar level) "
+            f"{dance['bar_tempo_bpm']:.1f} BPM") in text
+    found = {}
+    for tracker in ("madmom-metre", "librosa"):
+        res = runner.invoke(app, ["beats", str(tmp_path / "c" / "pair_000.wav"), "--tracker", tracker])
+        assert res.exit_code == 0, res.output
+        assert res.output.startswith("music: beat level ") and f"({tracker} tracker)" in res.output
+        res = runner.invoke(app, ["beats", str(tmp_path / "c" / "pair_000.wav"), "--tracker", tracker, "--json"])
+        found[tracker] = json.loads(res.output)["music"]["beat_times_s"]
+    assert found["madmom-metre"] != found["librosa"]  # the option reaches the tracker
+    res = runner.invoke(app, ["beats", str(tmp_path / "c" / "pair_000.wav"), "--tracker", "aubio"])
+    assert res.exit_code != 0 and "tracker='aubio'" in str(res.exception) + res.output

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..beats.dance import kinematic_beats
-from ..beats.music import track_music_beats
+from ..beats.music import TRACKERS, MusicBeatConfig, track_music_beats
 from ..media.audio import load_audio, probe_media
 from ..media.keypoints import load_keypoints
 from ..media.pose import PoseEstimator
@@ -25,8 +25,13 @@ def beats_command(
     pose_fps: float = typer.Option(15.0, help="Frames per second sampled from a video for pose estimation."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG plot of the envelope(s) and beats (one per stream)."),
+    tracker: str = typer.Option(MusicBeatConfig().tracker, help=f"Music beat tracker: {', '.join(TRACKERS)}."),
 ) -> None:
-    """Print the tempo and beat times of a music file, a video's soundtrack and dance, or a keypoint file."""
+    """Print the tempo and beat times of a music file, a video's soundtrack and dance, or a keypoint file.
+
+    A dance's tempo is given at two levels: the beat level (its step rate) and its dominant period
+    (often one bar; the number stored with prepared features as the dance tempo)."""
+    music_config = MusicBeatConfig(tracker=tracker)
     out: dict[str, dict] = {}
     ext = file.suffix.lower()
     if is_dwm_folder(file) or ext in KEYPOINT_EXTS:
@@ -36,7 +41,7 @@ def beats_command(
         info = probe_media(file)
         if info.has_audio:
             y, sr = load_audio(file)
-            out["music"] = {"beats": track_music_beats(y=y, sr=sr)}
+            out["music"] = {"beats": track_music_beats(y=y, sr=sr, config=music_config)}
         if info.has_video and ext in VIDEO_EXTS:
             frames, fps = read_video_frames(file, fps=pose_fps, max_side=480)
             with PoseEstimator() as est:
@@ -45,6 +50,11 @@ def beats_command(
         raise typer.BadParameter(f"{file}: unknown format {ext!r}; pass audio, video, keypoints or a Dance-with-Melody folder.")
     result = {name: {"tempo_bpm": float(v["beats"].tempo_bpm), "beat_times_s": [round(float(t), 3) for t in v["beats"].times_s]}
               for name, v in out.items()}
+    if "music" in result:
+        result["music"]["tracker"] = tracker
+    if "dance" in result:
+        result["dance"].update(beat_tempo_bpm=float(out["dance"]["beats"].beat_tempo_bpm),
+                               bar_tempo_bpm=float(out["dance"]["beats"].bar_tempo_bpm))
     if plot:
         for name, v in out.items():
             b = v["beats"]
@@ -61,7 +71,12 @@ def beats_command(
     for name, r in result.items():
         times = ", ".join(f"{t:.2f}" for t in r["beat_times_s"][:16])
         more = " ..." if len(r["beat_times_s"]) > 16 else ""
-        typer.echo(f"{name}: {r['tempo_bpm']:.1f} BPM, {len(r['beat_times_s'])} beats at {times}{more} s")
+        if name == "dance":
+            beat = f"{r['beat_tempo_bpm']:.1f} BPM" if r["beat_tempo_bpm"] > 0 else "none found"
+            tempo = f"beat level {beat}, dominant period (bar level) {r['bar_tempo_bpm']:.1f} BPM"
+        else:
+            tempo = f"beat level {r['tempo_bpm']:.1f} BPM ({r['tracker']} tracker)"
+        typer.echo(f"{name}: {tempo}, {len(r['beat_times_s'])} beats at {times}{more} s")
         if "plot" in r:
             typer.echo(f"{name} plot written to {r['plot']}")
 
