@@ -21,7 +21,7 @@ import pytest
 from beatdance import jitcache
 from beatdance.errors import KernelCacheError
 
-from conftest import SHARED_DATA
+from conftest import require_shared_data
 
 DWM_PAIRS = ("DANCE_W_25", "DANCE_W_16")  # the two shortest songs (90 s)
 SONG = "cc_music/sorohanro_-_solo-trumpet-06.ogg"
@@ -43,12 +43,7 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def real_media() -> Path:
     """../shared/data; its absence skips these tests, and fails them under CI."""
-    if not SHARED_DATA.is_dir():
-        message = f"real data not found at {SHARED_DATA} (set BEATDANCE_SHARED_DATA)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI must run the kernel-cache race test")
-        pytest.skip(message)
-    return SHARED_DATA
+    return require_shared_data()
 
 
 @pytest.fixture(scope="module")

@@ -55,10 +55,12 @@ class FeatureSet:
     def has_rhythm(self) -> bool:
         return self.music_rhythm is not None
 
-    def arrays(self, index: np.ndarray | slice) -> list[np.ndarray]:
-        """The model's inputs for the clips at ``index``: music, dance, music_beat, dance_beat and, when
-        present, music_rhythm and dance_rhythm (the order of ``BeatBlender.forward``)."""
-        names = ("music", "dance", "music_beat", "dance_beat") + (RHYTHM if self.has_rhythm else ())
+    def arrays(self, index: np.ndarray | slice, *, rhythm: bool) -> list[np.ndarray]:
+        """The model's inputs for the clips at ``index``: music, dance, music_beat, dance_beat and, with
+        ``rhythm``, music_rhythm and dance_rhythm (the order of ``BeatBlender.forward``)."""
+        if rhythm and not self.has_rhythm:
+            raise DataError("these features have no rhythm arrays; prepare them with this beatdance version.")
+        names = ("music", "dance", "music_beat", "dance_beat") + (RHYTHM if rhythm else ())
         return [getattr(self, name)[index] for name in names]
 
     def __len__(self) -> int:

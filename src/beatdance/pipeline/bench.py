@@ -154,13 +154,16 @@ def load_bench_data(store_path: str | os.PathLike[str]) -> tuple[FeatureSet, dic
     if not ids:
         raise DataError(f"the store {store_path} has no clips. Run `beatdance prepare` first.")
     records = [store.get(clip_id) for clip_id in ids]
-    tempos = {r.clip_id: (float(r.meta.get("music_tempo_bpm", _beat_tempo_bpm(r.music_beat_times))),
-                          float(r.meta.get("dance_tempo_bpm", _beat_tempo_bpm(r.dance_beat_times))))
+    tempos = {r.clip_id: (_track_tempo_bpm(r.meta, "music_tempo_bpm", r.music_beat_times),
+                          _track_tempo_bpm(r.meta, "dance_tempo_bpm", r.dance_beat_times))
               for r in records}
     return store.pool_records(records), tempos
 
 
-def _beat_tempo_bpm(beat_times_s: np.ndarray) -> float:
+def _track_tempo_bpm(meta: dict[str, Any], key: str, beat_times_s: np.ndarray) -> float:
+    """The stored track tempo, or (stores without one) the tempo of the clip's own beats."""
+    if key in meta:
+        return float(meta[key])
     t = np.sort(np.asarray(beat_times_s, dtype=np.float64))
     return float(60.0 / np.median(np.diff(t))) if t.size >= 2 else float("nan")
 

@@ -88,12 +88,16 @@ class RhythmContext:
     track: TrackRhythm
 
 
+def _envelope(track: MusicTrack | DanceTrack) -> np.ndarray:
+    """The envelope rhythm is read from: a music track's onset strength, a dance's joint speed."""
+    return track.beats.onset_envelope if isinstance(track, MusicTrack) else track.beats.speed_envelope
+
+
 def rhythm_context(track: MusicTrack | DanceTrack, config: RhythmConfig | None) -> RhythmContext | None:
     """Track-level rhythm (tempo bump, tempogram) of a music track's onset envelope or a dance's joint speed."""
     if config is None:
         return None
-    env = track.beats.onset_envelope if isinstance(track, MusicTrack) else track.beats.speed_envelope
-    return RhythmContext(config=config, track=track_rhythm(envelope=env, envelope_fps=track.beats.envelope_fps,
+    return RhythmContext(config=config, track=track_rhythm(envelope=_envelope(track), envelope_fps=track.beats.envelope_fps,
                                                            tempo_bpm=track.beats.tempo_bpm, config=config))
 
 
@@ -101,8 +105,7 @@ def _window_rhythm(track: MusicTrack | DanceTrack, context: RhythmContext | None
                    window_s: float) -> np.ndarray | None:
     if context is None:
         return None
-    env = track.beats.onset_envelope if isinstance(track, MusicTrack) else track.beats.speed_envelope
-    return window_rhythm(context.track, envelope=env, envelope_fps=track.beats.envelope_fps, start_s=start_s,
+    return window_rhythm(context.track, envelope=_envelope(track), envelope_fps=track.beats.envelope_fps, start_s=start_s,
                          window_s=window_s, config=context.config)
 
 

@@ -210,8 +210,7 @@ def train(*, train_set: FeatureSet, val_set: FeatureSet | None, model_config: Bl
                 bar.update(1)
                 global_step += 1
                 continue
-            inputs = train_set.arrays(idx) if model_config.rhythm_branch else train_set.arrays(idx)[:4]
-            batch = [torch.from_numpy(a).to(device) for a in inputs]
+            batch = [torch.from_numpy(a).to(device) for a in train_set.arrays(idx, rhythm=model_config.rhythm_branch)]
             for group in opt.param_groups:
                 group["lr"] = config.lr * lr_factor(global_step, total_steps=total_steps, warmup_steps=warmup_steps)
             loss, parts = loss_fn(_forward(model, batch, config, seed=config.seed * 1_000_003 + global_step))
