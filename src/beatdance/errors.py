@@ -36,3 +36,8 @@ class SplitNotFoundError(DataError, FileNotFoundError):
 
 class KernelCacheError(BeatDanceError):
     """librosa's numba kernels cannot be compiled or loaded from their cache folder (``NUMBA_CACHE_DIR``)."""
+
+
+class LimitError(MediaError):
+    """A query file exceeds a resource limit (duration, video pixels × frames, keypoint values); the service
+    answers 413. The message names the limit and the option that raises it."""
