@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import warnings
 from collections import defaultdict
@@ -36,7 +37,7 @@ from beatdance.media.keypoints import load_keypoints
 from beatdance.media.types import Motion
 from beatdance.synth.media import synthesize_pair
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(os.environ.get("BEATDANCE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 ANNOTATED = {  # name: (audio, beats, mir_eval min_beat_time); the 2.8-s excerpt is too short to trim
     "GTZAN country.00000": ("gtzan/country.00000.wav", "gtzan/gtzan_country_00000.beats", 5.0),
     "madmom sample (2.8 s)": ("madmom_testdata/sample.wav", "madmom_testdata/sample.beats", 0.0),

@@ -1,6 +1,6 @@
 """`make bench`: the BeatDance protocol on the real Dance with Melody pairs, prepare included.
 
-    python benchmarks/bench.py [--data ../shared/data/dance_with_melody] [--out bench_out] [--seeds 4] [--folds 4]
+    python benchmarks/bench.py [--data $BEATDANCE_SHARED_DATA/dance_with_melody] [--out bench_out] [--seeds 4] [--folds 4]
 
 1. Prepares the 32 song/motion-capture pairs into bench_out/store with the offline encoders
    (audio-mel, pose): 10-s windows, because the model pools a clip into 10 one-second segments with a
@@ -15,6 +15,7 @@ Skips with a message (exit 0) when the data folder is absent.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "dance_with_melody")
+    shared = Path(os.environ.get("BEATDANCE_SHARED_DATA", REPO.parent / "shared" / "data"))
+    parser.add_argument("--data", type=Path, default=shared / "dance_with_melody")
     parser.add_argument("--out", type=Path, default=REPO / "bench_out")
     parser.add_argument("--seeds", type=int, default=BenchConfig.seeds)
     parser.add_argument("--folds", type=int, default=BenchConfig.folds)

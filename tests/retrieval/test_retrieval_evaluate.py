@@ -105,3 +105,23 @@ def test_format_table():
     assert [line.split()[:2] for line in several.splitlines()[1:]] == [["none", "m2d"], ["none", "d2m"],
                                                                        ["dis", "m2d"], ["dis", "d2m"]]
     assert len({len(line) for line in several.splitlines()}) == 1
+
+
+def test_bank_without_query_group_uses_a_bank_per_group():
+    """Each query is normalised by the gallery's own clips minus its group: brute force per group."""
+    rng = np.random.default_rng(3)
+    groups = [f"g{i // 4}" for i in range(24)]
+    music, dance = _pair(rng, 24, noise=1.0, groups=groups)
+    report = evaluate_retrieval(music=music, dance=dance, bank_music=music, bank_dance=dance, hubness="dis",
+                                bank_without_query_group=True, bs_ks=())
+    scores = music.fuse @ dance.fuse.T
+    code = np.array([int(g[1:]) for g in groups])
+    expected = np.empty_like(scores, dtype=np.float64)
+    for g in np.unique(code):
+        rows = code == g
+        expected[rows] = dynamic_inverted_softmax(scores=scores[rows], bank_scores=scores[~rows], k=1, beta=20.0)
+    assert report["m2d"]["metrics"] == pytest.approx(recall_metrics(positive_ranks(expected, positives=np.arange(24))))
+    assert report["m2d"]["querybank"] == {"size": 20, "activation_size": report["m2d"]["querybank"]["activation_size"],
+                                          "without_query_group": True}
+    whole = evaluate_retrieval(music=music, dance=dance, bank_music=music, bank_dance=dance, hubness="dis", bs_ks=())
+    assert whole["m2d"]["querybank"]["size"] == 24

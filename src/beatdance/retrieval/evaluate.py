@@ -39,15 +39,22 @@ def _group_codes(emb: ModalityEmbeddings, table: dict[str, int]) -> np.ndarray:
 def _evaluate_direction(*, query: ModalityEmbeddings, gallery: ModalityEmbeddings, bank: ModalityEmbeddings | None,
                         direction: Direction, hubness: Hubness, k: int, beta: float, beat_weight_head: float,
                         beat_weight_align: float, chunk_size: int, bs_ks: Sequence[int],
-                        sigma_frames: float) -> dict[str, Any]:
+                        sigma_frames: float, bank_without_query_group: bool) -> dict[str, Any]:
     scorer = Scorer(gallery, direction=direction, beat_weight_head=beat_weight_head,
                     beat_weight_align=beat_weight_align, sigma_frames=sigma_frames)
-    stats: QuerybankStats | None = None
-    if hubness != "none":
-        assert bank is not None
-        stats = fit_querybank((scorer.scores(bank, sl) for sl in _chunks(len(bank), chunk_size)), k=k, beta=beta)
     codes: dict[str, int] = {}
     query_groups, gallery_groups = _group_codes(query, codes), _group_codes(gallery, codes)
+    stats: dict[int, QuerybankStats] = {}  # per query group, or one under key -1 for every query
+    if hubness != "none":
+        assert bank is not None
+        chunks = list(_chunks(len(bank), chunk_size))
+        if bank_without_query_group:  # one fit per query group: evaluation-sized banks only
+            bank_groups = _group_codes(bank, codes)
+            for code in np.unique(query_groups):
+                stats[int(code)] = fit_querybank((scorer.scores(bank, sl)[bank_groups[sl] != code] for sl in chunks),
+                                                 k=k, beta=beta)
+        else:
+            stats[-1] = fit_querybank((scorer.scores(bank, sl) for sl in chunks), k=k, beta=beta)
     # with one clip per group (and paired groups) the pair-level ranks are the clip-level ones
     one_per_group = len(np.unique(gallery_groups)) == len(gallery) and np.array_equal(query_groups, gallery_groups)
     n = len(query)
@@ -60,8 +67,8 @@ def _evaluate_direction(*, query: ModalityEmbeddings, gallery: ModalityEmbedding
     alignment = np.empty((n, min(top_k, n)), dtype=np.float32)
     for sl in _chunks(n, chunk_size):
         s = scorer.scores(query, sl)
-        if stats is not None:
-            s = apply_hubness(s, stats=stats, method=hubness)  # type: ignore[arg-type]
+        if stats:
+            s = _normalised(s, stats=stats, groups=query_groups[sl], method=hubness)
         rows = np.arange(sl.start, sl.stop)
         ranks[sl] = positive_ranks(s, positives=rows)
         if one_per_group:
@@ -78,8 +85,22 @@ def _evaluate_direction(*, query: ModalityEmbeddings, gallery: ModalityEmbedding
     beat_similarity["BS@GT"] = float(100.0 * gt.mean())
     out: dict[str, Any] = {"num_queries": n, "gallery_size": len(gallery), "metrics": recall_metrics(ranks),
                            "pair_metrics": recall_metrics(pair_ranks), "beat_similarity": beat_similarity}
-    if stats is not None:
-        out["querybank"] = {"size": stats.bank_size, "activation_size": int(stats.activation.sum())}
+    if stats:
+        sizes = [st.bank_size for st in stats.values()]
+        out["querybank"] = {"size": min(sizes), "activation_size": int(min(st.activation.sum() for st in stats.values())),
+                            "without_query_group": bank_without_query_group}
+    return out
+
+
+def _normalised(scores: np.ndarray, *, stats: dict[int, QuerybankStats], groups: np.ndarray,
+                method: Hubness) -> np.ndarray:
+    """QB-Norm of query rows, each with its group's querybank (or the one bank under key -1)."""
+    if -1 in stats:
+        return apply_hubness(scores, stats=stats[-1], method=method)  # type: ignore[arg-type]
+    out = np.empty(scores.shape, dtype=np.float64)
+    for code in np.unique(groups):
+        rows = groups == code
+        out[rows] = apply_hubness(scores[rows], stats=stats[int(code)], method=method)  # type: ignore[arg-type]
     return out
 
 
@@ -87,11 +108,14 @@ def evaluate_retrieval(*, music: ModalityEmbeddings, dance: ModalityEmbeddings,
                        bank_music: ModalityEmbeddings | None = None, bank_dance: ModalityEmbeddings | None = None,
                        hubness: Hubness = "none", k: int = 1, beta: float = 20.0, beat_weight_head: float = 0.0,
                        beat_weight_align: float = 0.0, chunk_size: int = 1024, bs_ks: Sequence[int] = BS_KS,
-                       sigma_frames: float = 3.0) -> dict[str, Any]:
+                       sigma_frames: float = 3.0, bank_without_query_group: bool = False) -> dict[str, Any]:
     """R@K, MedR, MeanR, AVG, pair-level R@K (same group counts) and BS@K for m2d and d2m, as plain JSON data.
 
     With ``hubness`` "is" or "dis" the m2d querybank is ``bank_music`` scored against the dance gallery
-    and the d2m querybank is ``bank_dance`` scored against the music gallery.
+    and the d2m querybank is ``bank_dance`` scored against the music gallery. With
+    ``bank_without_query_group`` each query is normalised by a querybank fitted without the bank clips of
+    its own group: the gallery's own clips can then serve as the bank (as a library's do) without a query
+    ever meeting its own pair in it, which is the situation of a new query against a library.
     """
     if len(music) != len(dance) or len(music) == 0:
         raise ParameterError(f"music has {len(music)} clips and dance {len(dance)}; expected the same non-zero "
@@ -112,7 +136,7 @@ def evaluate_retrieval(*, music: ModalityEmbeddings, dance: ModalityEmbeddings,
         raise ParameterError(f"chunk_size={chunk_size} must be >= 1 (query rows scored at a time).")
     common = {"hubness": hubness, "k": k, "beta": beta, "beat_weight_head": beat_weight_head,
               "beat_weight_align": beat_weight_align, "chunk_size": chunk_size, "bs_ks": tuple(bs_ks),
-              "sigma_frames": sigma_frames}
+              "sigma_frames": sigma_frames, "bank_without_query_group": bank_without_query_group}
     report: dict[str, Any] = {
         "m2d": _evaluate_direction(query=music, gallery=dance, bank=bank_music, direction="m2d", **common),
         "d2m": _evaluate_direction(query=dance, gallery=music, bank=bank_dance, direction="d2m", **common),
