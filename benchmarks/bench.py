@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from beatdance.pipeline.bench import BenchConfig, format_markdown, paired_comparisons, run_bench
+from beatdance.pipeline.bench import BenchConfig, paired_comparisons, run_bench
+from beatdance.pipeline.bench_report import format_markdown
 from beatdance.pipeline.prepare import PrepareConfig, prepare
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,8 +19,8 @@ from beatdance.features.store import FeatureStore
 from beatdance.model import BeatBlender, BlenderConfig
 from beatdance.beats.rhythm import RhythmConfig, tempo_bump
 from beatdance.pipeline.baselines import metre_weights, tempo_embeddings
-from beatdance.pipeline.bench import (CCA_ROW, RHYTHM_ROW, BenchConfig, load_bench_data, run_bench, run_fold,
-                                      trained_arms)
+from beatdance.pipeline.bench import (CCA_ROW, LIBRARY_QB_ROW, LIBRARY_ROW, RHYTHM_ROW, BenchConfig, load_bench_data,
+                                      run_bench, run_fold, trained_arms)
 from beatdance.retrieval.embed import embed_featureset
 from beatdance.retrieval.evaluate import ModalityEmbeddings
 from beatdance.synth.features import SynthFeatureConfig, generate_synthetic_features
@@ -141,12 +141,16 @@ def test_bench_splits_by_pair_without_leakage(tiny_store, bench_results):
         assert len(trained) == arms and all(ids == trained[0] for ids in trained)  # every arm, the same clips
         inputs = [kw for k, kw in spy.evaluated.values() if k == key]
         tested = {i for kw in inputs for i in kw["music"].ids + kw["dance"].ids}
-        banks = [kw["bank_music"].ids for kw in inputs if kw.get("bank_music") is not None]
+        banks = [kw["bank_music"].ids for kw in inputs
+                 if kw.get("bank_music") is not None and not kw.get("bank_without_query_group")]
+        library_banks = [kw["bank_music"].ids for kw in inputs if kw.get("bank_without_query_group")]
         assert not groups(trained[0]) & groups(tested)
         assert sorted(groups(trained[0])) == run["train_groups"] and sorted(groups(tested)) == run["test_groups"]
         assert len(trained[0]) == run["num_train"] and len(tested) == run["num_test"]
         val = frozenset(i for i in data.ids if group_of[i] in run["val_groups"])
         assert {frozenset(b) for b in banks} == {frozenset(trained[0]), val}  # querybanks: the train or val clips
+        # the library-style querybank: the test gallery's own clips, each query's own pair left out
+        assert library_banks and {frozenset(b) for b in library_banks} == {frozenset(tested)}
         assert not set(run["val_groups"]) & (groups(trained[0]) | groups(tested))
         for report in run["reports"].values():
             assert report["m2d"]["num_queries"] == len(tested)  # the gallery is the test fold only
@@ -162,7 +166,8 @@ def test_bench_reports_every_arm_and_renders_markdown(bench_results):
     rows = set(saved["summary"])
     expected = {"chance", RHYTHM_ROW, CCA_ROW, "official, pair-ordered batches (LEAKS)",
                 "official + DIS (train qb)", "official + DIS (val qb)", "default + DIS (train qb)",
-                "default + DIS (val qb)", "default, score + 1 x beat head", "default -metre loss", "temporal"}
+                "default + DIS (val qb)", "default, score + 1 x beat head", "default -metre loss", "temporal",
+                LIBRARY_QB_ROW, LIBRARY_ROW}
     assert expected | {a.name for a in trained_arms(BenchConfig(**TINY))} <= rows
     assert not any(row.startswith("style oracle") for row in rows)  # no style labels in these pair names
     # Every plain row (cosine of the embeddings, nothing added) against ranks counted here from its embeddings.

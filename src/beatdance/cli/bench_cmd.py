@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from ..pipeline.bench import BenchConfig, format_markdown, paired_comparisons, run_bench
+from ..pipeline.bench import BenchConfig, paired_comparisons, run_bench
+from ..pipeline.bench_report import format_markdown
 from ..threads import resolve_threads
 from .app import app
 

@@ -54,7 +54,7 @@ from ..retrieval.hubness import load_querybank, save_querybank
 from ..retrieval.index import IndexConfig, VectorIndex
 from ..retrieval.protocol import check_same_extractors
 from ..retrieval.scoring import Direction, ModalityEmbeddings
-from ..retrieval.search import GallerySearch, Hits, SearchSettings, fit_gallery_querybank
+from ..retrieval.search import LIBRARY_SEARCH, GallerySearch, Hits, SearchSettings, fit_gallery_querybank
 from ..threads import limited_threads
 from ..util import atomic_write_json, progress, read_json, recover_interrupted_swap, write_dir_atomically
 from .catalog import Item, read_catalog, write_catalog
@@ -70,9 +70,9 @@ class LibraryConfig:
     """How a library is indexed and searched by default; saved in library.json.
 
     ``querybank`` is "library" (the library's own clips of the other modality are the bank queries) or
-    the name of a split of the feature store (e.g. "train"). The default score adds the beat-head cosine
-    with weight 0.8 (the weight in the official code's abandoned beat-fusion line, SPEC §4.2) and the
-    explicit beat alignment with weight 0.2, before DIS.
+    the name of a split of the feature store (e.g. "train"). The default search (``LIBRARY_SEARCH``: DIS
+    with the library querybank, 0.2 x beat alignment, no beat-head term) is the one measured best in
+    ``make bench``.
     """
 
     index: Literal["flat", "ivf", "hnsw"] = "flat"
@@ -80,7 +80,7 @@ class LibraryConfig:
     nprobe: int = 16
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
-    search: SearchSettings = field(default_factory=lambda: SearchSettings(beat_weight_head=0.8, beat_weight_align=0.2))
+    search: SearchSettings = field(default_factory=lambda: SearchSettings(**LIBRARY_SEARCH.to_dict()))
     querybank: str = "library"
     batch_size: int = 32
 

@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,20 +46,24 @@ from ..model.checkpoint import load_checkpoint
 from ..plots import plot_rank_histogram, plot_recall_curves
 from ..retrieval.embed import embed_featureset
 from ..retrieval.evaluate import ModalityEmbeddings, evaluate_retrieval
-from ..retrieval.metrics import RECALL_KS, positive_ranks
+from ..retrieval.metrics import positive_ranks
 from ..retrieval.scoring import Scorer
+from ..retrieval.search import LIBRARY_SEARCH
 from ..train.config import TrainConfig
 from ..train.recipes import RECIPES
 from ..train.trainer import train
 from ..util import atomic_write_bytes, atomic_write_json, progress
 from .baselines import cca_embeddings, random_embeddings, rhythm_heuristic, style_oracle
+from .bench_report import DIRECTIONS, format_markdown, paired_comparison, results_markdown, summarise
 
-DIRECTIONS = ("m2d", "d2m")
 _RECIPE = RECIPES["default"]
 DEFAULT_ROW = "default"
 RHYTHM_ROW = "rhythm heuristic (ratios from training pairs)"
 CCA_ROW = "linear CCA"
 ORACLE_ROW = "style oracle"
+LIBRARY_QB_ROW = f"{DEFAULT_ROW} + DIS (library qb, own pair left out)"
+LIBRARY_ROW = (f"{DEFAULT_ROW}, library search (DIS library qb + {LIBRARY_SEARCH.beat_weight_head:g} x beat head + "
+               f"{LIBRARY_SEARCH.beat_weight_align:g} x BA)")
 
 
 @dataclass
@@ -235,6 +239,8 @@ def run_fold(data: FeatureSet, tempos: dict[str, tuple[float, float]], fold: Fol
             reports[f"{arm.name} + DIS ({bank_name} qb)"] = evaluate_retrieval(
                 music=music, dance=dance, bank_music=bank_music, bank_dance=bank_dance, hubness="dis", k=cfg.qb_k,
                 beta=cfg.qb_beta, **common)
+        if arm.name == DEFAULT_ROW:
+            reports.update(library_rows(music, dance, cfg=cfg, common=common))
         for w in cfg.head_weights:
             reports[f"{arm.name}, score + {w:g} x beat head"] = evaluate_retrieval(
                 music=music, dance=dance, beat_weight_head=w, **common)
@@ -251,54 +257,23 @@ def run_fold(data: FeatureSet, tempos: dict[str, tuple[float, float]], fold: Fol
     return reports, ranks
 
 
+def library_rows(music: ModalityEmbeddings, dance: ModalityEmbeddings, *, cfg: BenchConfig,
+                 common: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The querybank a library uses (its own clips of the query modality, which hold every gallery item's
+    partner), as a new query meets it: the test gallery's clips minus the query's own pair. Once with
+    plain DIS, once with the library's default search settings (``LIBRARY_SEARCH``)."""
+    lib = LIBRARY_SEARCH
+    bank = {"bank_music": music, "bank_dance": dance, "bank_without_query_group": True}
+    return {
+        LIBRARY_QB_ROW: evaluate_retrieval(music=music, dance=dance, hubness="dis", k=cfg.qb_k, beta=cfg.qb_beta,
+                                           **bank, **common),
+        LIBRARY_ROW: evaluate_retrieval(music=music, dance=dance, hubness=lib.hubness, k=lib.k, beta=lib.beta,
+                                        beat_weight_head=lib.beat_weight_head, beat_weight_align=lib.beat_weight_align,
+                                        sigma_frames=lib.sigma_frames, **bank, **common),
+    }
+
+
 # -- the whole protocol --------------------------------------------------------------------------
-
-
-def _mean_std(values: Sequence[float]) -> dict[str, float]:
-    arr = np.asarray(values, dtype=np.float64)
-    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0}
-
-
-def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-    """row -> direction -> metric -> {mean, std} over runs; pair-level metrics are prefixed "pair ".
-
-    Each run is {"seed", "fold", "reports": {row: evaluate_retrieval report}}.
-    """
-    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    for row in runs[0]["reports"]:
-        out[row] = {}
-        for direction in DIRECTIONS:
-            values: dict[str, list[float]] = {}
-            for run in runs:
-                res = run["reports"][row][direction]
-                flat = {**res["metrics"], **{f"pair {k}": v for k, v in res["pair_metrics"].items()},
-                        **res["beat_similarity"]}
-                for key, value in flat.items():
-                    values.setdefault(key, []).append(value)
-            out[row][direction] = {k: _mean_std(v) for k, v in values.items()}
-    return out
-
-
-TABLE_COLUMNS = tuple(f"R@{k}" for k in RECALL_KS) + ("MedR", "MedR/N", "MeanR", "pair R@1", "pair R@5", "BS@10")
-
-
-def format_markdown(summary: dict[str, Any], *, columns: Sequence[str] = TABLE_COLUMNS) -> str:
-    """One Markdown table per direction: a row per arm, mean ± std per metric."""
-    parts = []
-    for direction in DIRECTIONS:
-        label = "music -> dance (m2d)" if direction == "m2d" else "dance -> music (d2m)"
-        parts.append(f"**{label}**\n")
-        parts.append("| arm | " + " | ".join(columns) + " |")
-        parts.append("|---|" + "---:|" * len(columns))
-        for row, by_direction in summary.items():
-            cells = []
-            for col in columns:
-                stat = by_direction[direction].get(col)
-                digits = 3 if col == "MedR/N" else 1
-                cells.append("-" if stat is None else f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}")
-            parts.append(f"| {row} | " + " | ".join(cells) + " |")
-        parts.append("")
-    return "\n".join(parts)
 
 
 def _init_worker() -> None:
@@ -306,34 +281,14 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-PAIRED_METRICS = ("R@10", "MedR", "MedR/N", "pair R@1")
-
-
-def paired_comparison(runs: Sequence[dict[str, Any]], *, row: str, baseline: str) -> str:
-    """Markdown table of per-run differences ``row`` - ``baseline`` (same test clips), mean ± std, and in
-    how many runs ``row`` is better (higher recall, lower MedR)."""
-    lines = [f"**{row} - {baseline}, paired over the {len(runs)} runs**\n",
-             "| direction | " + " | ".join(PAIRED_METRICS) + " |", "|---|" + "---:|" * len(PAIRED_METRICS)]
-    for direction in DIRECTIONS:
-        cells = []
-        for metric in PAIRED_METRICS:
-            kind, _, name = metric.rpartition(" ")
-            key = "pair_metrics" if kind else "metrics"
-            diff = np.array([run["reports"][row][direction][key][name] - run["reports"][baseline][direction][key][name]
-                             for run in runs])
-            better = int(((diff < 0) if name.startswith("MedR") else (diff > 0)).sum())
-            stat = _mean_std(diff)
-            digits = 3 if name == "MedR/N" else 1
-            cells.append(f"{stat['mean']:+.{digits}f} ± {stat['std']:.{digits}f} ({better}/{len(runs)} better)")
-        lines.append(f"| {direction} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def paired_comparisons(runs: Sequence[dict[str, Any]], cfg: BenchConfig) -> str:
     """The default arm against the rhythm heuristic, linear CCA, temporal (no rhythm branch) and official
-    (as released, and with the default's pooling when that differs)."""
+    (as released, and with the default's pooling when that differs); the library's default search against
+    the plain default score, the rhythm heuristic and linear CCA."""
     baselines = [RHYTHM_ROW, CCA_ROW, "temporal", "official", pooled_official_row(cfg)]
-    return "\n".join(paired_comparison(runs, row=DEFAULT_ROW, baseline=base) for base in baselines if base is not None)
+    tables = [paired_comparison(runs, row=DEFAULT_ROW, baseline=base) for base in baselines if base is not None]
+    tables += [paired_comparison(runs, row=LIBRARY_ROW, baseline=base) for base in (DEFAULT_ROW, RHYTHM_ROW, CCA_ROW)]
+    return "\n".join(tables)
 
 
 def run_bench(*, store: str | os.PathLike[str], out: str | os.PathLike[str], config: BenchConfig | None = None,
@@ -380,7 +335,7 @@ def run_bench(*, store: str | os.PathLike[str], out: str | os.PathLike[str], con
                "summary": summary, "runs": runs}
     table = format_markdown(summary) + "\n" + paired_comparisons(runs, cfg)
     atomic_write_json(out / "results.json", results)
-    atomic_write_bytes(out / "results.md", _results_markdown(results, table).encode())
+    atomic_write_bytes(out / "results.md", results_markdown(results, table).encode())
     for direction in DIRECTIONS:
         curves = {row: {k: v["mean"] for k, v in summary[row][direction].items()}
                   for row in ("chance", RHYTHM_ROW, CCA_ROW, "official", pooled_official_row(cfg), "temporal",
@@ -391,14 +346,3 @@ def run_bench(*, store: str | os.PathLike[str], out: str | os.PathLike[str], con
                             ranks={row: np.concatenate(r) for row, r in pooled[direction].items()},
                             title=f"{direction}: rank of the true partner, all test clips of all runs")
     return results
-
-
-def _results_markdown(results: dict[str, Any], table: str) -> str:
-    cfg = results["config"]
-    sizes = sorted({run["num_test"] for run in results["runs"]})
-    return (
-        f"# Benchmark on {results['store']}\n\n"
-        f"{results['num_clips']} clips of {results['num_groups']} pairs; {cfg['folds']}-fold cross-validation over "
-        f"pairs x {cfg['seeds']} seeds = {len(results['runs'])} runs (test folds of {sizes[0]}-{sizes[-1]} clips); "
-        f"mean ± std over runs; {results['elapsed_s']:.0f} s.\n\n{table}"
-    )
