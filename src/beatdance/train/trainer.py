@@ -126,135 +126,176 @@ def _forward(model: BeatBlender, batch: list[torch.Tensor], config: TrainConfig,
     return out
 
 
+class Trainer:
+    """One training run, in clear steps: set up (model, loss, optimizer, schedule), resume, then per epoch
+    the steps with validation and model selection, and the ``last/`` checkpoint."""
+
+    def __init__(self, *, train_set: FeatureSet, val_set: FeatureSet | None, model_config: BlenderConfig,
+                 config: TrainConfig, out: Path, data_info: dict[str, Any] | None, show_progress: bool) -> None:
+        check_compatible(model_config, train_set, source="the training split")
+        if val_set is not None:
+            check_compatible(model_config, val_set, source="the validation split")
+        if len(train_set) < 2:
+            raise DataError(f"The training split has {len(train_set)} clips; contrastive training needs at least 2.")
+        self.train_set, self.val_set, self.config, self.out = train_set, val_set, config, out
+        self.data_info = data_info or {}
+        self.show_progress = show_progress
+        self.device = resolve_device(config.device)
+        self.run_config = {"model": model_config.to_dict(), "train": config.to_dict(), "data": self.data_info}
+        seed_everything(config.seed)
+        self.model = BeatBlender(model_config).to(self.device)
+        if model_config.standardise:
+            self.model.fit_standardisation(music=torch.from_numpy(train_set.music).to(self.device),
+                                           dance=torch.from_numpy(train_set.dance).to(self.device))
+        self.loss_fn = ContrastiveLoss(temperature=config.temperature, learnable=config.learnable_temperature,
+                                       beta=config.beta, metre_weight=config.metre_weight).to(self.device)
+        self.params = list(self.model.parameters()) + list(self.loss_fn.parameters())
+        # The learnable temperature is no weight: decaying it would pull the logit scale towards 1.
+        groups = [{"params": list(self.model.parameters())},
+                  {"params": list(self.loss_fn.parameters()), "weight_decay": 0.0}]
+        self.opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr,
+                                     betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps,
+                                     weight_decay=config.weight_decay)
+        self.steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.warmup_steps = int(config.warmup_fraction * self.total_steps)
+        self.evals_at = eval_steps(self.steps_per_epoch, config.evals_per_epoch if val_set is not None else 0)
+        self.start_epoch, self.global_step = 0, 0
+        self.window: deque[float] = deque(maxlen=config.selection_window)
+        self.best_score: float | None = None
+        self.history: list[dict[str, Any]] = []
+        self.history_path = out / "history.jsonl"
+
+    def resume(self) -> None:
+        """Restore weights, optimizer, RNG and selection state from ``last/`` (configs must match)."""
+        saved = read_json(self.out / "config.json")
+        for key in ("model", "train"):
+            if saved.get(key) != self.run_config[key]:
+                diff = sorted(k for k in set(saved.get(key, {})) | set(self.run_config[key])
+                              if saved.get(key, {}).get(k) != self.run_config[key].get(k))
+                raise CheckpointError(f"Cannot resume {self.out}: its {key} config differs in {diff}. Resume with the "
+                                      "same settings, or use a new --out.")
+        ckpt = resolve_checkpoint(self.out / "last")
+        state = read_json(ckpt / "config.json")["state"]
+        weights = load_extra_tensors(ckpt)
+        self.model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        self.loss_fn.load_state_dict({k[len("loss."):]: v for k, v in weights.items() if k.startswith("loss.")})
+        _restore_optimizer(self.opt, weights, state["param_groups"])
+        torch.set_rng_state(weights["rng.torch"])
+        if "rng.cuda" in weights and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(list(weights["rng.cuda"]))
+        self.start_epoch, self.global_step = state["epoch"], state["global_step"]
+        self.window.extend(state["window"])
+        self.best_score = state["best_score"]
+        if self.history_path.exists():
+            lines = self.history_path.read_text().splitlines()
+            self.history = [h for h in (json.loads(line) for line in lines if line.strip()) if h["epoch"] <= self.start_epoch]
+
+    def checkpoint_config(self, extra: dict[str, Any]) -> dict[str, Any]:
+        return {"train": self.config.to_dict(), "data": self.data_info, **extra}
+
+    def run(self) -> TrainResult:
+        """Train from ``start_epoch`` to the last epoch; ``best/`` is the last weights when nothing validated."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.out / "config.json", self.run_config)
+        self.history_path.write_text("".join(json.dumps(h) + "\n" for h in self.history))
+        bar = progress(desc="train", total=self.total_steps, initial=self.start_epoch * self.steps_per_epoch,
+                       enabled=self.show_progress)
+        started = time.perf_counter()
+        for epoch in range(self.start_epoch, self.config.epochs):
+            self.train_epoch(epoch, bar=bar, started=started)
+            self.save_last(epoch)
+        bar.close()
+        if not (self.out / "best").exists():
+            save_checkpoint(self.out / "best", model=self.model,
+                            config=self.checkpoint_config({"metrics": self.history[-1] if self.history else {}}))
+        return TrainResult(run_dir=self.out, best_checkpoint=self.out / "best", history=self.history,
+                           best_score=self.best_score)
+
+    def train_epoch(self, epoch: int, *, bar: Any, started: float) -> None:
+        """One pass over the training clips in a seeded order, validating at ``evals_at`` steps."""
+        cfg = self.config
+        self.model.train()
+        seeded = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.train_set), generator=seeded).numpy()
+        running: list[float] = []
+        for step in range(self.steps_per_epoch):
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            if len(idx) >= 2:  # a trailing batch of one clip has no negatives
+                running.append(self.step(idx, epoch=epoch, step=step))
+                bar.set_postfix(epoch=epoch + 1, loss=f"{running[-1]:.3f}")
+            else:
+                self.global_step += 1
+            bar.update(1)
+            if step in self.evals_at and self.val_set is not None and running:
+                self.validate(epoch=epoch, step=step, train_loss=float(np.mean(running)),
+                              time_s=time.perf_counter() - started)
+                running = []
+
+    def step(self, idx: np.ndarray, *, epoch: int, step: int) -> float:
+        """One optimizer step on the clips ``idx``; returns the batch loss."""
+        cfg = self.config
+        batch = [torch.from_numpy(a).to(self.device)
+                 for a in self.train_set.arrays(idx, rhythm=self.model.config.rhythm_branch)]
+        for group in self.opt.param_groups:
+            group["lr"] = cfg.lr * lr_factor(self.global_step, total_steps=self.total_steps,
+                                             warmup_steps=self.warmup_steps)
+        loss, parts = self.loss_fn(_forward(self.model, batch, cfg, seed=cfg.seed * 1_000_003 + self.global_step))
+        if not torch.isfinite(loss):
+            raise DataError(f"Training loss became {float(loss)} at epoch {epoch + 1}, step {step}. Check the features "
+                            "for extreme values, or lower --lr.")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+        self.opt.step()
+        self.global_step += 1
+        return float(parts["loss"])
+
+    def validate(self, *, epoch: int, step: int, train_loss: float, time_s: float) -> None:
+        """Validation metrics, the moving-window selection score, and ``best/`` when it improved."""
+        assert self.val_set is not None
+        cfg = self.config
+        row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "global_step": self.global_step,
+                               "time_s": round(time_s, 2), "lr": self.opt.param_groups[0]["lr"], "train_loss": train_loss}
+        row.update(_validate(self.model, self.loss_fn, self.val_set, cfg, self.device))
+        self.window.append(row[cfg.selection_metric])
+        score = float(np.mean(self.window))
+        row["window_score"] = score
+        best = self.best_score
+        better = best is None or (score < best if cfg.selection_lower_is_better else score > best)
+        row["saved_best"] = bool(better)
+        if better:
+            self.best_score = score
+            save_checkpoint(self.out / "best", model=self.model, config=self.checkpoint_config({"metrics": row}))
+        self.history.append(row)
+        with self.history_path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+    def save_last(self, epoch: int) -> None:
+        """``last/``: weights plus optimizer, RNG and selection state, so a resume continues exactly."""
+        tensors, groups = _optimizer_tensors(self.opt)
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+        tensors.update({f"loss.{k}": v.detach().cpu() for k, v in self.loss_fn.state_dict().items()})
+        state = {"epoch": epoch + 1, "global_step": self.global_step, "window": list(self.window),
+                 "best_score": self.best_score, "param_groups": groups}
+        save_checkpoint(self.out / "last", model=self.model, config=self.checkpoint_config({"state": state}),
+                        extra_tensors=tensors)
+        if self.config.save_every and (epoch + 1) % self.config.save_every == 0:
+            save_checkpoint(self.out / f"epoch_{epoch + 1:04d}", model=self.model,
+                            config=self.checkpoint_config({"epoch": epoch + 1}))
+
+
 def train(*, train_set: FeatureSet, val_set: FeatureSet | None, model_config: BlenderConfig, config: TrainConfig,
           out: str | os.PathLike[str], data_info: dict[str, Any] | None = None, resume: bool = False,
           show_progress: bool = True) -> TrainResult:
     """Train a Beat Blender on ``train_set``, select on ``val_set``, and write a run directory to ``out``."""
     out = Path(out)
-    check_compatible(model_config, train_set, source="the training split")
-    if val_set is not None:
-        check_compatible(model_config, val_set, source="the validation split")
-    if len(train_set) < 2:
-        raise DataError(f"The training split has {len(train_set)} clips; contrastive training needs at least 2.")
-    device = resolve_device(config.device)
-    run_config = {"model": model_config.to_dict(), "train": config.to_dict(), "data": data_info or {}}
-
-    seed_everything(config.seed)
-    model = BeatBlender(model_config).to(device)
-    if model_config.standardise:
-        model.fit_standardisation(music=torch.from_numpy(train_set.music).to(device),
-                                  dance=torch.from_numpy(train_set.dance).to(device))
-    loss_fn = ContrastiveLoss(temperature=config.temperature, learnable=config.learnable_temperature, beta=config.beta,
-                              metre_weight=config.metre_weight).to(device)
-    params = list(model.parameters()) + list(loss_fn.parameters())
-    # The learnable temperature is no weight: decaying it would pull the logit scale towards 1.
-    groups = [{"params": list(model.parameters())},
-              {"params": list(loss_fn.parameters()), "weight_decay": 0.0}]
-    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
-                            eps=config.adam_eps, weight_decay=config.weight_decay)
-
-    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    warmup_steps = int(config.warmup_fraction * total_steps)
-    evals_at = eval_steps(steps_per_epoch, config.evals_per_epoch if val_set is not None else 0)
-
-    start_epoch, global_step = 0, 0
-    window: deque[float] = deque(maxlen=config.selection_window)
-    best_score: float | None = None
-    history: list[dict[str, Any]] = []
-    history_path = out / "history.jsonl"
-
+    trainer = Trainer(train_set=train_set, val_set=val_set, model_config=model_config, config=config, out=out,
+                      data_info=data_info, show_progress=show_progress)
     if (out / "last").exists() and not resume:
         raise ParameterError(f"{out} already holds a training run. Pass --resume to continue it, or a new --out.")
     if resume and (out / "last").exists():
-        saved = read_json(out / "config.json")
-        for key in ("model", "train"):
-            if saved.get(key) != run_config[key]:
-                diff = sorted(k for k in set(saved.get(key, {})) | set(run_config[key])
-                              if saved.get(key, {}).get(k) != run_config[key].get(k))
-                raise CheckpointError(
-                    f"Cannot resume {out}: its {key} config differs in {diff}. Resume with the same settings, or use a new --out."
-                )
-        ckpt = resolve_checkpoint(out / "last")
-        state = read_json(ckpt / "config.json")["state"]
-        weights = load_extra_tensors(ckpt)
-        model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
-        loss_fn.load_state_dict({k[len("loss."):]: v for k, v in weights.items() if k.startswith("loss.")})
-        _restore_optimizer(opt, weights, state["param_groups"])
-        torch.set_rng_state(weights["rng.torch"])
-        if "rng.cuda" in weights and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(list(weights["rng.cuda"]))
-        start_epoch, global_step = state["epoch"], state["global_step"]
-        window.extend(state["window"])
-        best_score = state["best_score"]
-        if history_path.exists():
-            history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
-            history = [h for h in history if h["epoch"] <= start_epoch]
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", run_config)
-    history_path.write_text("".join(json.dumps(h) + "\n" for h in history))
-
-    def checkpoint_config(extra: dict[str, Any]) -> dict[str, Any]:
-        return {"train": config.to_dict(), "data": data_info or {}, **extra}
-
-    n = len(train_set)
-    bar = progress(desc="train", total=total_steps, initial=start_epoch * steps_per_epoch, enabled=show_progress)
-    started = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs):
-        model.train()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)).numpy()
-        running: list[float] = []
-        for step in range(steps_per_epoch):
-            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-            if len(idx) < 2:  # a trailing batch of one clip has no negatives
-                bar.update(1)
-                global_step += 1
-                continue
-            batch = [torch.from_numpy(a).to(device) for a in train_set.arrays(idx, rhythm=model_config.rhythm_branch)]
-            for group in opt.param_groups:
-                group["lr"] = config.lr * lr_factor(global_step, total_steps=total_steps, warmup_steps=warmup_steps)
-            loss, parts = loss_fn(_forward(model, batch, config, seed=config.seed * 1_000_003 + global_step))
-            if not torch.isfinite(loss):
-                raise DataError(
-                    f"Training loss became {float(loss)} at epoch {epoch + 1}, step {step}. Check the features for "
-                    "extreme values, or lower --lr."
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            opt.step()
-            global_step += 1
-            running.append(parts["loss"])
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{parts['loss']:.3f}")
-            if step in evals_at and val_set is not None:
-                row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "global_step": global_step,
-                                       "time_s": round(time.perf_counter() - started, 2),
-                                       "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(running))}
-                row.update(_validate(model, loss_fn, val_set, config, device))
-                window.append(row[config.selection_metric])
-                score = float(np.mean(window))
-                row["window_score"] = score
-                better = best_score is None or (score < best_score if config.selection_lower_is_better else score > best_score)
-                row["saved_best"] = bool(better)
-                if better:
-                    best_score = score
-                    save_checkpoint(out / "best", model=model, config=checkpoint_config({"metrics": row}))
-                history.append(row)
-                with history_path.open("a") as fh:
-                    fh.write(json.dumps(row) + "\n")
-                running = []
-        tensors, groups = _optimizer_tensors(opt)
-        tensors["rng.torch"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            tensors["rng.cuda"] = torch.stack(torch.cuda.get_rng_state_all())
-        tensors.update({f"loss.{k}": v.detach().cpu() for k, v in loss_fn.state_dict().items()})
-        state = {"epoch": epoch + 1, "global_step": global_step, "window": list(window), "best_score": best_score,
-                 "param_groups": groups}
-        save_checkpoint(out / "last", model=model, config=checkpoint_config({"state": state}), extra_tensors=tensors)
-        if config.save_every and (epoch + 1) % config.save_every == 0:
-            save_checkpoint(out / f"epoch_{epoch + 1:04d}", model=model, config=checkpoint_config({"epoch": epoch + 1}))
-    bar.close()
-    if not (out / "best").exists():
-        save_checkpoint(out / "best", model=model, config=checkpoint_config({"metrics": history[-1] if history else {}}))
-    return TrainResult(run_dir=out, best_checkpoint=out / "best", history=history, best_score=best_score)
+        trainer.resume()
+    return trainer.run()
