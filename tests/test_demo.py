@@ -11,6 +11,7 @@ import pytest
 
 from beatdance.demo import DemoConfig, run_demo
 from beatdance.library import Library
+from beatdance.plots import describe_shift
 
 
 def _stamps(out: Path) -> dict[str, int]:
@@ -55,6 +56,10 @@ def test_demo_runs_every_stage_and_reruns_from_disk(tmp_path):
         assert (tmp_path / name).is_file(), name
     report = (tmp_path / "report.md").read_text()
     assert "| m2d | dis |" in report and "plots/top_match_beats.png" in report
+    page = (tmp_path / "report.html").read_text()
+    assert "{'" not in report and "`" not in page  # no raw Python dicts, no Markdown code marks in the HTML
+    assert "[top_match.mp4](top_match.mp4)" in report and '<video controls src="top_match.mp4"' in page
+    assert describe_shift(-summary["export"]["offset_s"]) in report  # the words of the export plot's title
     with av.open(str(tmp_path / "top_match.mp4")) as c:
         assert c.streams.video and c.streams.audio
     # A rerun reuses what is on disk: nothing is synthesized, prepared, trained or indexed again, and it reports

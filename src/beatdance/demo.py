@@ -1,7 +1,7 @@
 """The built-in demo: the whole pipeline from raw media, offline, on a fresh machine with no data.
 
 synthesize a corpus (songs + beat-locked motion-capture dances, and one rendered dance video) ->
-``prepare`` -> ``train`` (temporal variant) -> ``evaluate`` on the held-out pairs -> ``index`` a library ->
+``prepare`` -> ``train`` (the ``default`` recipe) -> ``evaluate`` on the held-out pairs -> ``index`` a library ->
 ``search`` it with held-out songs, a held-out dance and the video -> ``export`` the best match -> a
 report (Markdown and HTML, with plots) of R@K and of the beat alignment of the top results.
 
@@ -22,13 +22,12 @@ import numpy as np
 from .features.loading import dataset_config
 from .features.store import FeatureStore
 from .library import Library, LibraryConfig, SearchResult, build_library
-from .model.blender import BlenderConfig
 from .pipeline.export import export_pair
 from .pipeline.prepare import PrepareConfig, prepare
-from .plots import plot_beat_alignment, plot_recall_curves
+from .plots import describe_shift, plot_beat_alignment, plot_recall_curves
 from .retrieval.protocol import evaluate_model
 from .synth.media import write_corpus
-from .train.config import TrainConfig
+from .train.recipes import RECIPES
 from .train.trainer import train
 from .util import atomic_write_bytes, atomic_write_json
 
@@ -40,8 +39,8 @@ class DemoConfig:
     pairs: int = 60
     duration_s: float = 30.5
     hop_s: float = 5.0
-    epochs: int = 25
-    lr: float = 1e-4
+    epochs: int = RECIPES["default"].train["epochs"]
+    lr: float = RECIPES["default"].train["lr"]
     batch_size: int = 32
     seed: int = 0
     queries: int = 4
@@ -59,14 +58,16 @@ def _corpus(out: Path, cfg: DemoConfig, *, show_progress: bool) -> tuple[Path, P
 
 
 def _train(store: Path, run: Path, cfg: DemoConfig, *, show_progress: bool) -> None:
-    """Train the demo model; a finished run is resumed past its last epoch, which trains nothing."""
+    """Train the demo model with ``beatdance train``'s default recipe (validated once per epoch); a finished
+    run is resumed past its last epoch, which trains nothing."""
     fs = FeatureStore.open(store)
     train_set, val_set = fs.load_split("train"), fs.load_split("val")
-    model = BlenderConfig(music_dim=train_set.music_dim, dance_dim=train_set.dance_dim, variant="temporal")
+    model, config = RECIPES["default"].configs(
+        model={"music_dim": train_set.music_dim, "dance_dim": train_set.dance_dim},
+        train={"epochs": cfg.epochs, "lr": cfg.lr, "batch_size": cfg.batch_size, "seed": cfg.seed, "evals_per_epoch": 1,
+               "selection_window": 3})
     train(train_set=train_set, val_set=val_set, model_config=model, data_info=dataset_config(store), out=run,
-          config=TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed, evals_per_epoch=1,
-                             selection_window=3),
-          resume=(run / "last").is_dir(), show_progress=show_progress)
+          config=config, resume=(run / "last").is_dir(), show_progress=show_progress)
 
 
 def _query_summary(result: SearchResult, *, truth_group: str | None) -> dict[str, Any]:
@@ -178,20 +179,33 @@ def _metric_rows(evaluation: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def write_report(out: Path, summary: dict[str, Any]) -> None:
-    """``report.md`` and ``report.html`` (same content; plots linked from ``plots/``)."""
-    ev = summary["evaluation"]
+def _stage_times(times: dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds:.0f} s" for name, seconds in times.items())
+
+
+def _score_words(settings: dict[str, Any]) -> str:
+    terms = [f"{settings[key]:g} x {name}" for key, name in (("beat_weight_head", "the beat-head cosine"),
+                                                             ("beat_weight_align", "the beat alignment"))
+             if settings[key]]
+    return "Scores are the fused cosine" + (f" plus {' and '.join(terms)}" if terms else "")
+
+
+def _report_blocks(summary: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The report as blocks (heading, paragraph, table, image, video), rendered to Markdown and HTML."""
+    ev, prep, export = summary["evaluation"], summary["prepare"], summary["export"]
     n_test = ev["num_clips"]
-    blocks: list[tuple[str, Any]] = [
+    splits = ", ".join(f"{name} {count}" for name, count in prep["splits"].items())
+    shift = -export["offset_s"]  # the export's offset skips music: its beats come earlier on the clip
+    return [
         ("h1", "beatdance demo report"),
         ("p", f"Whole pipeline on synthetic media in {summary['seconds']:.0f} s: {summary['config']['pairs']} songs with "
-              f"beat-locked motion-capture dances, {summary['prepare']['clips']} windows of 10 s "
-              f"(splits {summary['prepare']['splits']}, split by pair), a temporal Beat Blender trained "
-              f"{summary['config']['epochs']} epochs. Stage times (s): {summary['stage_seconds']}."),
+              f"beat-locked motion-capture dances, {prep['clips']} windows of 10 s (clips per split: {splits}; split "
+              f"by pair), a Beat Blender trained {summary['config']['epochs']} epochs with the default recipe. "
+              f"Stage times: {_stage_times(summary['stage_seconds'])}."),
         ("h2", f"Retrieval on the held-out pairs ({n_test} clips; chance R@1 = {100 / n_test:.1f} %)"),
         ("table", (["dir", "hubness", "R@1", "R@5", "R@10", "MedR", "pair R@1", "BS@1", "BS@GT"], _metric_rows(ev))),
-        ("p", "Scores add the beat-head cosine (0.8) and the beat alignment (0.2) to the fused cosine; DIS uses the "
-              "train split as querybank. BS@K: mean beat alignment (%) of the top-K retrieved pairs; BS@GT: of the true pairs."),
+        ("p", f"{_score_words(summary['library']['settings'])}; DIS uses the train split as querybank. BS@K: mean "
+              "beat alignment (%) of the top-K retrieved pairs; BS@GT: of the true pairs."),
         ("img", "plots/recall.png"),
         ("h2", "Searching the library with files"),
         ("p", f"Library of {summary['library']['items']} clips. Mean beat alignment of the top-1 match: "
@@ -204,12 +218,17 @@ def write_report(out: Path, summary: dict[str, Any]) -> None:
                      f"{1000 * q['seconds']:.0f}"] for q in summary["queries"]])),
         ("p", "Music beats (red) against the dance beats (blue) of the top match of the first query:"),
         ("img", "plots/top_match_beats.png"),
-        ("p", f"`top_match.mp4` puts that song under the matched dance, shifted by {summary['export']['offset_s']:+.2f} s "
-              f"to maximise the beat alignment ({summary['export']['score_before']:.3f} -> {summary['export']['score_after']:.3f}):"),
+        ("p", f"The video below puts that song under the matched dance, {describe_shift(shift)} to maximise the beat "
+              f"alignment ({export['score_before']:.3f} -> {export['score_after']:.3f}):"),
+        ("video", "top_match.mp4"),
         ("img", "plots/top_match_export.png"),
     ]
+
+
+def write_report(out: Path, summary: dict[str, Any]) -> None:
+    """``report.md`` and ``report.html`` (same content; plots linked from ``plots/``)."""
     md, body = [], []
-    for kind, value in blocks:
+    for kind, value in _report_blocks(summary):
         if kind in ("h1", "h2"):
             md.append(("# " if kind == "h1" else "## ") + value)
             body.append(f"<{kind}>{html.escape(value)}</{kind}>")
@@ -219,6 +238,10 @@ def write_report(out: Path, summary: dict[str, Any]) -> None:
         elif kind == "img":
             md.append(f"![{value}]({value})")
             body.append(f'<img src="{html.escape(value)}" style="max-width:900px">')
+        elif kind == "video":
+            md.append(f"[{value}]({value})")
+            body.append(f'<p><video controls src="{html.escape(value)}" style="max-width:640px"></video><br>'
+                        f'<a href="{html.escape(value)}">{html.escape(value)}</a></p>')
         else:
             head, rows = value
             md.append("\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +

@@ -97,6 +97,11 @@ def plot_beats(*, path: PathLike, envelope: np.ndarray, envelope_fps: float, bea
     return _save(fig, path)
 
 
+def describe_shift(offset_s: float) -> str:
+    """Words for a shift of the music against the dance (``offset_s`` > 0 delays the music's beats)."""
+    return f"music {'delayed' if offset_s > 0 else 'advanced'} by {abs(offset_s):.3f} s"
+
+
 def _alignment_row(fig: Figure, ax: Axes, *, music: np.ndarray, dance: np.ndarray, offset_s: float,
                    score: float | None, title: str) -> np.ndarray:
     """One row of :func:`plot_beat_alignment`; returns the music beat times as drawn (shifted)."""
@@ -116,7 +121,7 @@ def _alignment_row(fig: Figure, ax: Axes, *, music: np.ndarray, dance: np.ndarra
     ax.set_ylim(-0.5, 1.5)
     facts = [f"{len(music)} music / {len(dance)} dance beats"]
     if offset_s:
-        facts.append(f"music shifted {offset_s:+.3f} s")
+        facts.append(describe_shift(offset_s))
     if score is not None:
         facts.append(f"BA = {score:.3f}")
     ax.set_title(" - ".join([title, ", ".join(facts)] if title else [", ".join(facts)]))

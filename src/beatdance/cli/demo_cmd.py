@@ -19,7 +19,7 @@ def demo_command(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for the media, store, run, library and report."),
     pairs: int = typer.Option(_D.pairs, help="Synthetic song + dance pairs."),
     epochs: int = typer.Option(_D.epochs, help="Training epochs."),
-    lr: float = typer.Option(_D.lr, help="Learning rate (higher than the official 1e-5 so a short CPU run learns)."),
+    lr: float = typer.Option(_D.lr, help="Learning rate (the default recipe's)."),
     seed: int = typer.Option(_D.seed, help="Seed of the media, the split and the training."),
     workers: int = typer.Option(_D.workers, help="Processes for `prepare`."),
     threads: int | None = typer.Option(None, help="Torch, BLAS and OpenMP threads (default: the cores this process may use)."),
