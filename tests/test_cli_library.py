@@ -67,6 +67,24 @@ def test_search_errors_exit_2(small_library, args, message, monkeypatch, capsys)
     assert code == 2 and message in err
 
 
+def test_a_store_json_edited_after_prepare_is_refused_by_train_and_index(small_store, small_model, tmp_path, monkeypatch,
+                                                                           capsys):
+    """store.json edited to 5-s windows while the clips hold 10-s ones: `train` names the clip, the disagreement and
+    the fix; `index` refuses the store for a model trained on 10-s windows."""
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(small_store, store)
+    head = json.loads((store / "store.json").read_text())
+    head["config"]["window_s"] = 5.0
+    (store / "store.json").write_text(json.dumps(head))
+    code, _, err = _run(monkeypatch, capsys, "train", "--data", store, "--out", tmp_path / "run", "--epochs", "1")
+    assert code == 2 and ".safetensors has beat grids of" in err and "5-s windows at 10 fps (50 frames)" in err
+    assert "Restore store.json" in err and not (tmp_path / "run" / "last").exists()
+    code, _, err = _run(monkeypatch, capsys, "index", store, "--model", small_model, "--out", tmp_path / "lib", "--no-progress")
+    assert code == 2 and "other extractor settings" in err and "window_s" in err and not (tmp_path / "lib").exists()
+
+
 def test_search_through_a_running_service(live_server, small_library, small_corpus, monkeypatch, capsys):
     code, out, _ = _run(monkeypatch, capsys, "search", "--server", live_server, "--music", small_corpus / "pair_001.wav",
                         "--top", "3", "--json")

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import json
 import os
 import random
+import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+
+from .errors import ParameterError
 
 T = TypeVar("T")
 
@@ -42,22 +49,176 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def recover_interrupted_swap(path: str | os.PathLike[str]) -> None:
-    """Put back a directory that an interrupted :func:`write_dir_atomically` left aside: it moves the previous
-    directory to ``.NAME.old`` and then renames the new one onto ``path``, so a process killed between the
-    two renames leaves no ``path``, only the complete previous directory under ``.NAME.old``."""
-    path = Path(path)
-    aside = path.with_name(f".{path.name}.old")
-    if not path.exists() and aside.is_dir():
-        os.replace(aside, path)
+# Directories are swapped in through a link: NAME is a relative symlink to a sibling ``.NAME.v-STAMP`` folder.
+# A write fills ``.NAME.tmp-PID-*``, fsyncs it, renames it to the next version (a version folder is complete by
+# its name) and os.replaces a fresh link onto NAME, so NAME opens as the old or the new folder at every instant.
+# A replaced version stays for _REPLACED_KEEP_S, so that a reader that resolved NAME just before a swap can finish
+# reading it; later writes delete it, and the temps of writers that no longer run.
+_VERSION = ".v-"
+_STAMP_DIGITS = 20
+_REPLACED_KEEP_S = 60.0
 
 
-def _remove_orphaned_temps(path: Path) -> None:
-    """Delete ``.NAME.tmp-PID-*`` folders of writers that no longer run (killed mid-write)."""
-    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
-        pid = tmp.name[len(f".{path.name}.tmp-"):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
+def resolve_dir(path: str | os.PathLike[str]) -> Path:
+    """The folder that ``path`` opens as now: the version its link names (read it there, once, so that every
+    file comes from one version), or ``path`` itself (a plain folder, or nothing). A conversion of a plain
+    folder that a killed writer left half done is finished first."""
+    path = _managed_path(Path(path))
+    if not os.path.lexists(path) and (_intent(path).exists() or _legacy_aside(path).is_dir()):
+        with _parent_locked(path):
+            _finish_interrupted(path)
+    return path.parent / os.readlink(path) if path.is_symlink() else path
+
+
+def write_dir_atomically(path: str | os.PathLike[str], fill: Callable[[Path], None]) -> None:
+    """Create directory ``path`` by calling ``fill(tmp_dir)`` and swapping the finished folder in atomically.
+
+    ``path`` becomes a link to a new version folder; readers see the old or the new folder, never none or a
+    part (:func:`resolve_dir`). A plain folder at ``path`` (an older beatdance's, or the user's) is converted
+    first. Writers in one parent folder take turns for the swap, under a lock on that folder.
+    """
+    path = _managed_path(Path(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; a written folder gets the usual permissions
+        _fsync_tree(tmp)
+        with _parent_locked(path):
+            _finish_interrupted(path)
+            _convert_plain_dir(path)
+            version = _next_version(path)
+            os.rename(tmp, version)
+            _fsync(path.parent)
+            _point(path, version)
+            _remove_debris(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _managed_path(path: Path) -> Path:
+    """``path`` with the user's own symlinks at its name followed (a link to a version folder is ours)."""
+    for _ in range(32):
+        if not path.is_symlink() or _is_version(path, os.readlink(path)):
+            return path
+        path = path.parent / os.readlink(path)
+    raise ParameterError(f"{path} is a chain of more than 32 symlinks; point it at a folder.")
+
+
+def _is_version(path: Path, name: str) -> bool:
+    stamp = name[len(f".{path.name}{_VERSION}"):]
+    return name.startswith(f".{path.name}{_VERSION}") and len(stamp) == _STAMP_DIGITS and stamp.isdigit()
+
+
+def _versions(path: Path) -> list[Path]:
+    """The version folders of ``path``, oldest first."""
+    return sorted(p for p in path.parent.glob(f".{glob.escape(path.name)}{_VERSION}*") if _is_version(path, p.name))
+
+
+def _intent(path: Path) -> Path:
+    """Names the version folder a plain folder is being renamed to, while it is (see :func:`_convert_plain_dir`)."""
+    return path.with_name(f".{path.name}.converting")
+
+
+def _legacy_aside(path: Path) -> Path:
+    """Where an older beatdance's two-rename swap put the previous folder; a kill between them left no ``path``."""
+    return path.with_name(f".{path.name}.old")
+
+
+def _finish_interrupted(path: Path) -> None:
+    """Complete a conversion (or an older beatdance's swap) that a killed process left without ``path``."""
+    intent = _intent(path)
+    if intent.exists():
+        version = path.with_name(intent.read_text().strip())
+        if not os.path.lexists(path) and _is_version(path, version.name) and version.is_dir():
+            _point(path, version)
+        intent.unlink()
+    aside = _legacy_aside(path)
+    if aside.is_dir():
+        if os.path.lexists(path):
+            shutil.rmtree(aside)
+        else:
+            os.replace(aside, path)
+
+
+def _convert_plain_dir(path: Path) -> None:
+    """Make a plain folder at ``path`` a version that ``path`` links to. The one step that is not atomic: the
+    intent file written before the rename lets the next reader or writer finish a conversion killed between
+    the rename and the link (a reader never sees a half-written folder, only, for that moment, no ``path``)."""
+    if path.is_symlink() or not path.exists():
+        return
+    if not path.is_dir():
+        raise ParameterError(f"{path} is a file, not a folder; move it away or pick another output path.")
+    version = _next_version(path)
+    with open(_intent(path), "w", encoding="utf-8") as fh:
+        fh.write(version.name)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.rename(path, version)
+    _point(path, version)
+    _intent(path).unlink()
+
+
+def _next_version(path: Path) -> Path:
+    """A version name after every existing one (the clock can step back; stamps must not)."""
+    last = [int(v.name[-_STAMP_DIGITS:]) + 1 for v in _versions(path)[-1:]]
+    return path.with_name(f".{path.name}{_VERSION}{max([time.time_ns(), *last]):0{_STAMP_DIGITS}d}")
+
+
+def _point(path: Path, version: Path) -> None:
+    """Atomically make ``path`` a relative link to sibling ``version`` (a temp link renamed onto it)."""
+    link = path.with_name(f".{path.name}.link-{os.getpid()}-{secrets.token_hex(4)}")
+    os.symlink(version.name, link)
+    os.replace(link, path)
+    _fsync(path.parent)
+
+
+def _remove_debris(path: Path) -> None:
+    """Delete the versions replaced more than _REPLACED_KEEP_S ago (a version was replaced when the next one was
+    made: its stamp) and the temp folders and links of writers that no longer run."""
+    versions = _versions(path)
+    current = os.readlink(path)
+    cutoff_ns = time.time_ns() - int(_REPLACED_KEEP_S * 1e9)
+    for version, newer in zip(versions, versions[1:]):
+        if version.name != current and int(newer.name[-_STAMP_DIGITS:]) < cutoff_ns:
+            shutil.rmtree(version, ignore_errors=True)
+    for p in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        kind, _, rest = p.name[len(f".{path.name}."):].partition("-")
+        pid = rest.split("-", 1)[0]
+        if kind in ("tmp", "link") and pid.isdigit() and not _alive(int(pid)):
+            if p.is_symlink():
+                p.unlink()
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+
+
+@contextmanager
+def _parent_locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the folder holding ``path`` (swaps and repairs take turns; readers do not wait)."""
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _fsync(path: str | os.PathLike[str]) -> None:
+    """Flush a file's or a folder's entries to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file and folder under ``folder`` to disk, so a version is whole before it is swapped in."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            _fsync(os.path.join(root, name))
+        _fsync(root)
 
 
 def _alive(pid: int) -> bool:
@@ -68,32 +229,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def write_dir_atomically(path: str | os.PathLike[str], fill: Any) -> None:
-    """Create directory ``path`` by calling ``fill(tmp_dir)`` and renaming it into place.
-
-    Before writing, a swap that a killed process left half done is repaired (:func:`recover_interrupted_swap`)
-    and temporary folders of writers that no longer run are removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    recover_interrupted_swap(path)
-    _remove_orphaned_temps(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
-    try:
-        fill(tmp)
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:

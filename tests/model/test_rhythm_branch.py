@@ -88,7 +88,8 @@ def test_the_rhythm_branch_learns_tempo_and_metre_where_nothing_else_links_the_p
     medr = evaluate_retrieval(music=music, dance=dance)["m2d"]["metrics"]["MedR"]
     if rhythm_branch:
         assert medr <= 8  # tempo within 2 % among 64 clips of two styles
-        assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best", "config.json", "history.jsonl", "last"]
+        assert sorted(p.name for p in (tmp_path / "run").iterdir() if not p.name.startswith(".")) == [
+            "best", "config.json", "history.jsonl", "last"]  # (hidden: the version folders best and last link to)
     else:
         assert medr >= 16  # chance is 32: style alone halves it at best
 

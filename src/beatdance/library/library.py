@@ -1,7 +1,8 @@
 """A searchable library: every clip of a feature store embedded by a trained model, indexed per modality.
 
-Layout of a library directory (written to a temporary folder and renamed into place, so an interrupted
-``index`` or ``--add`` leaves the previous library intact)::
+Layout of a library directory (written to a new version folder that a link swap puts in place, see
+:func:`~beatdance.util.write_dir_atomically`: the path opens as the previous or the new library at every instant,
+also while an ``index`` or ``--add`` is killed)::
 
     library.json              format, version, LibraryConfig, the model config, the store's extractor
                               settings (queries are extracted with them), item count
@@ -56,7 +57,7 @@ from ..retrieval.protocol import check_same_extractors
 from ..retrieval.scoring import Direction, ModalityEmbeddings
 from ..retrieval.search import LIBRARY_SEARCH, GallerySearch, Hits, SearchSettings, fit_gallery_querybank
 from ..threads import limited_threads
-from ..util import atomic_write_json, progress, read_json, recover_interrupted_swap, write_dir_atomically
+from ..util import atomic_write_json, progress, read_json, resolve_dir, write_dir_atomically
 from .catalog import Item, read_catalog, write_catalog
 
 FORMAT = "beatdance-library"
@@ -183,25 +184,25 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
     """
     t0 = time.perf_counter()
     out = Path(out)
-    recover_interrupted_swap(out)
+    current = resolve_dir(out)  # the library's files are read from the version the path names now
     store = FeatureStore.open(data)
     old: Library | None = None
     if add:
-        old = Library.open(out)
+        old = Library.open(current)
         if config is not None and config != old.config:
             raise ParameterError(f"--add keeps the settings of {out}; drop the index/search options or build a new library.")
         config = old.config
-        if model is not None and resolve_checkpoint(model).joinpath(WEIGHTS).read_bytes() != (out / "model" / WEIGHTS).read_bytes():
+        if model is not None and resolve_checkpoint(model).joinpath(WEIGHTS).read_bytes() != (current / "model" / WEIGHTS).read_bytes():
             raise CheckpointError(f"{model} is not the model of library {out}; --add embeds with the library's own "
                                   "model. Drop --model, or build a new library for the new model.")
-        ckpt_dir = out / "model"
+        ckpt_dir = current / "model"
         if old.store_config != store.config:
             raise CheckpointError(f"{data} was prepared with other extractor settings than library {out}; "
                                   "prepare the new media with the library's settings (see its library.json).")
     elif model is None:
         raise ParameterError("a new library needs --model (a checkpoint or `beatdance train` run folder).")
     else:
-        if (out / "library.json").exists():
+        if (current / "library.json").exists():
             raise ParameterError(f"{out} already holds a library. Pass --add to add clips to it, or a new --out.")
         ckpt_dir = resolve_checkpoint(model)
     config = config or LibraryConfig()
@@ -228,7 +229,7 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
     bank: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None
     if config.querybank != "library":
         if old is not None:
-            arrays = _load_arrays(out / "bank.safetensors")
+            arrays = _load_arrays(current / "bank.safetensors")
             blank = [""] * len(arrays["music_fuse"])
             bank = (_arrays_to_embeddings(arrays, "music", blank, blank), _arrays_to_embeddings(arrays, "dance", blank, blank))
         else:
@@ -340,28 +341,28 @@ class Library:
     def open(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Library:
         """Open the library at ``path``; its files are checked against each other."""
         path = Path(path)
-        recover_interrupted_swap(path)
-        if not (path / "library.json").is_file():
+        root = resolve_dir(path)  # every file is read from the one version the path names now
+        if not (root / "library.json").is_file():
             raise CheckpointError(f"{path} is not a beatdance library (no library.json). Build one with `beatdance index`.")
-        head = read_json(path / "library.json")
+        head = read_json(root / "library.json")
         if head.get("format") != FORMAT or head.get("version") != VERSION:
             raise CheckpointError(f"{path}/library.json is format {head.get('format')!r} version {head.get('version')!r}; "
                                   f"this beatdance reads {FORMAT!r} version {VERSION}. Rebuild it with `beatdance index`.")
-        net, _ = load_checkpoint(path / "model", device=device)
+        net, _ = load_checkpoint(root / "model", device=device)
         if net.config != BlenderConfig.from_dict(head["model"]):
             raise CheckpointError(f"{path}/model does not hold the model the library was built with; rebuild the library.")
-        items = read_catalog(path / "meta.sqlite")
-        arrays = _load_arrays(path / "embeddings.safetensors")
+        items = read_catalog(root / "meta.sqlite")
+        arrays = _load_arrays(root / "embeddings.safetensors")
         dim = net.config.output_dim
         searchers: dict[Direction, GallerySearch] = {}
         for modality, direction in _GALLERY.items():
-            index = VectorIndex.load(path / f"{modality}.faiss", dim=dim)
+            index = VectorIndex.load(root / f"{modality}.faiss", dim=dim)
             if len(index) != len(items) or len(arrays[f"{modality}_grid"]) != len(items):
                 raise CheckpointError(f"{path}: the {modality} index holds {len(index)} items but the table {len(items)}; "
                                       "the library is inconsistent. Rebuild it with `beatdance index`.")
             searchers[direction] = GallerySearch(index=index, beat_head=arrays[f"{modality}_beat"],
                                                  beat_grid=arrays[f"{modality}_grid"].astype(np.float32), direction=direction,
-                                                 querybank=load_querybank(path / f"querybank_{direction}.safetensors"))
+                                                 querybank=load_querybank(root / f"querybank_{direction}.safetensors"))
         lib = cls(path, head, net, items, arrays, searchers)
         for searcher in searchers.values():
             searcher.gallery_side(lib.config.search.sigma_frames)

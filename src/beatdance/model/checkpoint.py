@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from ..errors import CheckpointError
 from ..features.featureset import FeatureSet
-from ..util import atomic_write_json, read_json, write_dir_atomically
+from ..util import atomic_write_json, read_json, resolve_dir, write_dir_atomically
 from .blender import BeatBlender, BlenderConfig
 
 WEIGHTS = "model.safetensors"
@@ -45,9 +45,10 @@ def save_checkpoint(path: str | os.PathLike[str], *, model: BeatBlender, config:
 
 
 def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
-    """The checkpoint directory named by ``path`` (a checkpoint, or a run directory with best/ or last/)."""
+    """The checkpoint directory named by ``path`` (a checkpoint, or a run directory with best/ or last/), resolved
+    to the version folder it names now (:func:`~beatdance.util.resolve_dir`), so weights and config come from one save."""
     path = Path(path)
-    for candidate in (path, path / "best", path / "last"):
+    for candidate in map(resolve_dir, (path, path / "best", path / "last")):
         if (candidate / WEIGHTS).is_file() and (candidate / CONFIG).is_file():
             return candidate
     raise CheckpointError(
