@@ -36,6 +36,7 @@ from ..beats.music import track_music_beats
 from ..errors import CheckpointError, DataError, MediaError, ParameterError
 from ..features.pooling import beat_slots, pool_segments
 from ..features.store import FeatureStore
+from ..media.limits import QueryLimits
 from ..media.types import MediaClip
 from ..model.blender import BeatBlender, BlenderConfig
 from ..model.checkpoint import CONFIG, WEIGHTS, check_compatible, load_checkpoint, resolve_checkpoint
@@ -428,18 +429,23 @@ class Library:
                                   ids=[f"window@{w.start_s:g}" for w in windows])
 
     def extract_query(self, *, modality: Modality, path: str | os.PathLike[str], start_s: float = 0.0,
-                      duration_s: float | None = None, hop_s: float | None = None) -> tuple[ModalityEmbeddings, list[Any], Any]:
-        """Windows of a query file extracted like the library's clips: (embeddings, windows, track)."""
+                      duration_s: float | None = None, hop_s: float | None = None,
+                      limits: QueryLimits | None = None) -> tuple[ModalityEmbeddings, list[Any], Any]:
+        """Windows of a query file extracted like the library's clips: (embeddings, windows, track). ``limits``
+        (default ``QueryLimits()``) caps what the file may cost, from its header before decoding and while
+        decoding: LimitError names the cap passed and its option."""
         cfg = self._prepare_config
+        limits = limits or QueryLimits()
         hop = hop_s if hop_s is not None else cfg.window_s / 2
         if modality == "music":
             check_music_path(path)
             track: Any = analyse_music(path, sr=cfg.sr, beat_config=cfg.music_beats, start_s=start_s,
-                                       duration_s=duration_s, min_duration_s=cfg.window_s)
+                                       duration_s=duration_s, min_duration_s=cfg.window_s, limits=limits)
             encoder = get_encoder(cfg.music_encoder, cfg.music_encoder_options, modality="music")
         else:
             track = analyse_dance(path, beat_config=cfg.dance_beats, start_s=start_s, duration_s=duration_s,
-                                  pose_fps=cfg.pose_fps, max_side=cfg.max_side, min_person_ratio=cfg.min_person_ratio)
+                                  pose_fps=cfg.pose_fps, max_side=cfg.max_side, min_person_ratio=cfg.min_person_ratio,
+                                  limits=limits)
             encoder = get_encoder(cfg.dance_encoder, cfg.dance_encoder_options, modality="dance")
         starts = window_starts(dance_duration_s=track.duration_s, music_duration_s=track.duration_s, offset_s=0.0,
                                window_s=cfg.window_s, hop_s=hop)
@@ -466,22 +472,25 @@ class Library:
     def search(self, *, music: str | os.PathLike[str] | None = None, dance: str | os.PathLike[str] | None = None,
                music_id: str | None = None, dance_id: str | None = None, start_s: float = 0.0,
                duration_s: float | None = None, hop_s: float | None = None, top: int = 10,
-               settings: SearchSettings | None = None, threads: int | None = 1) -> SearchResult:
+               settings: SearchSettings | None = None, threads: int | None = 1,
+               limits: QueryLimits | None = None) -> SearchResult:
         """Rank the library's dances for a music query (``music`` file or ``music_id`` of an item), or its
         music for a dance query. A file is cut into windows; the best-matching window is reported.
 
         One query is small work: ``threads`` (default 1) caps the BLAS, OpenMP and torch thread pools while
         it runs, because on a small machine idle pool threads mostly compete for the cores (a 10-s file
         query against 10k items: 75 ms with one thread against 880 ms with the default pools on a busy
-        2-core machine, benchmarks/search_speed.py). None leaves the pools alone.
+        2-core machine, benchmarks/search_speed.py). None leaves the pools alone. ``limits`` (default
+        ``QueryLimits()``) caps the duration, video pixels × frames and keypoint values of a query file, from its
+        header before decoding and while decoding (LimitError).
         """
         with limited_threads(threads):
             return self._search(music=music, dance=dance, music_id=music_id, dance_id=dance_id, start_s=start_s,
-                                duration_s=duration_s, hop_s=hop_s, top=top, settings=settings)
+                                duration_s=duration_s, hop_s=hop_s, top=top, settings=settings, limits=limits)
 
     def _search(self, *, music: str | os.PathLike[str] | None, dance: str | os.PathLike[str] | None,
                 music_id: str | None, dance_id: str | None, start_s: float, duration_s: float | None,
-                hop_s: float | None, top: int, settings: SearchSettings | None) -> SearchResult:
+                hop_s: float | None, top: int, settings: SearchSettings | None, limits: QueryLimits | None) -> SearchResult:
         t0 = time.perf_counter()
         given = {"music": music, "dance": dance, "music_id": music_id, "dance_id": dance_id}
         chosen = [k for k, v in given.items() if v is not None]
@@ -506,7 +515,7 @@ class Library:
         else:
             path = str(given[key])
             emb, windows, track = self.extract_query(modality=modality, path=path, start_s=start_s,
-                                                     duration_s=duration_s, hop_s=hop_s)
+                                                     duration_s=duration_s, hop_s=hop_s, limits=limits)
             tempo = float(track.beats.tempo_bpm)
             starts = [start_s + w.start_s for w in windows]
             beat_lists = [w.beat_times_s.tolist() for w in windows]

@@ -18,6 +18,7 @@ import numpy as np
 import soxr
 
 from ..errors import MediaError, ParameterError
+from .limits import QueryLimits, span_s
 
 # Decoding starts this long before the requested span so that codecs with inter-frame state
 # (the MP3 bit reservoir, AAC overlap) have settled when the span begins.
@@ -148,14 +149,16 @@ def check_span(*, path: str | os.PathLike[str], start_s: float, duration_s: floa
 
 
 def load_audio(path: str | os.PathLike[str], *, sr: int = 22050, start_s: float = 0.0,
-               duration_s: float | None = None) -> tuple[np.ndarray, int]:
+               duration_s: float | None = None, limits: QueryLimits | None = None) -> tuple[np.ndarray, int]:
     """Decode ``[start_s, start_s + duration_s)`` of the first audio stream of ``path`` as mono float32 at ``sr`` Hz.
 
     Works for audio files and for the audio track of videos. Channels are averaged (as in librosa).
     A span that runs past the end of the file is cut at the end, as ``librosa.load`` does; a span that
     starts at or after the end raises MediaError. A file whose data ends well before the length its
     header declares (a cut FLAC, or MP3 with a Xing header) raises MediaError; FFmpeg reads a cut WAV as
-    a shorter file. Returns ``(y, sr)``.
+    a shorter file. With ``limits``, a span longer than ``limits.max_seconds`` by the container's duration is
+    refused before decoding, and decoding stops with LimitError once it passes the cap (a file that hides or
+    understates its duration). Returns ``(y, sr)``.
     """
     if sr <= 0:
         raise ParameterError(f"sr={sr} must be a strictly positive sample rate in Hz, e.g. sr=22050.")
@@ -168,8 +171,12 @@ def load_audio(path: str | os.PathLike[str], *, sr: int = 22050, start_s: float 
         stream = c.streams.audio[0]
         file_duration_s = container_duration_s(c)
         check_span(path=path, start_s=start_s, duration_s=duration_s, file_duration_s=file_duration_s)
+        if limits is not None:
+            limits.check_seconds(path=path, what="the audio to read", seconds=span_s(
+                start_s=start_s, duration_s=duration_s, file_duration_s=file_duration_s))
         declared_s = stream_duration_s(stream)
-        y, native_sr, first_s = _decode_audio(c, stream, start_s=start_s, duration_s=duration_s)
+        cap = _DecodeCap(path=path, limits=limits, declared_s=file_duration_s) if limits is not None else None
+        y, native_sr, first_s = _decode_audio(c, stream, start_s=start_s, duration_s=duration_s, cap=cap)
     decoded_end_s = first_s + len(y) / native_sr
     a = int(round((start_s - first_s) * native_sr))
     b = len(y) if duration_s is None else a + int(round(duration_s * native_sr))
@@ -186,11 +193,30 @@ def load_audio(path: str | os.PathLike[str], *, sr: int = 22050, start_s: float 
     return np.ascontiguousarray(y, dtype=np.float32), sr
 
 
+@dataclass(frozen=True)
+class _DecodeCap:
+    """Stops decoding once more audio than ``limits.max_seconds`` (plus the pre-roll and one frame) is held."""
+
+    path: str | os.PathLike[str]
+    limits: QueryLimits
+    declared_s: float | None
+
+    def check(self, *, decoded_s: float) -> None:
+        cap_s = self.limits.max_seconds + _PREROLL_S + 1.0
+        if decoded_s > cap_s:
+            declared = "no duration" if self.declared_s is None else f"{self.declared_s:.1f} s"
+            raise self.limits.exceeded(path=self.path, limit="max_seconds",
+                                       measured=f"decoding passed {cap_s:g} s of audio (the file declares {declared})",
+                                       remedy=f"Pass --start/--duration to search at most {self.limits.max_seconds:g} s of it")
+
+
 def _decode_audio(c: av.container.InputContainer, stream: av.audio.stream.AudioStream, *, start_s: float,
-                  duration_s: float | None, seek: bool = True) -> tuple[np.ndarray, int, float]:
+                  duration_s: float | None, seek: bool = True,
+                  cap: _DecodeCap | None = None) -> tuple[np.ndarray, int, float]:
     """Mono float32 samples at the native rate from just before ``start_s``, and the time of the first one.
 
     When a seek lands after ``start_s`` (an inexact index), the span is decoded again from the start.
+    ``cap`` counts the samples held and stops decoding past the query limit.
     """
     origin_s = container_start_s(c)
     seek_s = max(0.0, start_s - _PREROLL_S) if seek else 0.0
@@ -201,6 +227,7 @@ def _decode_audio(c: av.container.InputContainer, stream: av.audio.stream.AudioS
     resampler = None
     first_s = start_s
     next_s = 0.0
+    held = 0
     for frame in c.decode(stream):
         frame_s = float(frame.time) - origin_s if frame.time is not None else next_s
         if end_s is not None and frame_s >= end_s:
@@ -208,10 +235,14 @@ def _decode_audio(c: av.container.InputContainer, stream: av.audio.stream.AudioS
         if resampler is None:  # planar float at the native rate: only a sample-format conversion
             if seek_s > 0 and frame_s > start_s:
                 c.seek(0, stream=stream, backward=True)
-                return _decode_audio(c, stream, start_s=start_s, duration_s=duration_s, seek=False)
+                return _decode_audio(c, stream, start_s=start_s, duration_s=duration_s, seek=False, cap=cap)
             resampler = av.AudioResampler(format="fltp", rate=frame.sample_rate)
             first_s = frame_s
-        chunks.extend(out.to_ndarray().mean(axis=0) for out in resampler.resample(frame))
+        for out in resampler.resample(frame):
+            chunks.append(out.to_ndarray().mean(axis=0))
+            held += chunks[-1].size
+        if cap is not None:
+            cap.check(decoded_s=held / resampler.rate)
         next_s = frame_s + frame.samples / frame.sample_rate
     if resampler is None:
         return np.zeros(0, dtype=np.float32), stream.codec_context.sample_rate or 1, first_s

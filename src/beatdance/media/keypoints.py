@@ -32,6 +32,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import os
 import pickle
 import zipfile
@@ -42,11 +43,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import MediaError, ParameterError
+from .limits import QueryLimits, npz_headers
 from .skeletons import COMMON_BODY_SOURCES, SKELETONS, get_skeleton
 from .types import Motion
 
 DWM_FPS = 25.0
 _FPS_RTOL = 0.01
+_MAX_CSV_LINE_CHARS = 4096
+_NPZ_KEYS = ("joints", "fps", "confidence", "skeleton")
 
 
 @dataclass(frozen=True)
@@ -58,28 +62,31 @@ class DwmPair:
     music_start_s: float
 
 
-def load_keypoints(path: str | os.PathLike[str], *, fps: float | None = None, camera: int = 0) -> Motion:
+def load_keypoints(path: str | os.PathLike[str], *, fps: float | None = None, camera: int = 0,
+                   limits: QueryLimits | None = None) -> Motion:
     """Motion from a keypoint file or Dance-with-Melody folder, detecting the format (see the module doc).
 
     ``fps`` is needed only for a CSV without a ``# fps=`` line; for formats that store their rate it
-    must agree with it. ``camera`` picks the view of an AIST++ pickle (0-8).
+    must agree with it. ``camera`` picks the view of an AIST++ pickle (0-8). With ``limits``, a file that
+    holds or declares more than ``limits.max_keypoint_values`` numbers (an .npz array header, a pickle's
+    size or array shapes, CSV rows, JSON bytes) is refused with LimitError before its arrays are allocated.
     """
     path = Path(path)
     if fps is not None and not (np.isfinite(fps) and fps > 0):
         raise ParameterError(f"fps={fps} must be a positive frame rate in frames per second, or None.")
     if path.is_dir() or path.name == "skeletons.json.gz":
         folder = path if path.is_dir() else path.parent
-        motion = load_dwm_pair(folder).motion
+        motion = load_dwm_pair(folder, limits=limits).motion
     elif not path.is_file():
         raise MediaError(f"{path}: no such keypoint file or folder.")
     else:
         suffix = path.suffix.lower()
         if suffix in (".pkl", ".pickle"):
-            motion = _load_aist(path, camera=camera)
+            motion = _load_aist(path, camera=camera, limits=limits)
         elif suffix == ".npz":
-            motion = _load_npz(path, fps=fps)
+            motion = _load_npz(path, fps=fps, limits=limits)
         elif suffix == ".csv":
-            motion = _load_csv(path, fps=fps)
+            motion = _load_csv(path, fps=fps, limits=limits)
         else:
             raise MediaError(
                 f"{path}: unknown keypoint format {suffix!r}. Expected a Dance-with-Melody folder, an AIST++ "
@@ -92,8 +99,11 @@ def load_keypoints(path: str | os.PathLike[str], *, fps: float | None = None, ca
     return motion
 
 
-def load_dwm_pair(folder: str | os.PathLike[str]) -> DwmPair:
-    """A Dance-with-Melody folder as its motion (absolute positions, image axes) and its song alignment."""
+def load_dwm_pair(folder: str | os.PathLike[str], *, limits: QueryLimits | None = None) -> DwmPair:
+    """A Dance-with-Melody folder as its motion (absolute positions, image axes) and its song alignment.
+
+    With ``limits`` the skeleton JSON is inflated to at most 2 bytes per allowed value (a number and its comma).
+    """
     folder = Path(folder)
     skel_path, config_path, audio_path = folder / "skeletons.json.gz", folder / "config.json", folder / "audio.mp3"
     for p in (skel_path, config_path):
@@ -110,8 +120,12 @@ def load_dwm_pair(folder: str | os.PathLike[str]) -> DwmPair:
             f"{config_path}: expected JSON with a numeric 'start_position' (25-fps frames): {exc}."
         ) from exc
     try:
-        with gzip.open(skel_path, "rt", encoding="utf-8") as fh:
-            data = json.load(fh)
+        with gzip.open(skel_path, "rb") as fh:
+            raw = fh.read() if limits is None else fh.read(2 * limits.max_keypoint_values + 1)
+        if limits is not None and len(raw) > 2 * limits.max_keypoint_values:
+            raise limits.exceeded(path=skel_path, limit="max_keypoint_values", remedy="Pass a shorter take",
+                                  measured=f"the skeleton JSON inflates past {2 * limits.max_keypoint_values} bytes")
+        data = json.loads(raw)
         skeletons = np.asarray(data["skeletons"], dtype=np.float64)
         center = np.asarray(data["center"], dtype=np.float64)
     except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
@@ -129,38 +143,66 @@ def load_dwm_pair(folder: str | os.PathLike[str]) -> DwmPair:
     return DwmPair(motion=motion, audio_path=audio_path, music_start_s=start / DWM_FPS)
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Rebuilds numpy arrays and nothing else: any other global in the pickle is refused."""
+_NDARRAY = object()  # what the pickle gets for numpy.ndarray: a type for _reconstruct, never a callable
 
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-    }
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Rebuilds numpy arrays and nothing else: any other global in the pickle is refused, ``numpy.ndarray``
+    cannot be called to allocate an array of any shape, and with ``limits`` arrays declaring more than
+    ``limits.max_keypoint_values`` elements (or 8 bytes each) in all are refused before they are allocated."""
+
+    def __init__(self, fh: io.BufferedReader, *, path: Path, limits: QueryLimits | None) -> None:
+        super().__init__(fh)
+        self._path, self._limits = path, limits
+        self._values = self._bytes = 0
 
     def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self._ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed") from None
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
+            return self._reconstruct
+        if (module, name) == ("numpy", "ndarray"):
+            return _NDARRAY
+        if (module, name) == ("numpy", "dtype"):
+            return np.dtype
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+
+    def _reconstruct(self, subtype: object, shape: Any, dtype: Any) -> np.ndarray:
+        if subtype is not _NDARRAY:
+            raise pickle.UnpicklingError("_reconstruct of a type other than numpy.ndarray")
+        values = math.prod(shape) if isinstance(shape, tuple) else int(shape)
+        self._values += values
+        self._bytes += values * np.dtype(dtype).itemsize
+        if self._limits is not None:
+            self._limits.check_values(path=self._path, what="the arrays in the pickle declare",
+                                      values=max(self._values, self._bytes // 8))
+        return np._core.multiarray._reconstruct(np.ndarray, shape, dtype)
 
 
-def load_numpy_pickle(path: str | os.PathLike[str]) -> Any:
-    """Unpickle ``path`` allowing only numpy arrays and dtypes; anything else raises MediaError."""
+def load_numpy_pickle(path: str | os.PathLike[str], *, limits: QueryLimits | None = None) -> Any:
+    """Unpickle ``path`` allowing only numpy arrays and dtypes; anything else raises MediaError. With ``limits``,
+    a file larger than 8 bytes per allowed value (float64 data) plus 1 MiB is refused unread, and arrays (at the
+    top or in a top-level dict) holding more than ``limits.max_keypoint_values`` numbers in all after loading."""
     path = Path(path)
+    if limits is not None and (size := path.stat().st_size) > 8 * limits.max_keypoint_values + (1 << 20):
+        raise limits.exceeded(path=path, limit="max_keypoint_values", remedy="Pass a shorter take",
+                              measured=f"the pickle has {size} bytes (room for over {size // 8} float64 values)")
     try:
         with open(path, "rb") as fh:
-            return _NumpyOnlyUnpickler(fh).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+            data = _NumpyOnlyUnpickler(fh, path=path, limits=limits).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, OverflowError,
+            MemoryError) as exc:
         raise MediaError(
             f"{path}: refused or unreadable pickle ({exc}). Only pickles of plain numpy arrays (AIST++ "
             "keypoints2d) are read; convert other data to .npz."
         ) from exc
+    if limits is not None:
+        arrays = data.values() if isinstance(data, dict) else [data]
+        limits.check_values(path=path, what="the arrays in the pickle hold",
+                            values=sum(a.size for a in arrays if isinstance(a, np.ndarray)))
+    return data
 
 
-def _load_aist(path: Path, *, camera: int) -> Motion:
-    data = load_numpy_pickle(path)
+def _load_aist(path: Path, *, camera: int, limits: QueryLimits | None) -> Motion:
+    data = load_numpy_pickle(path, limits=limits)
     if not isinstance(data, dict) or "keypoints2d" not in data or "timestamps" not in data:
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise MediaError(f"{path}: found {keys}; expected an AIST++ dict with 'keypoints2d' and 'timestamps'.")
@@ -183,15 +225,34 @@ def _load_aist(path: Path, *, camera: int) -> Motion:
                            skeleton="coco17")
 
 
-def _load_npz(path: Path, *, fps: float | None) -> Motion:
+def _check_npz_headers(path: Path, *, limits: QueryLimits) -> None:
+    """Refuse, from the ``.npy`` headers alone, arrays a motion cannot be made of or too many values in all."""
+    headers = npz_headers(path, _NPZ_KEYS)
+    for key, (shape, dtype) in headers.items():
+        number = dtype.kind in "biuf"
+        fits = {"joints": number and len(shape) == 3 and shape[2] in (2, 3), "confidence": number and len(shape) == 2,
+                "fps": number and math.prod(shape) == 1,
+                "skeleton": dtype.kind in "US" and math.prod(shape) == 1 and dtype.itemsize <= 1024}[key]
+        if not fits:
+            raise MediaError(f"{path}: '{key}' is declared as {dtype} {shape}; expected numbers for 'joints' (T, J, 2|3), "
+                             "'confidence' (T, J) and 'fps' (a scalar), and a skeleton name for 'skeleton'.")
+    shapes = ", ".join(f"'{k}' {shape}" for k, (shape, _) in headers.items())
+    limits.check_values(path=path, what=f"the arrays {shapes} declare",
+                        values=sum(math.prod(shape) for shape, _ in headers.values()))
+
+
+def _load_npz(path: Path, *, fps: float | None, limits: QueryLimits | None) -> Motion:
+    if limits is not None:
+        _check_npz_headers(path, limits=limits)
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
+            keys = sorted(npz.files)
+            data = {k: npz[k] for k in _NPZ_KEYS if k in keys}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise MediaError(f"{path}: not a readable .npz without pickled objects ({exc}). Re-save the keypoints "
                          "with numpy.savez (joints, fps, optional confidence and skeleton).") from exc
     if "joints" not in data:
-        raise MediaError(f"{path}: keys {sorted(data)}; expected 'joints' (T, J, 2|3), 'fps' and optional "
+        raise MediaError(f"{path}: keys {keys}; expected 'joints' (T, J, 2|3), 'fps' and optional "
                          "'confidence' (T, J) and 'skeleton'.")
     if "fps" in data:
         if data["fps"].size != 1:
@@ -203,19 +264,25 @@ def _load_npz(path: Path, *, fps: float | None) -> Motion:
     return _checked_motion(path, joints=data["joints"], fps=fps, confidence=data.get("confidence"), skeleton=skeleton)
 
 
-def _load_csv(path: Path, *, fps: float | None) -> Motion:
+def _load_csv(path: Path, *, fps: float | None, limits: QueryLimits | None) -> Motion:
     meta: dict[str, str] = {}
     header: list[str] | None = None
     body: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        text = line.strip()
-        if text.startswith("#"):
-            key, _, value = text[1:].partition("=")
-            meta[key.strip().lower()] = value.strip()
-        elif text and header is None:
-            header = [h.strip().lower() for h in text.split(",")]
-        elif text:
-            body.append(text)
+    with open(path, encoding="utf-8") as fh:
+        while line := fh.readline(_MAX_CSV_LINE_CHARS):
+            if len(line) == _MAX_CSV_LINE_CHARS and not line.endswith("\n"):
+                raise MediaError(f"{path}: a line longer than {_MAX_CSV_LINE_CHARS} characters; expected keypoint rows.")
+            text = line.strip()
+            if text.startswith("#"):
+                key, _, value = text[1:].partition("=")
+                meta[key.strip().lower()] = value.strip()
+            elif text and header is None:
+                header = [h.strip().lower() for h in text.split(",")]
+            elif text:
+                body.append(text)
+                if limits is not None and len(body) * len(header) > limits.max_keypoint_values:
+                    raise limits.exceeded(path=path, measured=f"the first {len(body)} rows hold {len(body) * len(header)} "
+                                          "values", limit="max_keypoint_values", remedy="Pass a shorter take")
     expected = "frame,joint,x,y[,z][,confidence]"
     coords = [c for c in ("x", "y", "z") if header and c in header]
     if header is None or header[:2] != ["frame", "joint"] or coords not in (["x", "y"], ["x", "y", "z"]):
@@ -237,6 +304,10 @@ def _load_csv(path: Path, *, fps: float | None) -> Motion:
     index = table[:, :2]
     if np.any(index < 0) or np.any(index != np.round(index)):
         raise MediaError(f"{path}: 'frame' and 'joint' must be non-negative integers.")
+    if limits is not None:
+        frames_n, joints_n = index.max(axis=0) + 1
+        limits.check_values(path=path, values=int(frames_n * joints_n * len(coords)),
+                            what=f"{frames_n:.0f} frames × {joints_n:.0f} joints × {len(coords)} coordinates make")
     frame, joint = index.astype(np.int64).T
     joints = np.full((frame.max() + 1, joint.max() + 1, len(coords)), np.nan)
     joints[frame, joint] = table[:, [header.index(c) for c in coords]]

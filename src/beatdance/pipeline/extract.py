@@ -22,7 +22,8 @@ from ..beats.rhythm import RhythmConfig, TrackRhythm, track_rhythm, window_rhyth
 from ..encoders.registry import Encoder, create_encoder
 from ..errors import MediaError, ParameterError
 from ..media.audio import check_audio, load_audio, probe_media
-from ..media.keypoints import load_dwm_pair, load_keypoints
+from ..media.keypoints import body_scale, load_dwm_pair, load_keypoints
+from ..media.limits import QueryLimits, span_s
 from ..media.pose import PoseEstimator, person_ratio
 from ..media.types import MediaClip, Motion
 from ..media.video import read_video_frames
@@ -152,12 +153,15 @@ def check_music_path(path: str | os.PathLike[str]) -> None:
 
 
 def analyse_music(path: str | os.PathLike[str], *, sr: int, beat_config: MusicBeatConfig, start_s: float = 0.0,
-                  duration_s: float | None = None, min_duration_s: float = 0.0) -> MusicTrack:
-    """Decode the music of ``path`` (span ``start_s`` .. + ``duration_s``; None: to the end) and track its beats."""
+                  duration_s: float | None = None, min_duration_s: float = 0.0,
+                  limits: QueryLimits | None = None) -> MusicTrack:
+    """Decode the music of ``path`` (span ``start_s`` .. + ``duration_s``; None: to the end) and track its beats.
+
+    ``limits`` caps the span decoded (a query's); None reads without caps (``prepare`` on one's own media)."""
     info = probe_media(path)
     if not info.has_audio:
         raise MediaError(f"{path}: no audio stream, so there is no music. Pass a file with a soundtrack.")
-    y, sr = load_audio(path, sr=sr, start_s=start_s, duration_s=duration_s)
+    y, sr = load_audio(path, sr=sr, start_s=start_s, duration_s=duration_s, limits=limits)
     check_audio(y, sr=sr, path=path, min_duration_s=min_duration_s)
     return MusicTrack(path=str(path), y=y, sr=sr, start_s=float(start_s),
                       beats=track_music_beats(y=y, sr=sr, config=beat_config))
@@ -165,8 +169,11 @@ def analyse_music(path: str | os.PathLike[str], *, sr: int, beat_config: MusicBe
 
 def analyse_dance(path: str | os.PathLike[str], *, beat_config: DanceBeatConfig, kind: DanceKind | None = None,
                   start_s: float = 0.0, duration_s: float | None = None, pose_fps: float = 15.0,
-                  max_side: int = 480, min_person_ratio: float = 0.6) -> DanceTrack:
-    """Read the dance of ``path`` (pose from a video's frames by MediaPipe) and find its kinematic beats."""
+                  max_side: int = 480, min_person_ratio: float = 0.6, limits: QueryLimits | None = None) -> DanceTrack:
+    """Read the dance of ``path`` (pose from a video's frames by MediaPipe) and find its kinematic beats.
+
+    ``limits`` caps the span read and the file's size (a query's); None reads without caps. A motion in which
+    no joint moves (an all-zero or frozen "dancer") is refused with MediaError."""
     kind = kind or dance_kind_of(path)
     frames, frames_fps, music_offset_s = None, None, 0.0
     if kind == "video":
@@ -174,7 +181,7 @@ def analyse_dance(path: str | os.PathLike[str], *, beat_config: DanceBeatConfig,
         if not info.has_video:
             raise MediaError(f"{path}: the file has no video stream, so there is no dance to analyse. Pass a dance video.")
         frames, frames_fps = read_video_frames(path, fps=pose_fps, start_s=start_s, duration_s=duration_s,
-                                               max_side=max_side)
+                                               max_side=max_side, limits=limits)
         if "pose" not in _POSE:
             _POSE["pose"] = PoseEstimator()
         motion = _POSE["pose"].process(frames=frames, fps=frames_fps, source=str(path))
@@ -184,19 +191,35 @@ def analyse_dance(path: str | os.PathLike[str], *, beat_config: DanceBeatConfig,
                              f"{min_person_ratio:.0%}). Use a video with one dancer in full view.")
     else:
         if kind == "dwm":
-            pair = load_dwm_pair(path)
+            pair = load_dwm_pair(path, limits=limits)
             motion, music_offset_s = pair.motion, pair.music_start_s
         else:
-            motion = load_keypoints(path)
+            motion = load_keypoints(path, limits=limits)
+        if limits is not None:
+            limits.check_seconds(path=path, what="the motion to analyse", seconds=span_s(
+                start_s=start_s, duration_s=duration_s, file_duration_s=motion.duration_s))
         if start_s > 0 or duration_s is not None:
             if start_s >= motion.duration_s:
                 raise MediaError(f"{path}: start {start_s:g} s is past the end of the motion ({motion.duration_s:.1f} s). "
                                  "Pass a start inside it.")
             motion = motion.slice(start_s=start_s, duration_s=duration_s if duration_s is not None else motion.duration_s)
             music_offset_s += start_s
+    _check_moves(motion, path=path)
     return DanceTrack(path=str(path), kind=kind, motion=motion, frames=frames, frames_fps=frames_fps,
                       start_s=float(start_s), beats=kinematic_beats(motion=motion, config=beat_config),
                       music_offset_s=music_offset_s)
+
+
+def _check_moves(motion: Motion, *, path: str | os.PathLike[str]) -> None:
+    """MediaError when no joint moves by more than 0.1 % of the body's size: an all-zero or frozen skeleton has
+    no dance beats, and would be embedded as a dance all the same."""
+    joints = motion.joints
+    seen = np.isfinite(joints).all(axis=2).any(axis=0)
+    travel = np.nanmax(joints[:, seen], axis=0) - np.nanmin(joints[:, seen], axis=0) if seen.any() else np.zeros(1)
+    scale = body_scale(joints, skeleton=motion.skeleton)
+    if not float(np.max(travel)) > 1e-3 * scale:
+        raise MediaError(f"{path}: no joint moves (the largest travel is {float(np.max(travel)):.3g} for a body of size "
+                         f"{scale:.3g}: an all-zero or frozen skeleton), so there is no dance. Pass a take of a moving dancer.")
 
 
 def _grid(times_s: np.ndarray, *, window_s: float, grid_fps: float) -> np.ndarray:
