@@ -124,7 +124,7 @@ def run_demo(*, out: str | os.PathLike[str], config: DemoConfig | None = None, s
     test_groups = sorted({fs.meta(c)["group"] for c in fs.split_ids("test")})[: cfg.queries]
     group_music = {it.grp: it.music_file for it in lib.items}
     group_dance = {it.grp: it.dance_file for it in lib.items}
-    mean_ba = {"m2d": [], "d2m": []}
+    mean_ba: dict[str, list[float]] = {"m2d": [], "d2m": []}
     queries = []
     music_results = [lib.search(music=group_music[group], top=5) for group in test_groups]
     for group, result in zip(test_groups, music_results):

@@ -82,6 +82,7 @@ def plot_beats(*, path: PathLike, envelope: np.ndarray, envelope_fps: float, bea
         raise ParameterError("waveform was given without sr; pass its sample rate, e.g. sr=22050.")
     fig, axes = _new_figure(rows=1 if waveform is None else 2, row_height_in=2.4)
     if waveform is not None:
+        assert sr is not None  # checked above
         wave = _as_1d(waveform, name="waveform", allow_empty=False)
         times, low, high = _waveform_bounds(wave, sr=_positive(sr, name="sr", meaning="audio sample rate in Hz"))
         axes[0].fill_between(times, low, high, color="0.55", linewidth=0)
@@ -110,7 +111,7 @@ def _alignment_row(fig: Figure, ax: Axes, *, music: np.ndarray, dance: np.ndarra
         nearest = dance[np.abs(music[:, None] - dance[None, :]).argmin(axis=1)]
         starts = np.stack([music, np.full_like(music, 0.8)], axis=1)
         ends = np.stack([nearest, np.full_like(music, 0.2)], axis=1)
-        links = LineCollection(np.stack([starts, ends], axis=1), cmap="viridis_r", norm=Normalize(0.0, _MATCH_MAX_S),
+        links = LineCollection(list(np.stack([starts, ends], axis=1)), cmap="viridis_r", norm=Normalize(0.0, _MATCH_MAX_S),
                                linewidths=1.2)
         links.set_array(np.abs(nearest - music))
         ax.add_collection(links)
@@ -197,7 +198,7 @@ def plot_rank_histogram(*, path: PathLike, ranks: Mapping[str, np.ndarray], titl
     bins = np.unique(np.round(np.geomspace(1, top + 1, num=min(40, int(top) + 1)))) if top > 1 else np.array([1, 2])
     fig, (ax,) = _new_figure(rows=1, row_height_in=4.0)
     for name, values in arms.items():
-        ax.hist(values, bins=bins, histtype="step", linewidth=1.5, label=f"{name} (MedR {np.median(values):g})")
+        ax.hist(values, bins=bins.tolist(), histtype="step", linewidth=1.5, label=f"{name} (MedR {np.median(values):g})")
     ax.set_xscale("log")
     ax.set_xlabel("rank of the true match (1 = top)")
     ax.set_ylabel("queries")

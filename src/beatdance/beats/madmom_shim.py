@@ -38,7 +38,7 @@ def import_madmom() -> ModuleType:
             raise MissingWeightsError(
                 f"the madmom beat tracker needs the {DISTRIBUTION} package (pip install '{DISTRIBUTION}==0.17.post1'), "
                 "or use MusicBeatConfig(tracker='librosa').") from None
-        importlib.metadata.distribution = distribution
+        importlib.metadata.distribution = distribution  # type: ignore[assignment]  # the shim's whole point
         try:
             return importlib.import_module("madmom")
         finally:

@@ -40,7 +40,8 @@ import scipy.stats
 from ..errors import ParameterError
 from . import madmom_beats
 
-TRACKERS = ("librosa", "madmom", "madmom-metre")
+Tracker = Literal["librosa", "madmom", "madmom-metre"]
+TRACKERS: tuple[Tracker, ...] = ("librosa", "madmom", "madmom-metre")
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class MusicBeatConfig:
     max_tempo_bpm: float = 320.0
     tightness: float = 100.0
     trim: bool = True
-    tracker: Literal["librosa", "madmom", "madmom-metre"] = "librosa"
+    tracker: Tracker = "librosa"
     dbn_min_bpm: float = 55.0
     dbn_max_bpm: float = 215.0
 

@@ -59,11 +59,12 @@ def search_server(*, server: str, music: Path | None = None, dance: Path | None 
     if len(chosen) != 1:
         raise ParameterError(f"pass exactly one query (--music, --dance, --music-id or --dance-id); got {chosen or 'none'}.")
     url = server.rstrip("/") + "/api/search"
-    extra = {"hubness": hubness} if hubness else {}
+    extra: dict[str, Any] = {"hubness": hubness} if hubness else {}
     try:
         if music_id or dance_id:
             key = "music_id" if music_id else "dance_id"
-            response = httpx.get(url, params={key: given[key], "top": top, **extra}, timeout=timeout_s)
+            params: dict[str, Any] = {key: given[key], "top": top, **extra}
+            response = httpx.get(url, params=params, timeout=timeout_s)
         else:
             path = Path(music or dance)  # type: ignore[arg-type]
             if not path.is_file():

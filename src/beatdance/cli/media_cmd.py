@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import typer
 
 from ..beats.dance import kinematic_beats
-from ..beats.music import TRACKERS, MusicBeatConfig, track_music_beats
+from ..beats.music import TRACKERS, MusicBeatConfig, Tracker, track_music_beats
 from ..media.audio import load_audio, probe_media
 from ..media.keypoints import load_keypoints
 from ..media.pose import PoseEstimator
@@ -31,7 +32,7 @@ def beats_command(
 
     A dance's tempo is given at two levels: the beat level (its step rate) and its dominant period
     (often one bar; the number stored with prepared features as the dance tempo)."""
-    music_config = MusicBeatConfig(tracker=tracker)
+    music_config = MusicBeatConfig(tracker=cast(Tracker, tracker))  # checked by MusicBeatConfig
     out: dict[str, dict] = {}
     ext = file.suffix.lower()
     if is_dwm_folder(file) or ext in KEYPOINT_EXTS:
@@ -48,7 +49,7 @@ def beats_command(
                 out["dance"] = {"beats": kinematic_beats(motion=est.process(frames=frames, fps=fps, source=str(file)))}
     else:
         raise typer.BadParameter(f"{file}: unknown format {ext!r}; pass audio, video, keypoints or a Dance-with-Melody folder.")
-    result = {name: {"tempo_bpm": float(v["beats"].tempo_bpm), "beat_times_s": [round(float(t), 3) for t in v["beats"].times_s]}
+    result: dict[str, dict[str, Any]] = {name: {"tempo_bpm": float(v["beats"].tempo_bpm), "beat_times_s": [round(float(t), 3) for t in v["beats"].times_s]}
               for name, v in out.items()}
     if "music" in result:
         result["music"]["tracker"] = tracker

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import typer
 
 from ..beats.dance import DanceBeatConfig
-from ..beats.music import TRACKERS, MusicBeatConfig
+from ..beats.music import TRACKERS, MusicBeatConfig, Tracker
 from ..features.store import FeatureStore
 from ..pipeline.prepare import PrepareConfig, prepare
 from .app import app
@@ -42,7 +43,7 @@ def prepare_command(
     dance_opts = {"model_dir": str(dance_encoder_dir)} if dance_encoder_dir else {}
     config = PrepareConfig(window_s=window, hop_s=hop, pose_fps=pose_fps, music_encoder=music_encoder,
                            dance_encoder=dance_encoder, music_encoder_options=music_opts,
-                           dance_encoder_options=dance_opts, music_beats=MusicBeatConfig(start_bpm=start_bpm, tracker=tracker),
+                           dance_encoder_options=dance_opts, music_beats=MusicBeatConfig(start_bpm=start_bpm, tracker=cast(Tracker, tracker)),
                            dance_beats=DanceBeatConfig())
     report = prepare(inputs=[str(p) for p in inputs], out=out, config=config, workers=workers, seed=seed,
                      show_progress=progress)

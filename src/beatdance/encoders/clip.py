@@ -64,7 +64,8 @@ class ClipEncoder(Encoder):
 
     @property
     def dim(self) -> int:
-        return int(self._model.config.projection_dim)
+        cfg: Any = self._model.config
+        return int(cfg.projection_dim)
 
     @property
     def fps(self) -> float:
@@ -81,6 +82,7 @@ class ClipEncoder(Encoder):
     def encode(self, clip: MediaClip) -> np.ndarray:
         """Unit-norm image embeddings, float32 (T, dim), T = round(duration of the frames * fps)."""
         frames = _checked_frames(clip)
+        assert clip.frames_fps is not None  # checked by _checked_frames
         indices = sample_frame_indices(num_frames=len(frames), frames_fps=float(clip.frames_fps), fps=self._fps)
         unique, inverse = np.unique(indices, return_inverse=True)
         embeddings = np.concatenate([self._embed(frames[unique[a:a + self._batch_size]])

@@ -61,7 +61,7 @@ class MertEncoder(Encoder):
 
             self._extractor = Wav2Vec2FeatureExtractor.from_pretrained(self._dir, local_files_only=True)
         self._model = load_model(AutoModel, self._dir, source=_SOURCE, device=self._device, trust_remote_code=True)
-        cfg = self._model.config
+        cfg: Any = self._model.config
         self._num_states = int(cfg.num_hidden_layers) + 1
         self._layer = self._checked_layer(layer)
         self._sr = int(self._extractor.sampling_rate)
@@ -83,7 +83,8 @@ class MertEncoder(Encoder):
 
     @property
     def dim(self) -> int:
-        return int(self._model.config.hidden_size)
+        cfg: Any = self._model.config
+        return int(cfg.hidden_size)
 
     @property
     def fps(self) -> float:

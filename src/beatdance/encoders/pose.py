@@ -85,7 +85,7 @@ class PoseEncoder(Encoder):
         if body.num_frames == 0:
             return np.zeros((n_out, _DIM), dtype=np.float32)
         joints, observed = interpolate_missing(body, confidence_threshold=self.speed_config.confidence_threshold)
-        seen = observed.any(axis=0)
+        seen = np.asarray(observed.any(axis=0))
         source_pos = np.arange(n_out) * (body.fps / self._fps)
         xy = _resample(joints[..., :2].reshape(body.num_frames, -1), source_pos).reshape(n_out, _NUM_JOINTS, 2)
         visible = _resample(observed.mean(axis=1, keepdims=True), source_pos)

@@ -125,7 +125,7 @@ def pool_clips(clips: Iterable[PerFrameClip], *, num_segments: int, slots: int, 
         groups.append(clip.group or clip.clip_id)
     if not ids:
         raise DataError(f"no clips to pool ({info or {}}); the split list is empty. List at least one clip id in it.")
-    stacked: dict[str, np.ndarray | None] = dict.fromkeys(RHYTHM)
+    stacked: dict[str, Any] = dict.fromkeys(RHYTHM)
     if rhythm:
         for name in RHYTHM:
             arrs = rhythm.get(name, [])

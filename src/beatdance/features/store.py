@@ -162,7 +162,7 @@ class FeatureStore:
             dance_rhythm: np.ndarray | None = None) -> None:
         """Write one clip atomically (replacing an older version of it); rhythm arrays are optional."""
         path = self.clip_path(clip_id)
-        given = {"music": music, "dance": dance, "music_beat": music_beat, "dance_beat": dance_beat,
+        given: dict[str, Any] = {"music": music, "dance": dance, "music_beat": music_beat, "dance_beat": dance_beat,
                  "music_beat_times": music_beat_times, "dance_beat_times": dance_beat_times}
         if (music_rhythm is None) != (dance_rhythm is None):
             raise ParameterError(f"clip {clip_id!r}: give both music_rhythm and dance_rhythm, or neither.")
@@ -227,8 +227,8 @@ class FeatureStore:
                                 f"says {window_s:g}-s windows at {self.grid_fps:g} fps ({frames} frames): the clip "
                                 f"and {self.path / 'store.json'} disagree. Restore store.json, or re-run prepare "
                                 "into a new store.")
-        return ClipRecord(clip_id=clip_id, meta=meta, **{k: arrays[k] for k in _RANKS},
-                          **{k: arrays.get(k) for k in _OPTIONAL_RANKS})
+        fields: dict[str, Any] = {**{k: arrays[k] for k in _RANKS}, **{k: arrays.get(k) for k in _OPTIONAL_RANKS}}
+        return ClipRecord(clip_id=clip_id, meta=meta, **fields)
 
     def meta(self, clip_id: str) -> dict[str, Any]:
         """The metadata of one clip (reads only the file header)."""

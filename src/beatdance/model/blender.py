@@ -192,8 +192,8 @@ class ModalityBranch(nn.Module):
         if cfg.beat_branch:
             self.cross_attention = nn.MultiheadAttention(d, cfg.num_heads, dropout=cfg.dropout_cross, batch_first=True)
         if cfg.variant == "temporal" and cfg.positional == "learned":
-            self.feature_position = nn.Parameter(torch.randn(cfg.num_segments, d) * 0.02)
-            self.beat_position = nn.Parameter(torch.randn(cfg.num_segments, d) * 0.02) if cfg.beat_branch else None
+            self.feature_position: nn.Parameter | None = nn.Parameter(torch.randn(cfg.num_segments, d) * 0.02)
+            self.beat_position: nn.Parameter | None = nn.Parameter(torch.randn(cfg.num_segments, d) * 0.02) if cfg.beat_branch else None
         elif cfg.variant == "temporal" and cfg.positional == "sinusoidal":
             pe = _sinusoidal(cfg.num_segments, d)
             self.register_buffer("feature_position", pe, persistent=False)
@@ -241,7 +241,7 @@ class BeatBlender(nn.Module):
         self.music = ModalityBranch(cfg, feature_dim=cfg.music_dim)
         self.dance = ModalityBranch(cfg, feature_dim=cfg.dance_dim)
         if cfg.rhythm_branch:
-            common = {"channels": cfg.rhythm_channels, "bins": cfg.rhythm_bins,
+            common: dict[str, Any] = {"channels": cfg.rhythm_channels, "bins": cfg.rhythm_bins,
                       "bins_per_octave": cfg.rhythm_bins_per_octave, "ratios": cfg.metre_ratios,
                       "hidden": cfg.rhythm_hidden, "dropout": cfg.dropout_self}
             self.music_rhythm = RhythmHead(feature_dim=cfg.music_dim, shifted=True, **common)
@@ -285,8 +285,8 @@ class BeatBlender(nn.Module):
             )
         return rhythm
 
-    def _join(self, out: dict[str, Tensor], head: nn.Module, features: Tensor, rhythm: Tensor | None) -> dict[str, Tensor]:
-        if rhythm is None:
+    def _join(self, out: dict[str, Tensor], head: nn.Module | None, features: Tensor, rhythm: Tensor | None) -> dict[str, Tensor]:
+        if rhythm is None or head is None:
             return out
         w = torch.sigmoid(self.rhythm_logit)
         r, gate_logits = head(features.mean(dim=1), rhythm)

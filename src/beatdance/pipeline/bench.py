@@ -209,7 +209,7 @@ def run_fold(data: FeatureSet, tempos: dict[str, tuple[float, float]], fold: Fol
     train_set, val_set, test_set = (data.subset(ix) for ix in (fold.train, fold.val, fold.test))
     reports: dict[str, dict[str, Any]] = {}
     ranks: dict[str, dict[str, np.ndarray]] = {}
-    common = {"bs_ks": (1, 5, 10)}
+    common: dict[str, Any] = {"bs_ks": (1, 5, 10)}
     run_seed = 1000 * seed + fold.index
 
     def baseline(row: str, sides: tuple[ModalityEmbeddings, ModalityEmbeddings] | None) -> None:
@@ -226,7 +226,7 @@ def run_fold(data: FeatureSet, tempos: dict[str, tuple[float, float]], fold: Fol
 
     for arm in trained_arms(cfg):
         net = _train_arm(arm, cfg, train_set=train_set, seed=seed)
-        embed = {"batch_size": cfg.batch_size, "device": cfg.device, "dance_order_seed": run_seed}
+        embed: dict[str, Any] = {"batch_size": cfg.batch_size, "device": cfg.device, "dance_order_seed": run_seed}
         music, dance = embed_featureset(net, test_set, **embed)
         reports[arm.name] = evaluate_retrieval(music=music, dance=dance, **common)
         if arm.name not in ("official", "temporal", DEFAULT_ROW):
@@ -263,7 +263,7 @@ def library_rows(music: ModalityEmbeddings, dance: ModalityEmbeddings, *, cfg: B
     partner), as a new query meets it: the test gallery's clips minus the query's own pair. Once with
     plain DIS, once with the library's default search settings (``LIBRARY_SEARCH``)."""
     lib = LIBRARY_SEARCH
-    bank = {"bank_music": music, "bank_dance": dance, "bank_without_query_group": True}
+    bank: dict[str, Any] = {"bank_music": music, "bank_dance": dance, "bank_without_query_group": True}
     return {
         LIBRARY_QB_ROW: evaluate_retrieval(music=music, dance=dance, hubness="dis", k=cfg.qb_k, beta=cfg.qb_beta,
                                            **bank, **common),

@@ -12,7 +12,7 @@ from ..retrieval.metrics import RECALL_KS
 DIRECTIONS = ("m2d", "d2m")
 
 
-def _mean_std(values: Sequence[float]) -> dict[str, float]:
+def _mean_std(values: Sequence[float] | np.ndarray) -> dict[str, float]:
     arr = np.asarray(values, dtype=np.float64)
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0}
 

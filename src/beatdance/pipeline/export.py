@@ -117,7 +117,7 @@ def render_skeleton(*, motion: Motion, fps: float, width: int, height: int) -> n
     xy = motion.joints[index, :, :2].astype(np.float64)
     if motion.confidence is not None:
         xy[motion.confidence[index] < _MIN_CONFIDENCE] = np.nan
-    seen = np.isfinite(xy).all(axis=2)
+    seen = np.asarray(np.isfinite(xy).all(axis=2))
     if n_frames == 0 or not seen.any():
         raise MediaError(f"The dance '{motion.source}' has no visible joint to draw. Check the keypoint file.")
     lo, hi = xy[seen].min(axis=0), xy[seen].max(axis=0)
@@ -206,14 +206,14 @@ def export_pair(*, music: PathLike, dance: PathLike, out: PathLike, music_start_
         raise MediaError(f"The music '{music}' has no audio stream. Pass an audio file or a video with a soundtrack.")
     is_video = dance.suffix.lower() in VIDEO_EXTS
     motion = None if is_video else load_keypoints(dance)
-    dance_length_s = probe_media(dance).duration_s if is_video else motion.duration_s
+    dance_length_s = probe_media(dance).duration_s if motion is None else motion.duration_s
     dance_span_s = _span_s(path=dance, what="dance", start_s=dance_start_s, duration_s=duration_s,
                            length_s=dance_length_s)
     span_s = min(dance_span_s, _span_s(path=music, what="music", start_s=music_start_s, duration_s=duration_s,
                                        length_s=info.duration_s))
     if not np.isfinite(span_s):
         raise MediaError(f"Neither '{music}' nor '{dance}' declares its duration. Pass duration_s (--duration).")
-    if is_video:
+    if motion is None:
         track = analyse_dance(dance, kind="video", beat_config=DanceBeatConfig(), start_s=dance_start_s,
                               duration_s=span_s, pose_fps=fps, max_side=max(width, height),
                               min_person_ratio=_MIN_PERSON_RATIO)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -131,6 +130,9 @@ def process_pair(spec: PairSpec, cfg: PrepareConfig, store_path: str) -> PairRes
         dance = analyse_dance(spec.dance, kind=spec.dance_kind, beat_config=cfg.dance_beats,  # type: ignore[arg-type]
                               pose_fps=cfg.pose_fps, max_side=cfg.max_side, min_person_ratio=cfg.min_person_ratio)
         offset = spec.offset_s + dance.music_offset_s
+        if music_info.duration_s is None:
+            raise MediaError(f"{spec.music}: the file does not declare its duration, so its windows cannot be placed. "
+                             "Re-encode it into a container that does (e.g. WAV, FLAC or MP4).")
         starts = window_starts(dance_duration_s=dance.duration_s, music_duration_s=music_info.duration_s,
                                offset_s=offset, window_s=cfg.window_s, hop_s=cfg.hop_s)
         if not starts:

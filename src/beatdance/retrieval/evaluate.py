@@ -134,7 +134,7 @@ def evaluate_retrieval(*, music: ModalityEmbeddings, dance: ModalityEmbeddings,
                              "embedded train split), or use hubness='none'.")
     if chunk_size < 1:
         raise ParameterError(f"chunk_size={chunk_size} must be >= 1 (query rows scored at a time).")
-    common = {"hubness": hubness, "k": k, "beta": beta, "beat_weight_head": beat_weight_head,
+    common: dict[str, Any] = {"hubness": hubness, "k": k, "beta": beta, "beat_weight_head": beat_weight_head,
               "beat_weight_align": beat_weight_align, "chunk_size": chunk_size, "bs_ks": tuple(bs_ks),
               "sigma_frames": sigma_frames, "bank_without_query_group": bank_without_query_group}
     report: dict[str, Any] = {

@@ -53,7 +53,7 @@ def evaluate_model(*, model: str | os.PathLike[str], data: str | os.PathLike[str
     test = load(split)
     order = None if pair_ordered_batches else dance_order_seed
     music, dance = embed_featureset(net, test, batch_size=batch_size, device=device, dance_order_seed=order)
-    weights = {"beat_weight_head": beat_weight_head, "beat_weight_align": beat_weight_align}
+    weights: dict[str, Any] = {"beat_weight_head": beat_weight_head, "beat_weight_align": beat_weight_align}
     results = {"none": evaluate_retrieval(music=music, dance=dance, chunk_size=chunk_size, **weights)}
     if hubness != "none":
         bank = load(querybank_split)

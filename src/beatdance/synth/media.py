@@ -11,6 +11,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -60,8 +61,10 @@ def synthesize_pair(*, seed: int, bpm: float | None = None, meter: str | None = 
 
 def _npz_bytes(motion: Motion) -> bytes:
     buf = io.BytesIO()
-    np.savez_compressed(buf, joints=motion.joints, fps=np.float64(motion.fps), skeleton=np.str_(motion.skeleton),
-                        confidence=motion.confidence)
+    arrays: dict[str, Any] = {"joints": motion.joints, "fps": np.float64(motion.fps), "skeleton": np.str_(motion.skeleton)}
+    if motion.confidence is not None:
+        arrays["confidence"] = motion.confidence
+    np.savez_compressed(buf, **arrays)
     return buf.getvalue()
 
 
