@@ -178,12 +178,12 @@ def test_removing_the_link_removes_the_folder_and_the_next_write_clears_its_vers
     assert _read(target) == "v3" and sorted(p.name for p in tmp_path.iterdir()) == [os.readlink(target), "lib"]
 
 
-def test_replaced_versions_are_kept_for_a_while_for_readers_still_reading_them(tmp_path, monkeypatch):
+def test_the_last_replaced_version_is_kept_for_a_while_for_readers_still_reading_it(tmp_path, monkeypatch):
     target = tmp_path / "lib"
     for text in ("v1", "v2", "v3"):
         write_dir_atomically(target, _fill(text))
     versions = sorted(p for p in tmp_path.iterdir() if p.name != "lib")
-    assert [_read(v) for v in versions] == ["v1", "v2", "v3"]  # replaced less than a minute ago: kept
+    assert [_read(v) for v in versions] == ["v2", "v3"]  # v2 replaced less than a minute ago: kept; v1 is not
     monkeypatch.setattr(util, "_REPLACED_KEEP_S", 0.0)
     write_dir_atomically(target, _fill("v4"))
     assert [p.name for p in tmp_path.iterdir() if p.name != "lib"] == [os.readlink(target)]

@@ -52,8 +52,9 @@ _UMASK = _read_umask()
 # Directories are swapped in through a link: NAME is a relative symlink to a sibling ``.NAME.v-STAMP`` folder.
 # A write fills ``.NAME.tmp-PID-*``, fsyncs it, renames it to the next version (a version folder is complete by
 # its name) and os.replaces a fresh link onto NAME, so NAME opens as the old or the new folder at every instant.
-# A replaced version stays for _REPLACED_KEEP_S, so that a reader that resolved NAME just before a swap can finish
-# reading it; later writes delete it, and the temps of writers that no longer run.
+# The version replaced last stays for _REPLACED_KEEP_S, so that a reader that resolved NAME just before a swap can
+# finish reading it; later writes delete it, every older version (so at most two copies are ever on disk, even for a
+# checkpoint saved every few seconds), and the temps of writers that no longer run.
 _VERSION = ".v-"
 _STAMP_DIGITS = 20
 _REPLACED_KEEP_S = 60.0
@@ -175,13 +176,15 @@ def _point(path: Path, version: Path) -> None:
 
 
 def _remove_debris(path: Path) -> None:
-    """Delete the versions replaced more than _REPLACED_KEEP_S ago (a version was replaced when the next one was
-    made: its stamp) and the temp folders and links of writers that no longer run."""
+    """Delete every replaced version but the last one, that one too once it was replaced more than
+    _REPLACED_KEEP_S ago (a version was replaced when the next one was made: its stamp), and the temp folders
+    and links of writers that no longer run."""
     versions = _versions(path)
     current = os.readlink(path)
     cutoff_ns = time.time_ns() - int(_REPLACED_KEEP_S * 1e9)
-    for version, newer in zip(versions, versions[1:]):
-        if version.name != current and int(newer.name[-_STAMP_DIGITS:]) < cutoff_ns:
+    replaced = [(v, newer) for v, newer in zip(versions, versions[1:]) if v.name != current]
+    for i, (version, newer) in enumerate(replaced):
+        if i < len(replaced) - 1 or int(newer.name[-_STAMP_DIGITS:]) < cutoff_ns:
             shutil.rmtree(version, ignore_errors=True)
     for p in path.parent.glob(f".{glob.escape(path.name)}.*"):
         kind, _, rest = p.name[len(f".{path.name}."):].partition("-")
