@@ -228,10 +228,19 @@ def test_atomically_written_files_and_folders_get_the_usual_permissions(tmp_path
         monkeypatch.setattr(util, "_UMASK", 0o022)
         atomic_write_bytes(tmp_path / "a.json", b"{}")
         write_dir_atomically(tmp_path / "lib", _fill("v1"))
+
+        def private_file(folder):  # safetensors' save_file writes 0600 files
+            (folder / "sub").mkdir(mode=0o700)
+            (folder / "sub" / "w.bin").write_bytes(b"x")
+            os.chmod(folder / "sub" / "w.bin", 0o600)
+
+        write_dir_atomically(tmp_path / "ckpt", private_file)
     finally:
         os.umask(mask)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
     assert resolve_dir(tmp_path / "lib").stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700
+    written = resolve_dir(tmp_path / "ckpt")
+    assert (written / "sub").stat().st_mode & 0o777 == 0o755 and (written / "sub" / "w.bin").stat().st_mode & 0o777 == 0o644
 
 
 def test_a_checkpoint_save_killed_at_every_step_leaves_the_old_or_the_new_checkpoint(tmp_path):

@@ -83,8 +83,7 @@ def write_dir_atomically(path: str | os.PathLike[str], fill: Callable[[Path], No
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
     try:
         fill(tmp)
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; a written folder gets the usual permissions
-        _fsync_tree(tmp)
+        _seal_tree(tmp)
         with _parent_locked(path):
             _finish_interrupted(path)
             _convert_plain_dir(path)
@@ -216,11 +215,14 @@ def _fsync(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file and folder under ``folder`` to disk, so a version is whole before it is swapped in."""
+def _seal_tree(folder: Path) -> None:
+    """Give every file and folder under ``folder`` the usual permissions (mkdtemp makes 0700 and safetensors
+    writes 0600) and flush it to disk, so a version is whole before it is swapped in."""
     for root, _, files in os.walk(folder):
         for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~_UMASK)
             _fsync(os.path.join(root, name))
+        os.chmod(root, 0o777 & ~_UMASK)
         _fsync(root)
 
 
