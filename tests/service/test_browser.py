@@ -51,6 +51,11 @@ def test_item_search_play_and_plot(page):
     assert page.evaluate("document.getElementById('beat-plot').naturalWidth") > 100
     page.wait_for_function("document.getElementById('match-media').readyState >= 1")  # the rendered MP4's metadata loaded
     assert page.evaluate("document.getElementById('match-media').duration") == pytest.approx(10.0, abs=0.2)
+    # The player's title names the match's span in its take, as its table row does (a rendered dance plays 0-10 s).
+    spans = page.locator("#results-table tbody tr td:nth-child(4)").all_inner_texts()
+    later = next(i for i, text in enumerate(spans) if not text.startswith("0.0-"))
+    page.locator("#results-table tbody tr").nth(later).click()
+    assert page.inner_text("#player-title").endswith(spans[later])
 
 
 def test_upload_search_and_error_message(page, small_corpus, tmp_path):

@@ -3,6 +3,10 @@
 
 const $ = (id) => document.getElementById(id);
 const fmt = (x, digits) => (x === null || x === undefined ? "-" : Number(x).toFixed(digits));
+const span = (match) => {
+  const end = match.start_s === null ? null : match.start_s + (match.duration_s || 0);
+  return `${fmt(match.start_s, 1)}-${fmt(end, 1)} s`;
+};
 
 function setStatus(text, isError) {
   $("status").textContent = text;
@@ -43,8 +47,7 @@ function showResults(result) {
   body.replaceChildren();
   for (const match of result.matches) {
     const row = document.createElement("tr");
-    const end = match.start_s === null ? null : match.start_s + (match.duration_s || 0);
-    const cells = [match.rank, match.id, match.source || "-", `${fmt(match.start_s, 1)}-${fmt(end, 1)} s`,
+    const cells = [match.rank, match.id, match.source || "-", span(match),
       fmt(match.score, 4), fmt(match.similarity, 3), fmt(match.beat_alignment, 3),
       `${fmt(match.query_tempo_bpm, 0)} / ${fmt(match.tempo_bpm, 0)}`];
     for (const value of cells) {
@@ -69,8 +72,9 @@ function showMatch(match, row) {
   media.src = `${match.media.media_url}#t=${match.media.media_start_s},${match.media.media_end_s}`;
   $("media-slot").replaceChildren(media);
   $("beat-plot").src = match.plot_url;
-  $("player-title").textContent = `#${match.rank} ${match.id}: ${match.modality} ` +
-    `${fmt(match.media.media_start_s, 1)}-${fmt(match.media.media_end_s, 1)} s`;
+  // The item's span in its take (as in the table), not the offsets inside the media file (0-10 s for a
+  // dance rendered from keypoints).
+  $("player-title").textContent = `#${match.rank} ${match.id}: ${match.modality} ${span(match)}`;
   $("player").hidden = false;
 }
 
