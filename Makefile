@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test,pretrained]'
+	$(BIN)/pip install --quiet -e '.[test,pretrained,scale]'
 	$(BIN)/pip install --quiet --no-deps mediapipe==0.10.21
 	$(BIN)/beatdance warmup
 	rm -f $(VENV)/.installed-*

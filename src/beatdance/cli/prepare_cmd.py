@@ -28,7 +28,14 @@ def prepare_command(
     start_bpm: float = typer.Option(MusicBeatConfig().start_bpm, help="Tempo prior centre of the librosa beat tracker (BPM)."),
     tracker: str = typer.Option(MusicBeatConfig().tracker, help=f"Music beat tracker: {', '.join(TRACKERS)}."),
     pose_fps: float = typer.Option(15.0, help="Frames per second sampled from videos for pose estimation."),
-    workers: int = typer.Option(1, help="Parallel worker processes."),
+    workers: int = typer.Option(None, help="Parallel worker processes (default 1). With --executor ray: the Ray actors and "
+                                           "the CPUs of a local Ray instance (default: one actor per CPU of the cluster; "
+                                           "a local instance gets all usable cores)."),
+    executor: str = typer.Option("local", help="Where pairs are processed: local (this machine, --workers processes) "
+                                               "or ray (Ray actors; needs Ray, the package's scale extra)."),
+    ray_address: str = typer.Option(None, help="With --executor ray: the Ray cluster to join (HEAD:6379, or auto on a "
+                                               "node of it); the store and inputs must be on a filesystem every node "
+                                               "sees. Without it a local Ray instance starts."),
     seed: int = typer.Option(0, help="Seed of the train/val/test split (split by pair)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -38,6 +45,7 @@ def prepare_command(
     feature store. Re-running skips finished clips; bad inputs are listed with the reason.
 
         beatdance prepare ../shared/data/dance_with_melody --out dwm_store --workers 2
+        beatdance prepare /shared/media --out /shared/store --executor ray --ray-address auto
     """
     music_opts = {"model_dir": str(music_encoder_dir)} if music_encoder_dir else {}
     dance_opts = {"model_dir": str(dance_encoder_dir)} if dance_encoder_dir else {}
@@ -45,8 +53,8 @@ def prepare_command(
                            dance_encoder=dance_encoder, music_encoder_options=music_opts,
                            dance_encoder_options=dance_opts, music_beats=MusicBeatConfig(start_bpm=start_bpm, tracker=cast(Tracker, tracker)),
                            dance_beats=DanceBeatConfig())
-    report = prepare(inputs=[str(p) for p in inputs], out=out, config=config, workers=workers, seed=seed,
-                     show_progress=progress)
+    report = prepare(inputs=[str(p) for p in inputs], out=out, config=config, workers=workers, executor=executor,
+                     ray_address=ray_address, seed=seed, show_progress=progress)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return

@@ -10,8 +10,8 @@ skipped, recorded in the store's report with the reason, and the batch goes on.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from ..features.store import FeatureStore
 from ..jitcache import ensure_kernels
 from ..media.audio import probe_media
 from ..util import progress
+from .executors import map_unordered
 from .extract import (
     WindowSkipped,
     analyse_dance,
@@ -118,8 +119,18 @@ class PairResult:
     error: str | None = None
 
 
-def process_pair(spec: PairSpec, cfg: PrepareConfig, store_path: str) -> PairResult:
-    """Analyse one pair and write its missing windows to the store (runs in a worker process)."""
+def process_pair(spec: PairSpec, *, cfg: PrepareConfig, store_path: str) -> PairResult:
+    """Analyse one pair and write its missing windows to the store (runs in a worker process).
+
+    BLAS runs on one thread: its sums then come out the same however many threads a process would get (Ray
+    gives an actor one, a pool process the machine's cores), so every executor writes the same bytes."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _extract_pair(spec, cfg=cfg, store_path=store_path)
+
+
+def _extract_pair(spec: PairSpec, *, cfg: PrepareConfig, store_path: str) -> PairResult:
     store = FeatureStore.open(store_path)
     result = PairResult(pair_id=spec.pair_id)
     try:
@@ -173,6 +184,10 @@ def process_pair(spec: PairSpec, cfg: PrepareConfig, store_path: str) -> PairRes
     return result
 
 
+def _lost_pair(spec: PairSpec, reason: str) -> PairResult:
+    return PairResult(pair_id=spec.pair_id, error=reason)
+
+
 @dataclass
 class PrepareReport:
     store: str
@@ -186,9 +201,15 @@ class PrepareReport:
 
 
 def prepare(*, inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str], config: PrepareConfig | None = None,
-            workers: int = 1, split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
+            workers: int | None = None, executor: str = "local", ray_address: str | None = None,
+            split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
             show_progress: bool = True) -> PrepareReport:
-    """Build or complete the feature store ``out`` from ``inputs``; returns what was written and skipped."""
+    """Build or complete the feature store ``out`` from ``inputs``; returns what was written and skipped.
+
+    ``executor`` and ``workers`` say where pairs are processed (see :func:`.executors.map_unordered`):
+    ``"local"`` runs them here (``workers`` None or 1) or in ``workers`` processes, ``"ray"`` on Ray actors
+    (the cluster at ``ray_address``, else a local instance); with Ray, ``out`` and the inputs must be at the
+    same paths on every node."""
     cfg = config or PrepareConfig()
     ensure_kernels()  # compiled here, once, so that the workers only load them
     pairs, rejected = discover_pairs(list(inputs))
@@ -199,21 +220,16 @@ def prepare(*, inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
             "with a soundtrack, a manifest CSV (music,dance[,offset_s]), Dance-with-Melody folders, and in folders "
             "a music file and a keypoint file or video of the same name (x.wav + x.npz)."
         )
+    runs = map_unordered(partial(process_pair, cfg=cfg, store_path=str(out)), pairs, executor=executor,
+                         workers=workers, ray_address=ray_address, setup=ensure_kernels, on_lost=_lost_pair)
     store = FeatureStore.create(out, config=cfg.store_config())
     for r in rejected:
         store.add_skip(input=r.input, reason=r.reason, stage="discover")
     results: list[PairResult] = []
     bar = progress(desc="prepare", total=len(pairs), enabled=show_progress)
-    if workers <= 1:
-        for spec in pairs:
-            results.append(process_pair(spec, cfg, str(out)))
-            bar.update(1)
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(process_pair, spec, cfg, str(out)) for spec in pairs]
-            for fut in as_completed(futures):
-                results.append(fut.result())
-                bar.update(1)
+    for result in runs:
+        results.append(result)
+        bar.update(1)
     bar.close()
     by_id = {s.pair_id: s for s in pairs}
     for res in sorted(results, key=lambda r: r.pair_id):
