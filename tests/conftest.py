@@ -8,7 +8,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -111,15 +113,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(small_library, tmp_path_factory) -> Iterator[str]:
-    """``beatdance serve`` of the small library (uvicorn in a background thread); yields its URL."""
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """An ASGI app served by uvicorn on a free loopback port in a background thread: its URL, while in the block."""
     import uvicorn
 
-    from beatdance.service import create_app
-
     port = _free_port()
-    app = create_app(small_library, cache_dir=tmp_path_factory.mktemp("service-cache"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -129,4 +128,13 @@ def live_server(small_library, tmp_path_factory) -> Iterator[str]:
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
-    thread.join(timeout=10)
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_server(small_library, tmp_path_factory) -> Iterator[str]:
+    """``beatdance serve`` of the small library (uvicorn in a background thread); yields its URL."""
+    from beatdance.service import create_app
+
+    with serving(create_app(small_library, cache_dir=tmp_path_factory.mktemp("service-cache"))) as url:
+        yield url

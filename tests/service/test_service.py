@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -28,8 +29,10 @@ def cache_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(small_library, cache_dir) -> TestClient:
-    return TestClient(create_app(small_library, cache_dir=cache_dir), raise_server_exceptions=False)
+def client(small_library, cache_dir) -> Iterator[TestClient]:
+    app = create_app(small_library, cache_dir=cache_dir)
+    yield TestClient(app, raise_server_exceptions=False)
+    app.state.service.close()
 
 
 @pytest.fixture(scope="module")

@@ -323,6 +323,48 @@ class SearchResult:
         return asdict(self)
 
 
+def extract_query_windows(*, config: PrepareConfig, rhythm_branch: bool, modality: Modality, path: str | os.PathLike[str],
+                          start_s: float = 0.0, duration_s: float | None = None, hop_s: float | None = None,
+                          limits: QueryLimits | None = None) -> tuple[list[Any], Any]:
+    """Windows of a query file extracted with a library's extractor settings ``config`` (``rhythm_branch``: the
+    model takes rhythm arrays): (windows, track). Needs no model, so a worker process can run it for the model's owner.
+    ``limits`` (default ``QueryLimits()``) caps what the file may cost, from its header before decoding and while
+    decoding: LimitError names the cap passed and its option."""
+    limits = limits or QueryLimits()
+    hop = hop_s if hop_s is not None else config.window_s / 2
+    if modality == "music":
+        check_music_path(path)
+        track: Any = analyse_music(path, sr=config.sr, beat_config=config.music_beats, start_s=start_s,
+                                   duration_s=duration_s, min_duration_s=config.window_s, limits=limits)
+        encoder = get_encoder(config.music_encoder, config.music_encoder_options, modality="music")
+    else:
+        track = analyse_dance(path, beat_config=config.dance_beats, start_s=start_s, duration_s=duration_s,
+                              pose_fps=config.pose_fps, max_side=config.max_side, min_person_ratio=config.min_person_ratio,
+                              limits=limits)
+        encoder = get_encoder(config.dance_encoder, config.dance_encoder_options, modality="dance")
+    starts = window_starts(dance_duration_s=track.duration_s, music_duration_s=track.duration_s, offset_s=0.0,
+                           window_s=config.window_s, hop_s=hop)
+    rhythm = rhythm_context(track, config.rhythm) if rhythm_branch and starts else None
+    if not starts:
+        raise MediaError(f"{path}: the query is {track.duration_s:.1f} s long, shorter than the library's "
+                         f"{config.window_s:g}-s window. Pass a longer clip (or a longer --duration).")
+    windows, skipped = [], []
+    for s in starts:
+        try:
+            if modality == "music":
+                windows.append(music_window(track, start_s=s, window_s=config.window_s, grid_fps=config.grid_fps,
+                                            encoder=encoder, rhythm=rhythm))
+            else:
+                windows.append(dance_window(track, start_s=s, window_s=config.window_s, grid_fps=config.grid_fps,
+                                            encoder=encoder, min_person_ratio=config.min_person_ratio, rhythm=rhythm))
+        except WindowSkipped as why:
+            skipped.append(f"{s:g} s: {why}")
+    if not windows:
+        raise MediaError(f"{path}: no usable {config.window_s:g}-s window ({'; '.join(skipped)}). "
+                         "Pass a clip with audible music / a dancer in view.")
+    return windows, track
+
+
 class Library:
     """An opened library: ``Library.open(path).search(music="song.wav", top=10)``."""
 
@@ -431,42 +473,11 @@ class Library:
     def extract_query(self, *, modality: Modality, path: str | os.PathLike[str], start_s: float = 0.0,
                       duration_s: float | None = None, hop_s: float | None = None,
                       limits: QueryLimits | None = None) -> tuple[ModalityEmbeddings, list[Any], Any]:
-        """Windows of a query file extracted like the library's clips: (embeddings, windows, track). ``limits``
-        (default ``QueryLimits()``) caps what the file may cost, from its header before decoding and while
-        decoding: LimitError names the cap passed and its option."""
-        cfg = self._prepare_config
-        limits = limits or QueryLimits()
-        hop = hop_s if hop_s is not None else cfg.window_s / 2
-        if modality == "music":
-            check_music_path(path)
-            track: Any = analyse_music(path, sr=cfg.sr, beat_config=cfg.music_beats, start_s=start_s,
-                                       duration_s=duration_s, min_duration_s=cfg.window_s, limits=limits)
-            encoder = get_encoder(cfg.music_encoder, cfg.music_encoder_options, modality="music")
-        else:
-            track = analyse_dance(path, beat_config=cfg.dance_beats, start_s=start_s, duration_s=duration_s,
-                                  pose_fps=cfg.pose_fps, max_side=cfg.max_side, min_person_ratio=cfg.min_person_ratio,
-                                  limits=limits)
-            encoder = get_encoder(cfg.dance_encoder, cfg.dance_encoder_options, modality="dance")
-        starts = window_starts(dance_duration_s=track.duration_s, music_duration_s=track.duration_s, offset_s=0.0,
-                               window_s=cfg.window_s, hop_s=hop)
-        rhythm = rhythm_context(track, cfg.rhythm) if self.model.config.rhythm_branch and starts else None
-        if not starts:
-            raise MediaError(f"{path}: the query is {track.duration_s:.1f} s long, shorter than the library's "
-                             f"{cfg.window_s:g}-s window. Pass a longer clip (or a longer --duration).")
-        windows, skipped = [], []
-        for s in starts:
-            try:
-                if modality == "music":
-                    windows.append(music_window(track, start_s=s, window_s=cfg.window_s, grid_fps=cfg.grid_fps,
-                                                encoder=encoder, rhythm=rhythm))
-                else:
-                    windows.append(dance_window(track, start_s=s, window_s=cfg.window_s, grid_fps=cfg.grid_fps,
-                                                encoder=encoder, min_person_ratio=cfg.min_person_ratio, rhythm=rhythm))
-            except WindowSkipped as why:
-                skipped.append(f"{s:g} s: {why}")
-        if not windows:
-            raise MediaError(f"{path}: no usable {cfg.window_s:g}-s window ({'; '.join(skipped)}). "
-                             "Pass a clip with audible music / a dancer in view.")
+        """Windows of a query file extracted like the library's clips: (embeddings, windows, track); ``limits``
+        as in :func:`extract_query_windows`."""
+        windows, track = extract_query_windows(config=self._prepare_config, rhythm_branch=self.model.config.rhythm_branch,
+                                               modality=modality, path=path, start_s=start_s, duration_s=duration_s,
+                                               hop_s=hop_s, limits=limits)
         return self._embed_windows(modality, windows), windows, track
 
     def search(self, *, music: str | os.PathLike[str] | None = None, dance: str | os.PathLike[str] | None = None,
@@ -500,33 +511,56 @@ class Library:
             raise ParameterError(f"top={top} must be >= 1.")
         key = chosen[0]
         modality: Modality = "music" if key.startswith("music") else "dance"
-        gallery_modality: Modality = "dance" if modality == "music" else "music"
-        direction = _GALLERY[gallery_modality]
         settings = settings or self.settings()
         if key.endswith("_id"):
             item = self.item(str(given[key]))
             emb = self.embeddings(modality, np.array([self._rows[item.clip_id]]))
             side = item.side(modality)
-            tempo = side.tempo_bpm
             starts = [float(side.start_s or 0.0)]
             beat_lists = [side.beats_s]
-            query = {"clip_id": item.clip_id, "modality": modality, "file": side.file, "tempo_bpm": tempo}
+            query = {"clip_id": item.clip_id, "modality": modality, "file": side.file, "tempo_bpm": side.tempo_bpm}
             span = item.duration_s
         else:
             path = str(given[key])
             emb, windows, track = self.extract_query(modality=modality, path=path, start_s=start_s,
                                                      duration_s=duration_s, hop_s=hop_s, limits=limits)
-            tempo = float(track.beats.tempo_bpm)
-            starts = [start_s + w.start_s for w in windows]
-            beat_lists = [w.beat_times_s.tolist() for w in windows]
-            query = {"clip_id": None, "modality": modality, "file": path, "tempo_bpm": tempo}
-            span = self._prepare_config.window_s
+            return self._rank_windows(modality, emb, windows, tempo_bpm=float(track.beats.tempo_bpm), file=path,
+                                      start_s=start_s, top=top, settings=settings, t0=t0)
+        return self._ranked(modality, emb, query=query, starts=starts, beat_lists=beat_lists, span=span, top=top,
+                            settings=settings, t0=t0)
+
+    def search_windows(self, *, modality: Modality, windows: list[Any], tempo_bpm: float, file: str | None = None,
+                       start_s: float = 0.0, top: int = 10, settings: SearchSettings | None = None,
+                       threads: int | None = 1) -> SearchResult:
+        """Rank the library for the windows of a query file already read by :func:`extract_query_windows` (e.g.
+        in a worker process that holds no model): the embedding and ranking half of :meth:`search` with a
+        file whose span starts at ``start_s``."""
+        if top < 1:
+            raise ParameterError(f"top={top} must be >= 1.")
+        t0 = time.perf_counter()
+        with limited_threads(threads):
+            return self._rank_windows(modality, self._embed_windows(modality, windows), windows, tempo_bpm=tempo_bpm,
+                                      file=file, start_s=start_s, top=top, settings=settings or self.settings(), t0=t0)
+
+    def _rank_windows(self, modality: Modality, emb: ModalityEmbeddings, windows: list[Any], *, tempo_bpm: float,
+                      file: str | None, start_s: float, top: int, settings: SearchSettings, t0: float) -> SearchResult:
+        query = {"clip_id": None, "modality": modality, "file": file, "tempo_bpm": tempo_bpm}
+        return self._ranked(modality, emb, query=query, starts=[start_s + w.start_s for w in windows],
+                            beat_lists=[w.beat_times_s.tolist() for w in windows], span=self._prepare_config.window_s,
+                            top=top, settings=settings, t0=t0)
+
+    def _ranked(self, modality: Modality, emb: ModalityEmbeddings, *, query: dict[str, Any], starts: list[float],
+                beat_lists: list[list[float]], span: float | None, top: int, settings: SearchSettings,
+                t0: float) -> SearchResult:
+        """The matches of the query window (row of ``emb``) that scores best against the other modality's gallery."""
+        gallery_modality: Modality = "dance" if modality == "music" else "music"
+        direction = _GALLERY[gallery_modality]
         hits = self._searchers[direction].search(emb, top=min(top, len(self)), settings=settings)
         best = int(np.argmax(hits.combined.max(axis=1)))
         query.update(start_s=starts[best], duration_s=span, beats_s=beat_lists[best])
         windows_info = [{"start_s": s, "best_combined": float(hits.combined[i].max())} for i, s in enumerate(starts)]
         return SearchResult(direction=direction, query=query, windows=windows_info, settings=settings.to_dict(),
-                            matches=self._matches(hits, best, gallery_modality, tempo),
+                            matches=self._matches(hits, best, gallery_modality, query["tempo_bpm"]),
                             seconds=round(time.perf_counter() - t0, 4))
 
     def _matches(self, hits: Hits, row: int, modality: Modality, query_tempo: float | None) -> list[Match]:
