@@ -1,4 +1,6 @@
-"""``beatdance train``: contrastive training; settings from a named recipe (``train.recipes``), each overridable."""
+"""``beatdance train``: contrastive training; settings from a named recipe (``train.recipes``), each overridable.
+Under ``torchrun --nproc_per_node=N -m beatdance train ...`` it is one rank of a data-parallel run
+(``train.distributed``): rank 0 writes the run folder and prints the summary."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ from pathlib import Path
 import typer
 
 from ..features.loading import dataset_config, load_features
+from ..threads import limited_threads, resolve_threads, usable_cores
+from ..train.distributed import DistEnv, threads_per_process
 from ..train.recipes import get_recipe
 from ..train.trainer import train
-from ..threads import limited_threads, resolve_threads
 from .app import app
-
 
 _FROM_RECIPE = "(default: from --recipe)"
 
@@ -26,7 +28,8 @@ def train_command(
                                "CPU). Every option below left unset comes from it."),
     variant: str | None = typer.Option(None, help=f"'temporal' (attention over segments) or 'official' (attention over the batch, as released) {_FROM_RECIPE}."),
     epochs: int | None = typer.Option(None, help=f"Training epochs {_FROM_RECIPE}."),
-    batch_size: int | None = typer.Option(None, help=f"Clips per batch; in-batch negatives {_FROM_RECIPE}."),
+    batch_size: int | None = typer.Option(None, help="Clips per batch and process; the negatives are the global batch "
+                                          f"(processes x this) {_FROM_RECIPE}."),
     lr: float | None = typer.Option(None, help=f"AdamW learning rate {_FROM_RECIPE}."),
     weight_decay: float | None = typer.Option(None, help=f"Decoupled weight decay {_FROM_RECIPE}."),
     warmup_fraction: float | None = typer.Option(None, help=f"Fraction of all steps spent in linear warmup {_FROM_RECIPE}."),
@@ -55,9 +58,11 @@ def train_command(
                                        f"scoring) or mean (music and dance not beat-locked segment by segment) {_FROM_RECIPE}."),
     rhythm_branch: bool | None = typer.Option(None, help=f"The rhythm branch (tempo agreement under learned metre ratios) {_FROM_RECIPE}."),
     standardise: bool | None = typer.Option(None, help=f"Z-score features by training statistics, kept in the checkpoint {_FROM_RECIPE}."),
-    device: str | None = typer.Option(None, help=f"'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N' {_FROM_RECIPE}."),
+    device: str | None = typer.Option(None, help="'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N'; under torchrun "
+                                      f"CUDA means each process's cuda:LOCAL_RANK {_FROM_RECIPE}."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out after its last finished epoch."),
-    threads: int | None = typer.Option(None, help="Torch, BLAS and OpenMP threads (default: the cores this process may use)."),
+    threads: int | None = typer.Option(None, help="Torch, BLAS and OpenMP threads (default: the cores this process may "
+                                       "use, shared among the processes torchrun started on this host)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
@@ -69,12 +74,13 @@ def train_command(
         beatdance train --data store/ --out runs/a
     """
     train_set = load_features(data, split=train_split, num_segments=segments, slots=beat_slots)
+    env = DistEnv.from_environ()
     notes = []
     if rhythm_branch is None and not train_set.has_rhythm and get_recipe(recipe).model.get("rhythm_branch"):
         notes.append(f"{data} has no rhythm arrays (prepared by an older beatdance, or the official layout), so the "
                      "rhythm branch is off. Re-run `beatdance prepare` to get them.")
         rhythm_branch = False
-    if not as_json:
+    if not as_json and env.is_main:
         for note in notes:
             typer.echo(f"note: {note}", err=True)
     model_config, config = get_recipe(recipe).configs(
@@ -93,9 +99,12 @@ def train_command(
                    if config.evals_per_epoch else None)
     except FileNotFoundError:
         val_set = None
-    with limited_threads(resolve_threads(threads)):
+    cores = resolve_threads(threads) if threads is not None else threads_per_process(usable_cores(), env=env)
+    with limited_threads(cores):
         result = train(train_set=train_set, val_set=val_set, model_config=model_config, config=config, out=out,
-                       data_info=dataset_config(data), resume=resume, show_progress=progress)
+                       data_info=dataset_config(data), resume=resume, show_progress=progress, env=env)
+    if not env.is_main:
+        return
     summary = {"run_dir": str(result.run_dir), "best_checkpoint": str(result.best_checkpoint),
                "best_window_score": result.best_score, "selection_metric": config.selection_metric, "recipe": recipe,
                "notes": notes,

@@ -19,17 +19,27 @@ from torch import Tensor
 from ..model.rhythm import shift_bins
 
 
+def _uniform(generator: torch.Generator, *, rows: int, share: tuple[int, int] | None) -> Tensor:
+    """``rows`` uniform draws in [0, 1). With ``share`` = (first row, global rows), the draws of the whole global
+    batch, cut to this rank's rows: a rank of a data-parallel run draws what one process on the global batch does."""
+    if share is None:
+        return torch.rand(rows, generator=generator)
+    first, total = share
+    assert first + rows <= total, (first, rows, total)
+    return torch.rand(total, generator=generator)[first:first + rows]
+
+
 def stretch_pairs(music: Tensor, dance: Tensor, *, max_octaves: float, bins_per_octave: int,
-                  generator: torch.Generator) -> tuple[Tensor, Tensor]:
+                  generator: torch.Generator, share: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
     """Both sides of each pair shifted by one shared random amount in [-max_octaves, max_octaves]."""
-    octaves = (torch.rand(music.shape[0], generator=generator) * 2.0 - 1.0) * max_octaves
+    octaves = (_uniform(generator, rows=music.shape[0], share=share) * 2.0 - 1.0) * max_octaves
     octaves = octaves.to(music.device)
     return shift_bins(music, octaves, bins_per_octave=bins_per_octave), shift_bins(dance, octaves, bins_per_octave=bins_per_octave)
 
 
 def mismatch(rhythm: Tensor, *, min_octaves: float, max_octaves: float, bins_per_octave: int,
-             generator: torch.Generator) -> Tensor:
+             generator: torch.Generator, share: tuple[int, int] | None = None) -> Tensor:
     """Each row shifted by a random amount of [min_octaves, max_octaves] octaves, up or down at random."""
-    size = torch.rand(rhythm.shape[0], generator=generator) * (max_octaves - min_octaves) + min_octaves
-    sign = torch.where(torch.rand(rhythm.shape[0], generator=generator) < 0.5, -1.0, 1.0)
+    size = _uniform(generator, rows=rhythm.shape[0], share=share) * (max_octaves - min_octaves) + min_octaves
+    sign = torch.where(_uniform(generator, rows=rhythm.shape[0], share=share) < 0.5, -1.0, 1.0)
     return shift_bins(rhythm, (size * sign).to(rhythm.device), bins_per_octave=bins_per_octave)
