@@ -289,9 +289,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(_cell(r.get(c)) for c in COLUMNS) + " |" for r in rows]
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -347,15 +347,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             out = Path(args.out) if args.out else Path(tmp)
             out.mkdir(parents=True, exist_ok=True)
             rows += bench_end_to_end(out=out, n=args.e2e_items, threads=args.threads, runs=args.e2e_runs, seed=args.seed)
-    result = {"rows": rows, "notes": notes, "total_s": time.perf_counter() - t_start,
-              "machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg(), "mem_available_gb": mem_available_bytes() / 1e9}}
     print(markdown_table(rows))
     for note in notes:
         print(f"- {note}")
+    return finish({"rows": rows, "notes": notes}, started=t_start, json_path=args.json)
+
+
+def finish(result: dict[str, Any], *, started: float, json_path: str | None) -> dict[str, Any]:
+    """``result`` with the total time and the machine, whose line is printed; also written to ``json_path``."""
+    result = {**result, "total_s": time.perf_counter() - started,
+              "machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg(), "mem_available_gb": mem_available_bytes() / 1e9}}
     m = result["machine"]
     print(f"- total {result['total_s']:.0f} s on {m['cpus']} CPUs, load average {m['load_avg'][0]:.1f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2))
     return result
 
 

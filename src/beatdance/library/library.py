@@ -53,8 +53,9 @@ from ..pipeline.extract import (
 from ..pipeline.prepare import PrepareConfig, window_starts
 from ..retrieval.embed import embed_featureset
 from ..retrieval.hubness import load_querybank, save_querybank
-from ..retrieval.index import IndexConfig, VectorIndex
+from ..retrieval.index import KINDS, Executor, IndexConfig, VectorIndex
 from ..retrieval.protocol import check_same_extractors
+from ..retrieval.scale import IndexChoice, choose_index
 from ..retrieval.scoring import Direction, ModalityEmbeddings
 from ..retrieval.search import LIBRARY_SEARCH, GallerySearch, Hits, SearchSettings, fit_gallery_querybank
 from ..threads import limited_threads
@@ -77,18 +78,37 @@ class LibraryConfig:
     ``make bench``.
     """
 
-    index: Literal["flat", "ivf", "hnsw"] = "flat"
+    index: Literal["flat", "ivf", "hnsw", "ivfpq", "opq-ivfpq", "auto"] = "flat"
     nlist: int = 256
     nprobe: int = 16
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
+    pq_m: int = 64
+    rerank_factor: int = 10
+    shards: int = 1
+    querybank_size: int = 10_000  # bank queries sampled (fixed seed) for the QB-Norm fit; 0: all of them
     search: SearchSettings = field(default_factory=lambda: SearchSettings(**LIBRARY_SEARCH.to_dict()))
     querybank: str = "library"
     batch_size: int = 32
 
-    def index_config(self, dim: int) -> IndexConfig:
-        return IndexConfig(dim=dim, kind=self.index, nlist=self.nlist, nprobe=self.nprobe, hnsw_m=self.hnsw_m,
-                           hnsw_ef_search=self.hnsw_ef_search)
+    def __post_init__(self) -> None:
+        if self.index not in (*KINDS, "auto"):
+            raise ParameterError(f"index={self.index!r}; expected auto or one of {', '.join(KINDS)} (flat is exact).")
+        if self.querybank_size < 0:
+            raise ParameterError(f"querybank_size={self.querybank_size} must be >= 0 (bank queries sampled; 0: all).")
+        self.index_config(1)  # the other index parameters are checked now, not after embedding the store
+
+    def index_choice(self, dim: int, *, items: int) -> IndexChoice:
+        """The index of a library of ``items`` items (``auto`` picks the kind from the size) and why."""
+        base = IndexConfig(dim=dim, kind="flat" if self.index == "auto" else self.index, nlist=self.nlist,
+                           nprobe=self.nprobe, hnsw_m=self.hnsw_m, hnsw_ef_search=self.hnsw_ef_search, pq_m=self.pq_m,
+                           rerank_factor=self.rerank_factor, shards=self.shards)
+        if self.index == "auto":
+            return choose_index(items=items, base=base)
+        return IndexChoice(base, f"{self.index} ({base.factory})")
+
+    def index_config(self, dim: int, *, items: int = 0) -> IndexConfig:
+        return self.index_choice(dim, items=items).config
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,6 +189,7 @@ class IndexReport:
     already_indexed: int
     querybank: str
     seconds: float
+    index: str = ""  # the index kind built, and why (``auto``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,12 +197,13 @@ class IndexReport:
 
 def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], model: str | os.PathLike[str] | None = None,
                   split: str | None = None, config: LibraryConfig | None = None, add: bool = False,
-                  show_progress: bool = True) -> IndexReport:
+                  show_progress: bool = True, executor: Executor = "local", ray_address: str | None = None) -> IndexReport:
     """Embed the clips of feature store ``data`` (every clip, or ``split``) into library ``out``.
 
     A new library needs ``model`` (a checkpoint or run directory). With ``add`` the clips not yet in
     the existing library ``out`` are added with the library's own model and settings (``model`` and
-    ``config``, when given, must be the library's), and the indexes and querybanks are rebuilt.
+    ``config``, when given, must be the library's), and the indexes and querybanks are rebuilt. ``executor``
+    and ``ray_address``: where the index shards are filled (see ``write_library``).
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -239,17 +261,19 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
             if bm is None or bd is None:
                 raise DataError(f"split {config.querybank!r} of {data} is empty; pass another --querybank split or 'library'.")
             bank = (bm, bd)
-    write_library(out=out, checkpoint=ckpt_dir, items=items, music=music, dance=dance, config=config,
-                  store_config=store.config, bank=bank)
+    choice = write_library(out=out, checkpoint=ckpt_dir, items=items, music=music, dance=dance, config=config,
+                           store_config=store.config, bank=bank, executor=executor, ray_address=ray_address)
     return IndexReport(library=str(out), items=len(items), added=len(new_ids), already_indexed=len(ids) - len(new_ids),
-                       querybank=config.querybank, seconds=round(time.perf_counter() - t0, 2))
+                       querybank=config.querybank, seconds=round(time.perf_counter() - t0, 2), index=choice.reason)
 
 
 def write_library(*, out: str | os.PathLike[str], checkpoint: str | os.PathLike[str], items: list[Item],
                   music: ModalityEmbeddings, dance: ModalityEmbeddings, config: LibraryConfig, store_config: dict[str, Any],
-                  bank: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None) -> None:
+                  bank: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None, executor: Executor = "local",
+                  ray_address: str | None = None) -> IndexChoice:
     """Write a library from embeddings already made by ``checkpoint``'s model: indexes, querybank statistics,
-    metadata, atomically. ``bank`` (music, dance) is the querybank; None: the library's own clips."""
+    metadata, atomically; returns the index built. ``bank`` (music, dance) is the querybank; None: the library's
+    own clips. ``executor="ray"`` fills the index shards as Ray tasks (``VectorIndex.build``)."""
     n = len(items)
     if len(music) != n or len(dance) != n:
         raise ParameterError(f"{n} items but {len(music)} music and {len(dance)} dance embeddings; give one of each per item.")
@@ -257,13 +281,11 @@ def write_library(*, out: str | os.PathLike[str], checkpoint: str | os.PathLike[
     model_config = read_json(ckpt_dir / CONFIG)["model"]
     bank_music, bank_dance = bank if bank is not None else (music, dance)
     pairs: dict[Direction, tuple[ModalityEmbeddings, ModalityEmbeddings]] = {"m2d": (bank_music, dance), "d2m": (bank_dance, music)}
-    stats = {d: fit_gallery_querybank(bank=b, gallery=g, direction=d, settings=config.search,
+    stats = {d: fit_gallery_querybank(bank=b, gallery=g, direction=d, settings=config.search, bank_size=config.querybank_size,
                                       source={"querybank": config.querybank}) for d, (b, g) in pairs.items()}
-    index_cfg = config.index_config(music.fuse.shape[1])
-    indexes = {}
-    for name, emb in (("music", music), ("dance", dance)):
-        indexes[name] = VectorIndex(index_cfg)
-        indexes[name].add(emb.fuse)
+    choice = config.index_choice(music.fuse.shape[1], items=n)
+    indexes = {name: VectorIndex.build(emb.fuse, config=choice.config, executor=executor, ray_address=ray_address)
+               for name, emb in (("music", music), ("dance", dance))}
 
     def fill(tmp: Path) -> None:
         (tmp / "model").mkdir()
@@ -283,6 +305,7 @@ def write_library(*, out: str | os.PathLike[str], checkpoint: str | os.PathLike[
         })
 
     write_dir_atomically(Path(out), fill)
+    return choice
 
 
 @dataclass

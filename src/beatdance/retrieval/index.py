@@ -1,28 +1,58 @@
-"""A vector index over L2-normalised embeddings (FAISS), exact by default, IVF or HNSW as options.
+"""A vector index over L2-normalised embeddings (FAISS): exact by default, compressed and sharded for large libraries.
+
+Every kind is a ``faiss.index_factory`` string (``IndexConfig.factory``):
+
+- ``flat``: exact inner product over the float32 vectors;
+- ``ivf``: inverted lists of the float32 vectors, ``nprobe`` of ``nlist`` lists scanned per query;
+- ``hnsw``: a graph over the float32 vectors (``hnsw_m`` links per node);
+- ``ivfpq``: inverted lists of ``pq_m``-byte product-quantised codes (vectors zero-padded to a multiple of ``pq_m``);
+- ``opq-ivfpq``: the same after a learned rotation to ``opq_dim`` dims (OPQ), which also makes the coarse
+  k-means and the list assignment cheap at high dims.
+
+Searches return exact cosine scores. The PQ kinds keep the float32 vectors beside the index
+(``<name>.vectors.npy``) and re-score the best ``k * rerank_factor`` codes exactly; HNSW (whose scores are
+exact) searches ``k * rerank_factor`` candidates. Quantisers train on a seeded sample of ``train_size``
+vectors with ``train_iters`` k-means iterations. An index of ``shards`` > 1 holds consecutive rows in K
+sub-indexes that share the trained quantisers and are searched as one (``faiss.IndexShards``); ``build``
+can fill them in parallel (``scale.run_parallel``). ``load`` memory-maps the files by default
+(``IO_FLAG_MMAP`` for inverted lists, ``IO_FLAG_MMAP_IFC`` for flat codes and HNSW storage, the re-rank
+vectors through ``np.load(mmap_mode='r')``), so a loaded index costs page cache, not private memory.
 
 The index owns normalisation and the metric (inner product = cosine on normalised vectors), stores its
-config next to the FAISS file, coerces inputs to contiguous float32 and raises (never asserts) on a
-dimension mismatch.
+config next to the FAISS files (a mismatch fails at load), coerces inputs to contiguous float32 and raises
+(never asserts) on a dimension mismatch.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from ..errors import CheckpointError, ParameterError
-from ..util import atomic_write_bytes, atomic_write_json, read_json
+from ..util import atomic_write_json, read_json
 
-IndexKind = Literal["flat", "ivf", "hnsw"]
+IndexKind = Literal["flat", "ivf", "hnsw", "ivfpq", "opq-ivfpq"]
+Executor = Literal["local", "ray"]
+KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw", "ivfpq", "opq-ivfpq")
+IVF_KINDS = ("ivf", "ivfpq", "opq-ivfpq")
+PQ_KINDS = ("ivfpq", "opq-ivfpq")
+PQ_CENTROIDS = 256  # 8-bit codes: k-means of 256 centroids per sub-quantiser
+POINTS_PER_CENTROID = 39  # FAISS warns when a k-means has fewer training points per centroid
+TRAIN_SEED = 0
+# OPQ alternates rotation updates and PQ k-means on 4-d slices, which FAISS runs slowly: with its defaults
+# (50 rotations, 65536 points) it trained for minutes on 20k vectors here. A third of ``train_iters`` rotations
+# on at most 8192 points halved that again at the same recall after the re-rank (benchmarks/index_scale.py).
+OPQ_TRAIN_POINTS = 8192
 
 
 @dataclass
 class IndexConfig:
-    """``flat`` is exact; ``ivf`` uses ``nlist`` lists probed ``nprobe`` at a time; ``hnsw`` uses ``hnsw_m`` links."""
+    """One index: its ``kind`` and the parameters that kind reads (the others are ignored)."""
 
     dim: int
     kind: IndexKind = "flat"
@@ -30,16 +60,52 @@ class IndexConfig:
     nprobe: int = 16
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
+    pq_m: int = 64
+    opq_dim: int = 0  # 0: 4 x pq_m (FAISS's advice)
+    rerank_factor: int = 10
+    train_size: int = 20_000
+    train_iters: int = 10
+    shards: int = 1
     threads: int = 0  # 0: leave FAISS's default
 
     def __post_init__(self) -> None:
-        if self.kind not in ("flat", "ivf", "hnsw"):
-            raise ParameterError(f"index kind {self.kind!r}; expected 'flat' (exact), 'ivf' or 'hnsw'.")
+        if self.kind not in KINDS:
+            raise ParameterError(f"index kind {self.kind!r}; expected one of {', '.join(KINDS)} (flat is exact).")
         if self.dim <= 0:
             raise ParameterError(f"dim={self.dim} must be positive.")
+        for name in ("nlist", "nprobe", "hnsw_m", "hnsw_ef_search", "pq_m", "rerank_factor", "train_size",
+                     "train_iters", "shards"):
+            if getattr(self, name) < 1:
+                raise ParameterError(f"{name}={getattr(self, name)} must be >= 1.")
+        if self.opq_dim < 0 or self.opq_dim % self.pq_m:
+            raise ParameterError(f"opq_dim={self.opq_dim} is not a multiple of pq_m={self.pq_m}; OPQ splits its "
+                                 "output among the sub-quantisers (e.g. opq_dim=256 for pq_m=64, or 0: 4 x pq_m).")
+
+    @property
+    def factory(self) -> str:
+        """The ``faiss.index_factory`` string of one shard."""
+        if self.kind == "flat":
+            return "Flat"
+        if self.kind == "ivf":
+            return f"IVF{self.nlist},Flat"
+        if self.kind == "hnsw":
+            return f"HNSW{self.hnsw_m}"
+        pq = f"IVF{self.nlist},PQ{self.pq_m}"
+        if self.kind == "opq-ivfpq":
+            return f"OPQ{self.pq_m}_{self.opq_dim or 4 * self.pq_m},{pq}"
+        padded = -(-self.dim // self.pq_m) * self.pq_m
+        return pq if padded == self.dim else f"Pad{padded},{pq}"
+
+    def min_train_items(self) -> int:
+        """Vectors the quantisers need: ``nlist`` for IVF (FAISS's minimum), 39 per centroid for the PQ kinds."""
+        if self.kind == "ivf":
+            return self.nlist
+        if self.kind in PQ_KINDS:
+            return POINTS_PER_CENTROID * max(self.nlist, PQ_CENTROIDS)
+        return 0
 
 
-def _faiss():
+def _faiss() -> Any:
     import faiss
 
     return faiss
@@ -57,30 +123,83 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
+    """``shards`` consecutive row ranges covering 0..n-1, sizes differing by at most one."""
+    edges = np.linspace(0, n, shards + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+
+
+def fill_shard(task: tuple[int, str, str, int, int, int, str]) -> tuple[int, str]:
+    """A parallel task: add rows ``a:b`` of the ``.npy`` vectors to a copy of the trained, empty template index
+    and write the shard to ``out``; ``task`` = (shard, template, vectors, a, b, threads, out)."""
+    faiss = _faiss()
+    shard_no, template, vectors, a, b, threads, out = task
+    faiss.omp_set_num_threads(threads)
+    shard = faiss.read_index(template)
+    shard.add(np.ascontiguousarray(np.load(vectors, mmap_mode="r")[a:b]))
+    faiss.write_index(shard, out)
+    return shard_no, out
+
+
+def _shard_paths(path: Path, shards: int) -> list[Path]:
+    return [path] if shards == 1 else [path.with_name(f"{path.name}.{i}") for i in range(shards)]
+
+
+def _vectors_path(path: Path) -> Path:
+    return path.with_name(path.name + ".vectors.npy")
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
 class VectorIndex:
-    """``add(x)``, ``search(q, k) -> (scores, ids)``, ``save(path)``, ``VectorIndex.load(path)``; ids are 0..n-1."""
+    """``build(x)`` or ``add(x)``, ``search(q, k) -> (scores, ids)``, ``save(path)``, ``VectorIndex.load(path)``;
+    ids are 0..n-1."""
 
     def __init__(self, config: IndexConfig) -> None:
         faiss = _faiss()
         self.config = config
         if config.threads:
             faiss.omp_set_num_threads(config.threads)
-        if config.kind == "flat":
-            self._index = faiss.IndexFlatIP(config.dim)
-        elif config.kind == "ivf":
-            self._index = faiss.IndexIVFFlat(faiss.IndexFlatIP(config.dim), config.dim, config.nlist, faiss.METRIC_INNER_PRODUCT)
-        else:
-            self._index = faiss.IndexHNSWFlat(config.dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        self._apply_runtime()
+        self._shards = [self._new_shard() for _ in range(config.shards)]
+        self._parts: list[np.ndarray] = []  # re-rank vectors added in this process (PQ kinds)
+        self._vectors: np.ndarray | None = None  # or loaded (memory-mapped)
+        self.mapped = False
+        self._assemble()
 
-    def _apply_runtime(self) -> None:
-        if self.config.kind == "ivf":
-            self._index.nprobe = self.config.nprobe
+    def _new_shard(self) -> Any:
+        faiss = _faiss()
+        shard = faiss.index_factory(self.config.dim, self.config.factory, faiss.METRIC_INNER_PRODUCT)
+        if self.config.kind in PQ_KINDS:  # fewer k-means iterations than FAISS's 25 (PQ): 3x faster
+            ivf = faiss.downcast_index(faiss.extract_index_ivf(shard))
+            ivf.do_polysemous_training = False  # only polysemous search uses it, and it is slow
+            ivf.pq.cp.niter = self.config.train_iters
+            if self.config.kind == "opq-ivfpq":
+                opq = faiss.downcast_VectorTransform(shard.chain.at(0))
+                opq.niter = opq.niter_pq_0 = max(1, self.config.train_iters // 3)
+                opq.max_train_points = OPQ_TRAIN_POINTS
+        return shard
+
+    def _assemble(self) -> None:
+        """Point ``_index`` at the one shard or an IndexShards over all, with the search parameters applied."""
+        faiss = _faiss()
+        if len(self._shards) == 1:
+            self._index = self._shards[0]
+        else:
+            # not threaded: a thread per shard and query starts a new OpenMP pool each time, and a single query on
+            # 2 flat shards of 100k x 1169 took 60 ms that way against 24 ms shard after shard (one thread)
+            self._index = faiss.IndexShards(self.config.dim, False, True)  # successive ids
+            for shard in self._shards:
+                self._index.add_shard(shard)
+        params = faiss.ParameterSpace()
+        if self.config.kind in IVF_KINDS:
+            params.set_index_parameter(self._index, "nprobe", self.config.nprobe)
         elif self.config.kind == "hnsw":
-            self._index.hnsw.efSearch = self.config.hnsw_ef_search
+            params.set_index_parameter(self._index, "efSearch", self.config.hnsw_ef_search)
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return int(sum(s.ntotal for s in self._shards))
 
     def _check(self, x: np.ndarray, what: str) -> np.ndarray:
         x = normalize_rows(x)
@@ -91,49 +210,159 @@ class VectorIndex:
             )
         return x
 
-    def add(self, x: np.ndarray) -> None:
-        """Append embeddings; an IVF index is trained on the first batch (needs >= nlist vectors)."""
-        x = self._check(x, "added embeddings")
-        if not self._index.is_trained:
-            if len(x) < self.config.nlist:
-                raise ParameterError(
-                    f"An IVF index with nlist={self.config.nlist} needs at least that many vectors to train; got {len(x)}. "
-                    "Use --index flat for small libraries or lower nlist."
-                )
-            self._index.train(x)
-        self._index.add(x)
-
-    def search(self, queries: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (cosine scores, ids) per query row, best first; ids are -1 past the index size."""
-        q = self._check(queries, "query embeddings")
-        k = max(1, min(int(k), len(self)))
-        scores, ids = self._index.search(q, k)
-        return scores, ids
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``path`` (FAISS) and ``path.json`` (config) atomically."""
+    def _train(self, x: np.ndarray) -> None:
+        """Train the quantisers on a seeded sample of ``x`` (at least ``min_train_items``), copied to every shard."""
         faiss = _faiss()
-        path = Path(path)
-        atomic_write_bytes(path, faiss.serialize_index(self._index).tobytes())
-        atomic_write_json(path.with_name(path.name + ".json"), {**asdict(self.config), "ntotal": len(self)})
+        need = self.config.min_train_items()
+        if self._shards[0].is_trained:
+            return
+        if len(x) < need:
+            raise ParameterError(
+                f"A {self.config.kind} index with nlist={self.config.nlist} needs at least {need} vectors to train "
+                f"its quantisers; got {len(x)}. Use --index flat (or auto) for small libraries or lower nlist."
+            )
+        size = min(len(x), max(self.config.train_size, need))
+        rows = np.random.default_rng(TRAIN_SEED).choice(len(x), size, replace=False)
+        sample = x if size == len(x) else x[np.sort(rows)]
+        self._shards[0].train(sample)
+        self._shards[1:] = [faiss.clone_index(self._shards[0]) for _ in self._shards[1:]]
+        self._assemble()
+
+    def _writable(self) -> None:
+        if self.mapped:
+            raise ParameterError("this index was loaded memory-mapped (read-only); load it with mmap=False to change "
+                                 "or re-save it, or rebuild it from the embeddings.")
+
+    def add(self, x: np.ndarray) -> None:
+        """Append embeddings to the last shard; untrained quantisers are trained on this first batch."""
+        self._writable()
+        x = self._check(x, "added embeddings")
+        self._train(x)
+        self._shards[-1].add(x)
+        self._added(x)
+
+    def _added(self, x: np.ndarray) -> None:
+        if len(self._shards) > 1:
+            self._index.syncWithSubIndexes()
+        if self.config.kind in PQ_KINDS:
+            self._parts.append(x)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, dim: int | None = None) -> VectorIndex:
-        """Read an index written by ``save``; ``dim`` (if given) must match its config."""
+    def build(cls, x: np.ndarray, *, config: IndexConfig, executor: Executor = "local", workers: int | None = None,
+              ray_address: str | None = None, scratch_dir: str | os.PathLike[str] | None = None) -> VectorIndex:
+        """An index of all of ``x``: quantisers trained once on a sample, then the shards filled with consecutive
+        rows, one after the other in this process (``local``; FAISS threads each) or as parallel Ray tasks
+        (``ray``: ``workers`` actors on the cluster at ``ray_address``, see ``scale.fill_shards``)."""
+        if executor not in ("local", "ray"):
+            raise ParameterError(f"executor={executor!r}; expected 'local' (this process) or 'ray' "
+                                 "(parallel Ray tasks).")
+        index = cls(config)
+        x = index._check(x, "indexed embeddings")
+        index._train(x)
+        bounds = shard_bounds(len(x), config.shards)
+        if executor == "local" or len(bounds) == 1:
+            for shard, (a, b) in zip(index._shards, bounds):
+                shard.add(x[a:b])
+        else:
+            from .scale import fill_shards
+
+            index._shards = fill_shards(index._shards[0], x, bounds=bounds, executor=executor, workers=workers,
+                                        ray_address=ray_address, scratch_dir=scratch_dir)
+            index._assemble()
+        index._added(x)
+        return index
+
+    def _exact_vectors(self) -> np.ndarray:
+        if self._vectors is None or len(self._vectors) != len(self):
+            self._vectors = np.concatenate(self._parts) if len(self._parts) != 1 else self._parts[0]
+            self._parts = [self._vectors]
+        return self._vectors
+
+    def search(self, queries: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (exact cosine scores, ids) per query row, best first; ids are -1 past the index size."""
+        q = self._check(queries, "query embeddings")
+        k = max(1, min(int(k), len(self)))
+        shortlist = k
+        if self.config.kind in ("hnsw", *PQ_KINDS):
+            shortlist = min(len(self), k * self.config.rerank_factor)
+        scores, ids = self._index.search(q, shortlist)
+        if self.config.kind in PQ_KINDS:
+            scores, ids = self._rerank(q, ids)
+        return scores[:, :k], ids[:, :k]
+
+    def _rerank(self, q: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact scores of the shortlisted ``ids`` (rows read in ascending order from the vectors), re-sorted."""
+        vectors = self._exact_vectors()
+        scores = np.full(ids.shape, -np.inf, dtype=np.float32)
+        for i, row in enumerate(ids):
+            valid = np.flatnonzero(row >= 0)
+            order = valid[np.argsort(row[valid])]
+            scores[i, order] = vectors[row[order]] @ q[i]
+        best = np.argsort(-scores, axis=1, kind="stable")
+        return np.take_along_axis(scores, best, axis=1), np.take_along_axis(ids, best, axis=1)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write ``path`` (FAISS; ``path.0`` .. ``path.K-1`` for K shards), the PQ kinds' ``path.vectors.npy`` and
+        ``path.json`` (config, written last), each atomically."""
+        faiss = _faiss()
+        self._writable()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for file, shard in zip(_shard_paths(path, len(self._shards)), self._shards):
+            tmp = file.with_name(f".{file.name}.tmp")
+            faiss.write_index(shard, str(tmp))
+            os.replace(tmp, file)
+        if self.config.kind in PQ_KINDS:
+            tmp = path.with_name(f".{path.name}.vectors.tmp.npy")
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(self), self.config.dim))
+            a = 0
+            for part in self._parts:
+                out[a:a + len(part)] = part
+                a += len(part)
+            out.flush()
+            del out
+            os.replace(tmp, _vectors_path(path))
+        atomic_write_json(_meta_path(path), {**asdict(self.config), "ntotal": len(self),
+                                             "shard_sizes": [int(s.ntotal) for s in self._shards]})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, dim: int | None = None, mmap: bool = True) -> VectorIndex:
+        """Read an index written by ``save`` (memory-mapped unless ``mmap=False``); ``dim`` (if given) must match."""
         faiss = _faiss()
         path = Path(path)
-        meta_path = path.with_name(path.name + ".json")
-        if not path.is_file() or not meta_path.is_file():
-            raise CheckpointError(f"Index {path} or its config {meta_path.name} is missing; rebuild it with `beatdance index`.")
+        meta_path = _meta_path(path)
+        if not meta_path.is_file():
+            raise CheckpointError(f"Index config {meta_path} is missing; rebuild the index with `beatdance index`.")
         meta = read_json(meta_path)
         ntotal = meta.pop("ntotal")
+        sizes = meta.pop("shard_sizes", [ntotal])
+        known = {f.name for f in fields(IndexConfig)}
+        if set(meta) - known:
+            raise CheckpointError(f"{meta_path} has unknown fields {sorted(set(meta) - known)} (written by a newer "
+                                  "beatdance?); upgrade beatdance or rebuild the index.")
         config = IndexConfig(**meta)
         if dim is not None and dim != config.dim:
-            raise CheckpointError(f"Index {path} holds dim-{config.dim} vectors but the model produces dim {dim}; rebuild the library.")
+            raise CheckpointError(f"Index {path} holds dim-{config.dim} vectors but the model produces dim {dim}; "
+                                  "rebuild the library.")
+        files = _shard_paths(path, config.shards)
+        vectors_file = _vectors_path(path) if config.kind in PQ_KINDS else None
+        missing = [f.name for f in [*files, *([vectors_file] if vectors_file else [])] if not f.is_file()]
+        if missing:
+            raise CheckpointError(f"Index {path} is missing {missing}; rebuild it with `beatdance index`.")
+        flags = 0
+        if mmap:
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if config.kind in IVF_KINDS else faiss.IO_FLAG_MMAP_IFC
         obj = cls.__new__(cls)
-        obj.config = config
-        obj._index = faiss.deserialize_index(np.frombuffer(path.read_bytes(), dtype=np.uint8))
-        obj._apply_runtime()
-        if obj._index.ntotal != ntotal or obj._index.d != config.dim:
-            raise CheckpointError(f"Index {path} does not match its config file {meta_path.name} (interrupted write?); rebuild it.")
+        obj.config, obj.mapped, obj._parts, obj._vectors = config, mmap, [], None
+        obj._shards = [faiss.read_index(str(f), flags) for f in files]
+        if vectors_file is not None:
+            obj._vectors = np.load(vectors_file, mmap_mode="r" if mmap else None)
+            obj._parts = [obj._vectors]
+        obj._assemble()
+        got = [int(s.ntotal) for s in obj._shards]
+        shapes_ok = all(s.d == config.dim for s in obj._shards) and (
+            obj._vectors is None or obj._vectors.shape == (ntotal, config.dim))
+        if got != sizes or sum(got) != ntotal or not shapes_ok:
+            raise CheckpointError(f"Index {path} ({got} items per shard) does not match its config file "
+                                  f"{meta_path.name} ({sizes}, dim {config.dim}; interrupted write?); rebuild it.")
         return obj

@@ -72,9 +72,30 @@ class Hits:
     normalised: np.ndarray  # (Q,) bool: True where QB-Norm was applied to the row
 
 
+def sample_bank(bank: ModalityEmbeddings, *, size: int, seed: int = 0) -> ModalityEmbeddings:
+    """``size`` rows of ``bank`` drawn without replacement with a fixed seed, in their order (all of it when
+    ``size`` is 0 or at least its length)."""
+    if size < 0:
+        raise ParameterError(f"querybank size={size} must be >= 0 (bank queries sampled; 0: all of them).")
+    if size == 0 or size >= len(bank):
+        return bank
+    rows = np.sort(np.random.default_rng(seed).choice(len(bank), size, replace=False))
+    return ModalityEmbeddings(fuse=bank.fuse[rows], beat_head=None if bank.beat_head is None else bank.beat_head[rows],
+                              beat_grid=bank.beat_grid[rows], ids=[bank.ids[i] for i in rows])
+
+
 def fit_gallery_querybank(*, bank: ModalityEmbeddings, gallery: ModalityEmbeddings, direction: Direction,
-                          settings: SearchSettings, chunk_size: int = 1024, source: dict[str, Any] | None = None) -> QuerybankStats:
-    """QB-Norm statistics of ``gallery`` for ``bank`` queries, on the beat-enhanced score of ``settings``."""
+                          settings: SearchSettings, chunk_size: int = 1024, source: dict[str, Any] | None = None,
+                          bank_size: int = 0, seed: int = 0) -> QuerybankStats:
+    """QB-Norm statistics of ``gallery`` for ``bank`` queries, on the beat-enhanced score of ``settings``.
+
+    The fit scores every bank query against the whole gallery (bank x gallery work), so a library-sized bank
+    grows quadratically: ``bank_size`` > 0 fits on that many bank queries sampled with ``seed`` (the recall it
+    costs is measured in ``benchmarks/index_scale.py``)."""
+    sampled = sample_bank(bank, size=bank_size, seed=seed)
+    if len(sampled) < len(bank):
+        source = {**(source or {}), "sampled_from": len(bank), "sample_seed": seed}
+    bank = sampled
     scorer = Scorer(gallery, direction=direction, beat_weight_head=settings.beat_weight_head,
                     beat_weight_align=settings.beat_weight_align, sigma_frames=settings.sigma_frames)
     chunks = (scorer.scores(bank, slice(a, a + chunk_size)) for a in range(0, len(bank), chunk_size))

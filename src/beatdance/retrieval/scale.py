@@ -1,0 +1,81 @@
+"""Scaling the vector index out: the ``auto`` choice of index kind by library size, and parallel shard builds.
+
+``choose_index`` keeps the exact ``flat`` index below ``AUTO_FLAT_MAX_ITEMS`` items (a single query then
+scans at most that many vectors) and switches to ``ivfpq`` above it, with ``nlist`` growing as sqrt(n).
+Not ``opq-ivfpq``: on clustered synthetic vectors (1169-d, 30k items) its learned rotation built 3-5x
+slower for the same recall after the exact re-rank. The figures behind the choice are the "Scaling out"
+table of the README (``benchmarks/index_scale.py``).
+
+``fill_shards`` fills the K shards of an index as Ray tasks (``pipeline.executors.map_unordered``: actors on
+a local Ray instance or a cluster, from the optional ``beatdance[scale]`` extra). The rows and the trained
+template travel as files in a scratch folder (on a cluster: one every node sees), not through Ray's object
+store, and each shard comes back as a file. There is no local process pool: a process forked after FAISS
+has used OpenMP hangs (tried), and on one machine FAISS's own threads already fill a shard with every core.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from ..threads import usable_cores
+from .index import Executor, IndexConfig, fill_shard
+
+AUTO_FLAT_MAX_ITEMS = 100_000
+AUTO_MAX_NLIST = 4096
+
+
+@dataclass
+class IndexChoice:
+    """The index ``config`` chosen for a library, and ``reason``: one sentence saying why (printed by ``index``)."""
+
+    config: IndexConfig
+    reason: str
+
+
+def auto_nlist(items: int) -> int:
+    """The power of two nearest sqrt(items), between 64 and ``AUTO_MAX_NLIST``."""
+    return int(min(AUTO_MAX_NLIST, max(64, 2 ** round(math.log2(max(1.0, math.sqrt(items)))))))
+
+
+def choose_index(*, items: int, base: IndexConfig) -> IndexChoice:
+    """``auto``: ``base`` as exact ``flat`` for small libraries, as ``ivfpq`` (nlist from the size) above."""
+    if items < AUTO_FLAT_MAX_ITEMS:
+        return IndexChoice(replace(base, kind="flat"), f"auto: flat (exact) for {items} items "
+                                                       f"(< {AUTO_FLAT_MAX_ITEMS}: every query scans every vector)")
+    cfg = replace(base, kind="ivfpq", nlist=auto_nlist(items))
+    return IndexChoice(cfg, f"auto: ivfpq ({cfg.factory}, nprobe {cfg.nprobe}, exact re-rank of the best "
+                            f"k x {cfg.rerank_factor}) for {items} items (>= {AUTO_FLAT_MAX_ITEMS})")
+
+
+def _lost(task: tuple[Any, ...], reason: str) -> tuple[int, str]:
+    raise DataError(f"shard {task[0]} of the index was not built: {reason}. Build again, or without --executor ray.")
+
+
+def fill_shards(template: Any, x: np.ndarray, *, bounds: list[tuple[int, int]], executor: Executor,
+                workers: int | None, ray_address: str | None,
+                scratch_dir: str | os.PathLike[str] | None) -> list[Any]:
+    """The FAISS shards of rows ``bounds`` of normalised ``x``, each a copy of the trained, empty ``template``
+    filled by a parallel task; ``scratch_dir`` holds the exchanged files (default: the system's temporary folder)."""
+    from ..pipeline.executors import map_unordered
+    from .index import _faiss
+
+    faiss = _faiss()
+    tasks_at_once = max(1, min(len(bounds), workers or usable_cores()))
+    threads = max(1, usable_cores() // tasks_at_once)
+    with tempfile.TemporaryDirectory(prefix="beatdance-shards-", dir=scratch_dir) as tmp:
+        folder = Path(tmp)
+        faiss.write_index(template, str(folder / "template.faiss"))
+        np.save(folder / "vectors.npy", x)
+        tasks = [(i, str(folder / "template.faiss"), str(folder / "vectors.npy"), a, b, threads,
+                  str(folder / f"shard{i}.faiss")) for i, (a, b) in enumerate(bounds)]
+        done = dict(map_unordered(fill_shard, tasks, executor=executor, workers=workers, ray_address=ray_address,
+                                  on_lost=_lost))
+        return [faiss.read_index(done[i]) for i in range(len(bounds))]
