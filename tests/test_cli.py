@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from beatdance.cli import load_commands
+from beatdance.errors import ParameterError
 from beatdance.features.loading import load_features
 from beatdance.features.official import write_official
 from beatdance.model.checkpoint import load_checkpoint
@@ -87,3 +88,22 @@ def test_evaluate_rejects_features_of_another_config(tmp_path):
     res = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "run"), "--data", str(tmp_path / "b")])
     assert res.exit_code != 0
     assert "music_dim" in str(res.exception) or "expects" in str(res.exception)
+
+
+def test_evaluate_device_option_runs_on_cpu_and_refuses_a_missing_gpu(tmp_path):
+    cfg = SynthFeatureConfig(num_train=16, num_val=4, num_test=8, music_dim=12, dance_dim=8, music_frames=20,
+                             dance_frames=20)
+    write_official(tmp_path / "data", splits=generate_synthetic_features(cfg))
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                              "--epochs", "1", "--embed-dim", "16", "--layers", "1", "--heads", "2", "--ff-dim", "32",
+                              "--no-progress"])
+    assert res.exit_code == 0, res.output
+    evaluate = ["evaluate", "--model", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--json", "-"]
+    res = runner.invoke(app, [*evaluate, "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["num_clips"] == 8
+    missing = "cuda" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
+    res = runner.invoke(app, [*evaluate, "--device", missing])
+    assert isinstance(res.exception, ParameterError), res.exception
+    assert f"--device {missing}" in str(res.exception) and "--device cpu" in str(res.exception)

@@ -221,7 +221,8 @@ def test_rank_shares_are_equal_and_disjoint():
     assert rank_share(batch, env=DistEnv()).tolist() == batch.tolist()
 
 
-def test_environment_device_and_threads():
+def test_environment_device_and_threads(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # the mapping to cuda:LOCAL_RANK, with or without GPUs
     env = DistEnv.from_environ({"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"})
     assert (env.rank, env.world_size, env.local_rank, env.is_main, env.enabled) == (1, 4, 1, False, True)
     assert DistEnv.from_environ({}) == DistEnv()

@@ -35,7 +35,7 @@ def evaluate_command(
     beat_weight_align: float = typer.Option(0.0, help="Weight of the explicit beat-alignment score added to the fused one."),
     batch_size: int = typer.Option(32, help="Embedding batch size (matters for the official variant, official 32)."),
     chunk_size: int = typer.Option(1024, help="Query rows scored at a time (memory bound for large galleries)."),
-    device: str = typer.Option("cpu", help="Torch device."),
+    device: str = typer.Option("cpu", help="Torch device: cpu, cuda, cuda:N or auto (CUDA when present)."),
     dance_order_seed: int = typer.Option(0, help="Seed of the random order the dance side is embedded in."),
     pair_ordered_batches: bool = typer.Option(False, "--pair-ordered-batches", help="Embed both sides in pair order, "
                                               "as the official code does: leaks the pairing for the official variant "

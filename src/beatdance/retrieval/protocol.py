@@ -10,6 +10,7 @@ from ..errors import CheckpointError
 from ..features.featureset import FeatureSet
 from ..features.loading import dataset_config, load_features
 from ..model.checkpoint import check_compatible, load_checkpoint
+from ..train.distributed import resolve_device
 from .embed import embed_featureset
 from .evaluate import evaluate_retrieval
 
@@ -38,9 +39,10 @@ def evaluate_model(*, model: str | os.PathLike[str], data: str | os.PathLike[str
     The dance side is embedded in the order drawn from ``dance_order_seed``, as in the bench: embedding
     both sides in pair order leaks the pairing through the ``official`` variant's attention across the
     batch (``retrieval.embed``). ``pair_ordered_batches`` reproduces that leaky protocol (the official
-    code's) and labels the report with it.
+    code's) and labels the report with it. ``device``: auto, cpu or cuda[:N] (a missing GPU: ParameterError).
     """
     data = Path(data)
+    device = str(resolve_device(device))
     net, config = load_checkpoint(model, device=device)
     check_same_extractors(config.get("data", {}), dataset_config(data), data=data)
     cfg = net.config

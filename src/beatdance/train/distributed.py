@@ -65,20 +65,26 @@ class DistEnv:
         return env
 
 
-def resolve_device(name: str, *, env: DistEnv) -> torch.device:
-    """``"auto"`` picks CUDA when available, else CPU; anything else is passed to torch. Under torchrun a
-    CUDA device is the process's own GPU, ``cuda:LOCAL_RANK``."""
+def resolve_device(name: str, *, env: DistEnv | None = None) -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU; anything else is passed to torch, and a GPU that is not
+    there is refused (ParameterError naming --device). Under torchrun a CUDA device is the process's own GPU,
+    ``cuda:LOCAL_RANK``."""
+    env = env or DistEnv()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise ParameterError(f"device={name!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'.") from exc
+        raise ParameterError(f"--device {name!r} is not a torch device; use 'auto', 'cpu', 'cuda' or "
+                             "'cuda:N'.") from exc
     if env.enabled and device.type == "cuda":
         if device.index not in (None, env.local_rank):
             raise ParameterError(f"device={name!r} under torchrun: each process uses its own GPU, "
                                  f"cuda:LOCAL_RANK (here cuda:{env.local_rank}); pass --device cuda or auto.")
-        return torch.device("cuda", env.local_rank)
+        device = torch.device("cuda", env.local_rank)
+    if device.type == "cuda" and (index := device.index or 0) >= torch.cuda.device_count():
+        raise ParameterError(f"--device {name}: this machine has {torch.cuda.device_count()} usable CUDA GPU(s) (no "
+                             f"GPU index {index}; or torch is the CPU build); pass --device cpu or auto.")
     return device
 
 
