@@ -45,7 +45,7 @@ def test_index_then_search(small_store, small_model, small_library, small_corpus
     assert code == 0 and "pair_003.wav" in out and "beat align" in out
     api = opened.search(music=small_corpus / "pair_003.wav", top=4)
     rows = _table_rows(out)
-    assert [r[:2] for r in rows] == [[str(m.rank), m.clip_id] for m in api.matches]
+    assert [r[:2] for r in rows] == [[str(m.rank), m.id] for m in api.matches]
     assert [(r[4], r[6]) for r in rows] == [(f"{m.score:.4g}", f"{m.beat_alignment:.3f}") for m in api.matches]
     code, out, _ = _run(monkeypatch, capsys, "search", lib, "--dance", small_corpus / "pair_000.npz", "--top", "2",
                         "--hubness", "none", "--json")
@@ -93,8 +93,11 @@ def test_search_through_a_running_service(live_server, small_library, small_corp
                                     "--top", "3", "--json")
     local = json.loads(out_local)
     assert code == code_local == 0
-    assert [m["id"] for m in remote["matches"]] == [m["clip_id"] for m in local["matches"]]
-    code, out, _ = _run(monkeypatch, capsys, "search", "--server", live_server, "--dance-id", local["matches"][0]["clip_id"])
+    assert [m["id"] for m in remote["matches"]] == [m["id"] for m in local["matches"]]
+    # One JSON shape: the local --json match and query keys are the service's (which adds where to play it).
+    assert set(remote["matches"][0]) - {"media", "plot_url"} == set(local["matches"][0])
+    assert set(remote["query"]) <= set(local["query"]) | {"source"} and "source" in local["query"]
+    code, out, _ = _run(monkeypatch, capsys, "search", "--server", live_server, "--dance-id", local["matches"][0]["id"])
     assert code == 0 and "dance query" in out and "music" in out
     code, _, err = _run(monkeypatch, capsys, "search", "--server", live_server, "--music-id", "nope")
     assert code == 2 and "404" in err
@@ -109,3 +112,10 @@ def test_remote_search_loads_neither_torch_nor_librosa():
             "print(sorted(m for m in ('torch', 'librosa', 'faiss') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip().splitlines()[-1] == "[]" and "cannot reach the beatdance service" in done.stderr
+
+
+def test_serve_refuses_a_gpu_that_is_not_there(small_library, monkeypatch, capsys):
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 0)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    code, _, err = _run(monkeypatch, capsys, "serve", small_library, "--device", "cuda", "--port", "1")
+    assert code == 2 and "--device cuda" in err and "0 usable CUDA GPU" in err

@@ -23,7 +23,7 @@ def _stamps(out: Path) -> dict[str, int]:
 
 
 def _assert_same_matches(a: list[dict], b: list[dict]) -> None:
-    assert [m["clip_id"] for m in a] == [m["clip_id"] for m in b]
+    assert [m["id"] for m in a] == [m["id"] for m in b]
     assert [m["score"] for m in a] == pytest.approx([m["score"] for m in b], abs=1e-6)
 
 
@@ -41,7 +41,7 @@ def test_demo_runs_every_stage_and_reruns_from_disk(tmp_path):
     lib = Library.open(tmp_path / "library")
     for q in summary["queries"][:-1]:  # the last is the video query (MediaPipe), checked by the service tests
         again = lib.search(**{q["modality"]: q["query"]}, top=5)
-        _assert_same_matches(q["matches"], [{"clip_id": m.clip_id, "score": m.score} for m in again.matches])
+        _assert_same_matches(q["matches"], [{"id": m.id, "score": m.score} for m in again.matches])
         assert q["window_start_s"] == again.query["start_s"]
         assert {it.side(q["modality"]).file for it in lib.items if it.grp == q["truth_group"]} == {q["query"]}
         groups = [m["group"] for m in q["matches"]]
@@ -50,7 +50,7 @@ def test_demo_runs_every_stage_and_reruns_from_disk(tmp_path):
     top1 = [q["matches"][0]["beat_alignment"] for q in music]
     assert summary["top1_beat_alignment"]["m2d"] == pytest.approx(np.mean(top1))
     first = music[0]["matches"][0]
-    assert summary["export"]["dance"] == lib.item(first["clip_id"]).dance_file  # the export shows the first top match
+    assert summary["export"]["dance"] == lib.item(first["id"]).dance_file  # the export shows the first top match
     for name in ("report.md", "report.html", "demo_report.json", "plots/recall.png", "plots/top_match_beats.png",
                  "top_match.mp4", "library/library.json"):
         assert (tmp_path / name).is_file(), name

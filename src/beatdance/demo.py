@@ -73,11 +73,11 @@ def _train(store: Path, run: Path, cfg: DemoConfig, *, show_progress: bool) -> N
 def _query_summary(result: SearchResult, *, truth_group: str | None) -> dict[str, Any]:
     groups = [m.group for m in result.matches]
     return {
-        "query": result.query["file"], "modality": result.query["modality"], "window_start_s": result.query["start_s"],
+        "query": result.query["source"], "modality": result.query["modality"], "window_start_s": result.query["start_s"],
         "query_tempo_bpm": result.query["tempo_bpm"], "truth_group": truth_group,
         "truth_rank": groups.index(truth_group) + 1 if truth_group in groups else None,
         "seconds": result.seconds,
-        "matches": [{"rank": m.rank, "clip_id": m.clip_id, "group": m.group, "span_s": [m.start_s, (m.start_s or 0) + (m.duration_s or 0)],
+        "matches": [{"rank": m.rank, "id": m.id, "group": m.group, "span_s": [m.start_s, (m.start_s or 0) + (m.duration_s or 0)],
                      "score": m.score, "similarity": m.similarity, "beat_alignment": m.beat_alignment,
                      "tempo_bpm": m.tempo_bpm} for m in result.matches],
     }
@@ -140,8 +140,8 @@ def run_demo(*, out: str | os.PathLike[str], config: DemoConfig | None = None, s
     best = first.matches[0]
     plot_beat_alignment(path=plots / "top_match_beats.png", music_beats_s=np.array(first.query["beats_s"]),
                         dance_beats_s=np.array(best.beats_s), duration_s=float(first.query["duration_s"]),
-                        score=best.beat_alignment, title=f"query {Path(str(first.query['file'])).name} vs top match {best.clip_id}")
-    export = export_pair(music=str(first.query["file"]), dance=str(best.file), out=out / "top_match.mp4",
+                        score=best.beat_alignment, title=f"query {Path(str(first.query['source'])).name} vs top match {best.id}")
+    export = export_pair(music=str(first.query["source"]), dance=str(best.source), out=out / "top_match.mp4",
                          music_start_s=float(first.query["start_s"]), dance_start_s=float(best.start_s or 0.0),
                          duration_s=float(first.query["duration_s"]), plot=plots / "top_match_export.png")
     lap("export")
@@ -213,8 +213,8 @@ def _report_blocks(summary: dict[str, Any]) -> list[tuple[str, Any]]:
               f"random music/dance pairs: {summary['random_pair_beat_alignment']:.3f}."),
         ("table", (["query", "window (s)", "BPM", "true pair rank", "top match", "BA", "2nd", "3rd", "ms"],
                    [[Path(q["query"]).name + f" ({q['modality']})", f"{q['window_start_s']:.0f}", f"{q['query_tempo_bpm']:.0f}",
-                     str(q["truth_rank"] or "-") if q["truth_group"] else "n/a", q["matches"][0]["clip_id"],
-                     f"{q['matches'][0]['beat_alignment']:.2f}", q["matches"][1]["clip_id"], q["matches"][2]["clip_id"],
+                     str(q["truth_rank"] or "-") if q["truth_group"] else "n/a", q["matches"][0]["id"],
+                     f"{q['matches'][0]['beat_alignment']:.2f}", q["matches"][1]["id"], q["matches"][2]["id"],
                      f"{1000 * q['seconds']:.0f}"] for q in summary["queries"]])),
         ("p", "Music beats (red) against the dance beats (blue) of the top match of the first query:"),
         ("img", "plots/top_match_beats.png"),

@@ -60,7 +60,7 @@ def _assert_file_search_is_the_id_search_of_its_windows(lib: Library, modality: 
     best = max(by_file.windows, key=lambda w: w["best_combined"])["start_s"]
     assert by_file.query["start_s"] == best and by_file.query["beats_s"] == by_id[best].query["beats_s"]
     same = by_id[best]
-    assert [m.clip_id for m in by_file.matches] == [m.clip_id for m in same.matches]
+    assert [m.id for m in by_file.matches] == [m.id for m in same.matches]
     np.testing.assert_allclose([(m.score, m.similarity, m.beat_alignment) for m in by_file.matches],
                                [(m.score, m.similarity, m.beat_alignment) for m in same.matches], atol=1e-4)
     return by_file.to_dict()
@@ -73,7 +73,7 @@ def test_search_by_file_and_by_id(small_library, small_corpus):
     assert [m.rank for m in by_id.matches] == [1, 2, 3, 4, 5]
     assert all(a.score >= b.score for a, b in zip(by_id.matches, by_id.matches[1:]))
     top = by_id.matches[0]
-    assert top.file == top.item.dance_file and top.start_s == top.item.start_s and top.modality == "dance"
+    assert top.source == top.item.dance_file and top.start_s == top.item.start_s and top.modality == "dance"
     assert 0.0 <= top.beat_alignment <= 1.0
     item = lib.item(lib.ids[4])
     by_span = lib.search(music=item.music_file, start_s=item.music_start_s, duration_s=10.0, top=5)

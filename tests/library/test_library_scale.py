@@ -55,7 +55,7 @@ def test_a_sharded_pq_library_opens_memory_mapped_and_finds_the_pairs(big_librar
     searcher = lib._searchers["m2d"]
     assert searcher.index.mapped and searcher.index.config.shards == 2 and len(searcher.index) == N
     assert searcher.querybank.bank_size == 500 and searcher.querybank.source["sampled_from"] == N
-    hits = [lib.search(music_id=f"c{i}", top=5).matches[0].clip_id for i in range(0, N, 500)]
+    hits = [lib.search(music_id=f"c{i}", top=5).matches[0].id for i in range(0, N, 500)]
     assert hits == [f"c{i}" for i in range(0, N, 500)]
 
 

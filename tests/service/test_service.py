@@ -113,7 +113,7 @@ def test_search_by_keypoint_upload(client, small_library, small_corpus):
     np.testing.assert_allclose([(w["start_s"], w["best_combined"]) for w in body["windows"]],
                                [(w["start_s"], w["best_combined"]) for w in local.windows], atol=1e-6)
     assert body["query"]["start_s"] == local.query["start_s"]
-    assert [m["id"] for m in body["matches"]] == [m.clip_id for m in local.matches]
+    assert [m["id"] for m in body["matches"]] == [m.id for m in local.matches]
     np.testing.assert_allclose([(m["score"], m["beat_alignment"]) for m in body["matches"]],
                                [(m.score, m.beat_alignment) for m in local.matches], atol=1e-6)
     assert all(m["modality"] == "music" for m in body["matches"])

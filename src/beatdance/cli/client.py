@@ -34,7 +34,7 @@ def print_search(result: dict[str, Any]) -> None:
     Takes ``SearchResult.to_dict()`` or the service's JSON (which names items ``id`` and files ``source``).
     """
     q = result["query"]
-    source = q.get("clip_id") or _name(q.get("file") or q.get("source"))
+    source = q.get("clip_id") or _name(q.get("source"))
     target = "dance" if result["direction"] == "m2d" else "music"
     title = (f"{q['modality']} query {source} [{_span(q['start_s'], q['duration_s'])}, {_bpm(q['tempo_bpm'])} BPM] -> "
              f"{target} ({result['settings']['hubness']}, {result['seconds'] * 1000:.0f} ms)")
@@ -42,7 +42,7 @@ def print_search(result: dict[str, Any]) -> None:
     for col in ("#", "item", "source", "span", "score", "similarity", "beat align", "BPM q/item"):
         table.add_column(col, justify="left" if col in ("item", "source") else "right")
     for m in result["matches"]:
-        table.add_row(str(m["rank"]), m.get("clip_id") or m.get("id"), _name(m.get("file") or m.get("source")),
+        table.add_row(str(m["rank"]), m["id"], _name(m.get("source")),
                       _span(m["start_s"], m["duration_s"]), f"{m['score']:.4g}", f"{m['similarity']:.3f}",
                       f"{m['beat_alignment']:.3f}", f"{_bpm(m['query_tempo_bpm'])}/{_bpm(m['tempo_bpm'])}")
     Console(width=160).print(table)

@@ -30,6 +30,7 @@ def serve_command(
                                                  help="Video budget of an upload: width × height × frames at the pose rate."),
     max_keypoint_values: int = typer.Option(QueryLimits.max_keypoint_values, "--max-keypoint-values",
                                             help="Most numbers an uploaded keypoint file may hold."),
+    device: str = typer.Option("cpu", help="Torch device of the model: cpu, cuda, cuda:N or auto (CUDA when present)."),
 ) -> None:
     """Serve a search page and a JSON API (schema at /openapi.json) over a library. Example:
 
@@ -47,6 +48,7 @@ def serve_command(
 
     from ..service import create_app
     from ..service.pool import default_workers
+    from ..train.distributed import resolve_device
 
     pool = PoolSettings(workers=workers or default_workers(), queue=queue, memory_mb=worker_memory_mb,
                         timeout_s=worker_timeout_s)
@@ -56,7 +58,8 @@ def serve_command(
     # process's life, as Library.search sets per query, instead of re-setting the pools on every request.
     torch.set_num_threads(1)
     threadpool_limits(limits=1)
-    web = create_app(library, max_upload_mb=max_upload_mb, cache_dir=cache_dir, pool=pool, limits=limits)
+    web = create_app(library, max_upload_mb=max_upload_mb, cache_dir=cache_dir, pool=pool, limits=limits,
+                     device=str(resolve_device(device)))
     typer.echo(f"serving {library} ({len(web.state.service.live.library)} items, {pool.workers} extraction workers) on "
                f"http://{host}:{port}/  (API schema: /openapi.json)")
     # uvicorn shuts down on SIGTERM, then raises the signal again: with the default handler that ends the process

@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -310,13 +310,14 @@ def write_library(*, out: str | os.PathLike[str], checkpoint: str | os.PathLike[
 
 @dataclass
 class Match:
-    """One ranked library item. ``file``/``start_s`` locate the matched modality's media."""
+    """One ranked library item. ``source`` (the media file) and ``start_s`` locate the matched modality's
+    media. The same fields, under the same names, are the service's JSON (``beatdance.service.schemas``)."""
 
     rank: int
-    clip_id: str
+    id: str
     group: str
     modality: Modality
-    file: str | None
+    source: str | None
     start_s: float | None
     duration_s: float | None
     score: float
@@ -328,7 +329,8 @@ class Match:
     item: Item
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The match as JSON data, without ``item`` (the library's record, which the fields already give)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "item"}
 
 
 @dataclass
@@ -343,7 +345,8 @@ class SearchResult:
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "matches"},
+                "matches": [m.to_dict() for m in self.matches]}
 
 
 def extract_query_windows(*, config: PrepareConfig, rhythm_branch: bool, modality: Modality, path: str | os.PathLike[str],
@@ -485,11 +488,11 @@ class Library:
         feats = np.stack([pool_segments(w.features, num_segments=cfg.num_segments) for w in windows])
         beats = np.stack([beat_slots(w.beat_grid, num_segments=cfg.num_segments, slots=cfg.beat_slots) for w in windows])
         encode = self.model.encode_music if modality == "music" else self.model.encode_dance
-        inputs = [torch.from_numpy(feats), torch.from_numpy(beats)]
-        if cfg.rhythm_branch:
-            inputs.append(torch.from_numpy(np.stack([w.rhythm for w in windows])))
-        out = encode(*inputs)
-        return ModalityEmbeddings(fuse=F.normalize(out["fuse"], dim=-1).numpy(), beat_head=F.normalize(out["beat"], dim=-1).numpy(),
+        arrays = [feats, beats] + ([np.stack([w.rhythm for w in windows])] if cfg.rhythm_branch else [])
+        device = next(self.model.parameters()).device  # the device the library was opened on
+        out = encode(*(torch.from_numpy(a).to(device) for a in arrays))
+        return ModalityEmbeddings(fuse=F.normalize(out["fuse"], dim=-1).cpu().numpy(),
+                                  beat_head=F.normalize(out["beat"], dim=-1).cpu().numpy(),
                                   beat_grid=np.stack([w.beat_grid for w in windows]).astype(np.float32),
                                   ids=[f"window@{w.start_s:g}" for w in windows])
 
@@ -541,7 +544,7 @@ class Library:
             side = item.side(modality)
             starts = [float(side.start_s or 0.0)]
             beat_lists = [side.beats_s]
-            query = {"clip_id": item.clip_id, "modality": modality, "file": side.file, "tempo_bpm": side.tempo_bpm}
+            query = {"clip_id": item.clip_id, "modality": modality, "source": side.file, "tempo_bpm": side.tempo_bpm}
             span = item.duration_s
         else:
             path = str(given[key])
@@ -567,7 +570,7 @@ class Library:
 
     def _rank_windows(self, modality: Modality, emb: ModalityEmbeddings, windows: list[Any], *, tempo_bpm: float,
                       file: str | None, start_s: float, top: int, settings: SearchSettings, t0: float) -> SearchResult:
-        query = {"clip_id": None, "modality": modality, "file": file, "tempo_bpm": tempo_bpm}
+        query = {"clip_id": None, "modality": modality, "source": file, "tempo_bpm": tempo_bpm}
         return self._ranked(modality, emb, query=query, starts=[start_s + w.start_s for w in windows],
                             beat_lists=[w.beat_times_s.tolist() for w in windows], span=self._prepare_config.window_s,
                             top=top, settings=settings, t0=t0)
@@ -593,7 +596,7 @@ class Library:
                 break
             it = self.items[int(r)]
             side = it.side(modality)
-            out.append(Match(rank=rank, clip_id=it.clip_id, group=it.grp, modality=modality, file=side.file,
+            out.append(Match(rank=rank, id=it.clip_id, group=it.grp, modality=modality, source=side.file,
                              start_s=side.start_s, duration_s=it.duration_s,
                              score=float(hits.score[row, rank - 1]), similarity=float(hits.similarity[row, rank - 1]),
                              beat_alignment=float(hits.beat_alignment[row, rank - 1]), tempo_bpm=side.tempo_bpm,

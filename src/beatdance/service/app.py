@@ -104,8 +104,8 @@ class _Service:
     """The state behind the routes: the library (swapped on reload), the worker pools, limits and caches."""
 
     def __init__(self, library_path: Path, *, max_upload_mb: float, cache_dir: Path | None, pool: PoolSettings,
-                 limits: QueryLimits) -> None:
-        self.live = LiveLibrary(library_path)
+                 limits: QueryLimits, device: str) -> None:
+        self.live = LiveLibrary(library_path, device=device)
         self.draw_lock = threading.Lock()
         self.max_upload_mb = max_upload_mb
         self.limits = limits
@@ -193,11 +193,8 @@ class _Service:
 
     def match_out(self, lib: Library, m: Match, query: dict[str, Any]) -> MatchOut:
         params = {"query_modality": query["modality"], "query_beats": ",".join(f"{t:.3f}" for t in query["beats_s"])}
-        return MatchOut(rank=m.rank, id=m.clip_id, group=m.group, modality=m.modality, source=_basename(m.file),
-                        start_s=m.start_s, duration_s=m.duration_s, score=m.score, similarity=m.similarity,
-                        beat_alignment=m.beat_alignment, tempo_bpm=m.tempo_bpm, query_tempo_bpm=m.query_tempo_bpm,
-                        beats_s=m.beats_s, media=self.side(lib, m.item, m.modality),
-                        plot_url=f"/api/plot/{quote(m.clip_id, safe='')}.png?{urlencode(params)}")
+        return MatchOut(**{**m.to_dict(), "source": _basename(m.source)}, media=self.side(lib, m.item, m.modality),
+                        plot_url=f"/api/plot/{quote(m.id, safe='')}.png?{urlencode(params)}")
 
     def result_out(self, lib: Library, result: SearchResult, *, source: str | None) -> SearchOut:
         q = result.query
@@ -249,18 +246,18 @@ def _parse_beats(text: str) -> list[float]:
 
 def create_app(library_path: str | os.PathLike[str], *, max_upload_mb: float = 50.0,
                cache_dir: str | os.PathLike[str] | None = None, pool: PoolSettings | None = None,
-               limits: QueryLimits | None = None) -> FastAPI:
+               limits: QueryLimits | None = None, device: str = "cpu") -> FastAPI:
     """The FastAPI app serving library ``library_path`` (opened now; a bad library raises CheckpointError).
 
     ``max_upload_mb`` limits uploads; ``cache_dir`` holds uploads while they are searched and the rendered
     stick-figure videos (default: a new temporary folder). ``pool`` sizes the extraction workers (started now
     with one more that checks uploads first; stopped by the app's lifespan or ``app.state.service.close()``);
-    ``limits`` caps each query.
+    ``limits`` caps each query; ``device`` runs the model (query embedding) there, e.g. "cuda".
     """
     if not max_upload_mb > 0:
         raise ParameterError(f"max_upload_mb={max_upload_mb} must be a positive number of megabytes, e.g. 50.")
     svc = _Service(Path(library_path), max_upload_mb=max_upload_mb, cache_dir=None if cache_dir is None else Path(cache_dir),
-                   pool=pool or PoolSettings(), limits=limits or QueryLimits())
+                   pool=pool or PoolSettings(), limits=limits or QueryLimits(), device=device)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -48,10 +48,11 @@ def _stamp(path: Path) -> tuple[Any, ...] | None:
 class LiveLibrary:
     """The library at ``path`` (opened now; CheckpointError when it is not one), kept current."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, device: str = "cpu") -> None:
         self.path = path
+        self.device = device
         self._stamp = _stamp(path)
-        self.library = Library.open(path)
+        self.library = Library.open(path, device=device)
         self._checked_at = time.monotonic()
         self._lock = threading.Lock()
 
@@ -70,7 +71,7 @@ class LiveLibrary:
             stamp = _stamp(self.path)
             if stamp == self._stamp:
                 return False
-            library = Library.open(self.path)
+            library = Library.open(self.path, device=self.device)
             self.library, self._stamp = library, stamp
         freeze_heap()
         log.info("reloaded library %s: %d items", self.path, len(library))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import fields
+from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
+
+from ..library import Match
 
 Modality = Literal["music", "dance"]
 
@@ -67,20 +70,18 @@ class WindowOut(BaseModel):
     best_combined: float
 
 
-class MatchOut(BaseModel):
-    rank: int
-    id: str
-    group: str
-    modality: Modality
-    source: str | None
-    start_s: float | None
-    duration_s: float | None
-    score: float
-    similarity: float
-    beat_alignment: float
-    tempo_bpm: float | None
-    query_tempo_bpm: float | None
-    beats_s: list[float]
+def _fields_of(cls: type, *, without: set[str]) -> dict[str, Any]:
+    """Pydantic field definitions for the fields of dataclass ``cls`` (all required)."""
+    hints = get_type_hints(cls)
+    return {f.name: (hints[f.name], ...) for f in fields(cls) if f.name not in without}
+
+
+# The fields of ``library.Match`` (one definition for the Python API, the CLI's --json and this service), plus
+# where the web page plays the match and its beat plot.
+MatchFields = create_model("MatchFields", **_fields_of(Match, without={"item"}))
+
+
+class MatchOut(MatchFields):  # type: ignore[misc,valid-type]
     media: ItemSide
     plot_url: str
 
