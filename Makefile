@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install browser demo test bench clean
+.PHONY: install browser lint demo test bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,7 +29,13 @@ browser:
 demo: $(STAMP)
 	$(BIN)/beatdance demo --out demo_out
 
-test: $(STAMP) browser
+# Lint (ruff), format check and types (mypy on src/) first: each must be clean.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: $(STAMP) browser lint
 	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q
 
 bench: $(STAMP)

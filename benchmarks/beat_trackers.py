@@ -65,19 +65,39 @@ def synth_songs(*, num: int, seed: int, duration_s: float, corpus: Path | None) 
         for rec in json.loads((corpus / "corpus.json").read_text())["pairs"][:num]:
             truth = json.loads((corpus / rec["beats"]).read_text())
             y, sr = load_audio(corpus / rec["music"], sr=22050)
-            songs.append(Song(rec["id"], truth["style"], truth["meter"], float(truth["bpm"]), y, sr,
-                              np.asarray(truth["beat_times_s"]), load_keypoints(corpus / rec["keypoints"])))
+            songs.append(
+                Song(
+                    rec["id"],
+                    truth["style"],
+                    truth["meter"],
+                    float(truth["bpm"]),
+                    y,
+                    sr,
+                    np.asarray(truth["beat_times_s"]),
+                    load_keypoints(corpus / rec["keypoints"]),
+                )
+            )
         return songs
     songs = []
     for i in range(num):
         pair = synthesize_pair(seed=seed * 100003 + i, duration_s=duration_s)
-        songs.append(Song(f"pair_{i:03d}", pair.style, pair.meter, pair.bpm, pair.music.audio, pair.music.sr,
-                          pair.music.beat_times_s, pair.motion))
+        songs.append(
+            Song(
+                f"pair_{i:03d}",
+                pair.style,
+                pair.meter,
+                pair.bpm,
+                pair.music.audio,
+                pair.music.sr,
+                pair.music.beat_times_s,
+                pair.motion,
+            )
+        )
     return songs
 
 
 def level(tempo_bpm: float, truth_bpm: float) -> str:
-    """"right" when within 4 % of the truth, else the simple ratio it is within 4 % of, else "other"."""
+    """ "right" when within 4 % of the truth, else the simple ratio it is within 4 % of, else "other"."""
     ratio = tempo_bpm / truth_bpm
     if abs(ratio - 1) <= TOLERANCE:
         return "right"
@@ -91,8 +111,10 @@ def f_measure(reference: np.ndarray, estimate: np.ndarray, min_beat_time: float 
 
 
 def music_table(songs: list[Song], trackers: list[str]) -> tuple[list[str], dict]:
-    lines = ["| tracker | style | songs | tempo at the right level | other levels | mean beat F | min beat F |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| tracker | style | songs | tempo at the right level | other levels | mean beat F | min beat F |",
+        "|---|---|---|---|---|---|---|",
+    ]
     summary: dict = {}
     audio_s = sum(s.y.size / s.sr for s in songs)
     for tracker in trackers:
@@ -111,11 +133,16 @@ def music_table(songs: list[Song], trackers: list[str]) -> tuple[list[str], dict
                 levels[lv] += 1
             others = ", ".join(f"{n} at {lv}" for lv, n in sorted(levels.items()) if lv != "right") or "-"
             fs = [f for _, f in rows]
-            lines.append(f"| {tracker} | {style} | {len(rows)} | {levels['right']} | {others} | {np.mean(fs):.3f} | "
-                         f"{np.min(fs):.3f} |")
-        summary[tracker] = {"right_level": sum(lv == "right" for rows in by_style.values() for lv, _ in rows),
-                            "songs": len(songs), "seconds_per_10s_audio": seconds_per_10s,
-                            "mean_f_by_style": {s: float(np.mean([f for _, f in r])) for s, r in by_style.items()}}
+            lines.append(
+                f"| {tracker} | {style} | {len(rows)} | {levels['right']} | {others} | {np.mean(fs):.3f} | "
+                f"{np.min(fs):.3f} |"
+            )
+        summary[tracker] = {
+            "right_level": sum(lv == "right" for rows in by_style.values() for lv, _ in rows),
+            "songs": len(songs),
+            "seconds_per_10s_audio": seconds_per_10s,
+            "mean_f_by_style": {s: float(np.mean([f for _, f in r])) for s, r in by_style.items()},
+        }
     return lines, summary
 
 
@@ -123,8 +150,10 @@ def annotated_table(trackers: list[str]) -> tuple[list[str], dict]:
     root = SHARED / "beat_annotated"
     if not root.is_dir():
         return [f"({root} not found: human-annotated excerpts skipped)"], {}
-    lines = ["| tracker | " + " | ".join(f"{name} F (tempo)" for name in ANNOTATED) + " |",
-             "|---|" + "---|" * len(ANNOTATED)]
+    lines = [
+        "| tracker | " + " | ".join(f"{name} F (tempo)" for name in ANNOTATED) + " |",
+        "|---|" + "---|" * len(ANNOTATED),
+    ]
     summary: dict = {}
     for tracker in ["librosa (library defaults)"] + trackers:
         cells = []
@@ -162,21 +191,34 @@ def waltz_table(n: int, trackers: list[str]) -> list[str]:
 
 
 def dance_table(songs: list[Song]) -> tuple[list[str], dict]:
-    lines = ["| style | dances | beat-level tempo within 4 % of the song | dominant period (bar level) within 4 % | "
-             "dominant period / song tempo |", "|---|---|---|---|---|"]
+    lines = [
+        "| style | dances | beat-level tempo within 4 % of the song | dominant period (bar level) within 4 % | "
+        "dominant period / song tempo |",
+        "|---|---|---|---|---|",
+    ]
     by_style: dict[str, list[tuple[bool, bool, float]]] = defaultdict(list)
     for song in songs:
         beats = kinematic_beats(motion=song.motion)
-        by_style[song.style].append((level(beats.beat_tempo_bpm, song.bpm) == "right",
-                                     level(beats.bar_tempo_bpm, song.bpm) == "right", beats.bar_tempo_bpm / song.bpm))
+        by_style[song.style].append(
+            (
+                level(beats.beat_tempo_bpm, song.bpm) == "right",
+                level(beats.bar_tempo_bpm, song.bpm) == "right",
+                beats.bar_tempo_bpm / song.bpm,
+            )
+        )
     for style in sorted(by_style) + ["all"]:
         rows = [r for s in sorted(by_style) for r in by_style[s]] if style == "all" else by_style[style]
         ratios = sorted({f"{r:.2f}" for _, _, r in rows})
-        lines.append(f"| {style} | {len(rows)} | {sum(b for b, _, _ in rows)} | {sum(d for _, d, _ in rows)} | "
-                     f"{', '.join(ratios) if style != 'all' else ''} |")
+        lines.append(
+            f"| {style} | {len(rows)} | {sum(b for b, _, _ in rows)} | {sum(d for _, d, _ in rows)} | "
+            f"{', '.join(ratios) if style != 'all' else ''} |"
+        )
     total = [r for rows in by_style.values() for r in rows]
-    return lines, {"beat_level_right": sum(b for b, _, _ in total), "bar_level_right": sum(d for _, d, _ in total),
-                   "dances": len(total)}
+    return lines, {
+        "beat_level_right": sum(b for b, _, _ in total),
+        "bar_level_right": sum(d for _, d, _ in total),
+        "dances": len(total),
+    }
 
 
 def main() -> None:

@@ -41,11 +41,14 @@ def main() -> int:
         print(f"bench skipped: the Dance with Melody data is not at {args.data} (pass --data).")
         return 0
     started = time.perf_counter()
-    report = prepare(inputs=[args.data], out=args.out / "store", config=PrepareConfig(window_s=10.0, hop_s=5.0),
-                     workers=args.workers)
+    report = prepare(
+        inputs=[args.data], out=args.out / "store", config=PrepareConfig(window_s=10.0, hop_s=5.0), workers=args.workers
+    )
     prepared = time.perf_counter() - started
-    print(f"prepare: {report.clips_written} clips written, {report.clips_existing} reused, "
-          f"{len(report.skipped)} inputs skipped, {prepared:.0f} s")
+    print(
+        f"prepare: {report.clips_written} clips written, {report.clips_existing} reused, "
+        f"{len(report.skipped)} inputs skipped, {prepared:.0f} s"
+    )
     config = BenchConfig(seeds=args.seeds, folds=args.folds, epochs=args.epochs)
     results = run_bench(store=args.out / "store", out=args.out, config=config, workers=args.workers)
     print(format_markdown(results["summary"]))

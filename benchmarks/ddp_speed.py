@@ -34,12 +34,21 @@ def main() -> None:
     train_set = load_features(args.data, split="train")
     model_config, config = get_recipe("default").configs(
         model={"music_dim": train_set.music_dim, "dance_dim": train_set.dance_dim},
-        train={"batch_size": args.batch_size, "epochs": args.epochs + 1, "device": "cpu"})
+        train={"batch_size": args.batch_size, "epochs": args.epochs + 1, "device": "cpu"},
+    )
     threads = threads_per_process(usable_cores(), env=env)
     join_process_group(env, device=resolve_device("cpu", env=env))
     with limited_threads(threads), tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(train_set=train_set, val_set=None, model_config=model_config, config=config, out=Path(out),
-                          data_info=None, show_progress=False, env=env)
+        trainer = Trainer(
+            train_set=train_set,
+            val_set=None,
+            model_config=model_config,
+            config=config,
+            out=Path(out),
+            data_info=None,
+            show_progress=False,
+            env=env,
+        )
         bar = progress(desc="train", enabled=False)
         trainer.train_epoch(0, bar=bar, started=0.0)
         barrier(env)
@@ -49,9 +58,18 @@ def main() -> None:
         barrier(env)
         elapsed_s = time.perf_counter() - started
     if env.is_main:
-        print(json.dumps({"processes": env.world_size, "threads_per_process": threads, "batch_size": args.batch_size,
-                          "global_batch_size": args.batch_size * env.world_size, "clips": len(train_set),
-                          "samples_per_s": round(len(train_set) * args.epochs / elapsed_s, 1)}))
+        print(
+            json.dumps(
+                {
+                    "processes": env.world_size,
+                    "threads_per_process": threads,
+                    "batch_size": args.batch_size,
+                    "global_batch_size": args.batch_size * env.world_size,
+                    "clips": len(train_set),
+                    "samples_per_s": round(len(train_set) * args.epochs / elapsed_s, 1),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

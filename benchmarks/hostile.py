@@ -59,8 +59,10 @@ def write_npz_bomb(path: Path, *, inflated_bytes: int, joints: int = 17) -> Path
         crc = zlib.crc32(zeros, crc)
     fps = io.BytesIO()
     np.save(fps, np.float32(30.0))
-    members = [("joints.npy", 8, crc, [head, *[piece] * pieces, tail], len(header.getvalue()) + pieces * piece_bytes),
-               ("fps.npy", 0, zlib.crc32(fps.getvalue()), [fps.getvalue()], len(fps.getvalue()))]
+    members = [
+        ("joints.npy", 8, crc, [head, *[piece] * pieces, tail], len(header.getvalue()) + pieces * piece_bytes),
+        ("fps.npy", 0, zlib.crc32(fps.getvalue()), [fps.getvalue()], len(fps.getvalue())),
+    ]
     central = b""
     with path.open("wb") as fh:
         for name, method, member_crc, parts, size in members:
@@ -69,9 +71,13 @@ def write_npz_bomb(path: Path, *, inflated_bytes: int, joints: int = 17) -> Path
             fh.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, *fields, 0) + name.encode())
             for part in parts:
                 fh.write(part)
-            central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, *fields, 0, 0, 0, 0, 0, offset) + name.encode()
+            central += (
+                struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, *fields, 0, 0, 0, 0, 0, offset) + name.encode()
+            )
         start = fh.tell()
-        fh.write(central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), start, 0))
+        fh.write(
+            central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), start, 0)
+        )
     return path
 
 
@@ -94,18 +100,31 @@ class StreamResult:
     seconds: float
 
 
-def stream_upload(*, host: str, port: int, total_bytes: int, chunk_bytes: int = 256 * KB, path: str = "/api/search",
-                  timeout_s: float = 30.0) -> StreamResult:
+def stream_upload(
+    *,
+    host: str,
+    port: int,
+    total_bytes: int,
+    chunk_bytes: int = 256 * KB,
+    path: str = "/api/search",
+    timeout_s: float = 30.0,
+) -> StreamResult:
     """POST a multipart music upload of ``total_bytes`` with chunked transfer encoding, one chunk at a time,
     watching the socket between chunks, and stop sending as soon as the server answers (or closes)."""
     boundary = "beatdance-load-test"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"modality\"\r\n\r\nmusic\r\n--{boundary}\r\n"
-            "Content-Disposition: form-data; name=\"file\"; filename=\"big.wav\"\r\nContent-Type: audio/wav\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="modality"\r\n\r\nmusic\r\n--{boundary}\r\n'
+        'Content-Disposition: form-data; name="file"; filename="big.wav"\r\nContent-Type: audio/wav\r\n\r\n'
+    ).encode()
     t0 = time.monotonic()
     sent = 0
     with socket.create_connection((host, port), timeout=timeout_s) as sock:
-        sock.sendall((f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nTransfer-Encoding: chunked\r\n"
-                      f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode())
+        sock.sendall(
+            (
+                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nTransfer-Encoding: chunked\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+            ).encode()
+        )
         piece = bytes(chunk_bytes)
         try:
             while sent < total_bytes:
@@ -133,7 +152,9 @@ def read_response(sock: socket.socket, *, deadline: float) -> tuple[int | None, 
                 break
             data += chunk
             head, sep, body = data.partition(b"\r\n\r\n")
-            lengths = [int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+            lengths = [
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+            ]
             if sep and lengths and len(body) >= lengths[0]:
                 break
     except OSError:

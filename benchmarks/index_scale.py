@@ -49,8 +49,19 @@ from beatdance.retrieval.search import LIBRARY_SEARCH, GallerySearch, fit_galler
 from beatdance.threads import limited_threads
 
 TOP = 10
-INDEX_COLUMNS = ("size", "dim", "kind", "factory", "shards", "build s", "query p50 ms", "recall@10", "top1 = flat",
-                 "index B/item", "disk B/item")
+INDEX_COLUMNS = (
+    "size",
+    "dim",
+    "kind",
+    "factory",
+    "shards",
+    "build s",
+    "query p50 ms",
+    "recall@10",
+    "top1 = flat",
+    "index B/item",
+    "disk B/item",
+)
 QB_COLUMNS = ("bank", "fit s", "R@1", "R@10", "top-10 overlap with whole bank")
 
 
@@ -59,7 +70,7 @@ def exact_top(queries: np.ndarray, gallery: np.ndarray, *, k: int = TOP, chunk: 
     q = queries.astype(np.float64)
     scores = np.empty((len(q), len(gallery)))
     for a in range(0, len(gallery), chunk):
-        scores[:, a:a + chunk] = q @ gallery[a:a + chunk].astype(np.float64).T
+        scores[:, a : a + chunk] = q @ gallery[a : a + chunk].astype(np.float64).T
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
@@ -81,8 +92,9 @@ def file_bytes(folder: Path, *, vectors: bool) -> int:
     return sum(f.stat().st_size for f in folder.iterdir() if f.suffix != ".json" and f.name.endswith(".npy") == vectors)
 
 
-def index_row(kind: str, *, gallery: np.ndarray, queries: np.ndarray, truth: np.ndarray, shards: int = 1,
-              executor: str = "local") -> tuple[dict[str, Any], np.ndarray]:
+def index_row(
+    kind: str, *, gallery: np.ndarray, queries: np.ndarray, truth: np.ndarray, shards: int = 1, executor: str = "local"
+) -> tuple[dict[str, Any], np.ndarray]:
     """Build, save, load (memory-mapped) and time one index; the row and its top 10 per query."""
     n, dim = gallery.shape
     config, label = kind_config(kind, n=n, dim=dim, shards=shards)
@@ -102,15 +114,33 @@ def index_row(kind: str, *, gallery: np.ndarray, queries: np.ndarray, truth: np.
         index_bytes = file_bytes(Path(tmp), vectors=False)
         vector_bytes = file_bytes(Path(tmp), vectors=True)
     top = np.stack(found)
-    row = {"size": n, "dim": dim, "kind": label, "factory": config.factory, "shards": shards,
-           "build s": build_s, "query p50 ms": 1e3 * float(np.median(times)), "recall@10": overlap(top, truth),
-           "top1 = flat": float(np.mean(top[:, 0] == truth[:, 0])), "index B/item": index_bytes / n,
-           "disk B/item": (index_bytes + vector_bytes) / n}
+    row = {
+        "size": n,
+        "dim": dim,
+        "kind": label,
+        "factory": config.factory,
+        "shards": shards,
+        "build s": build_s,
+        "query p50 ms": 1e3 * float(np.median(times)),
+        "recall@10": overlap(top, truth),
+        "top1 = flat": float(np.mean(top[:, 0] == truth[:, 0])),
+        "index B/item": index_bytes / n,
+        "disk B/item": (index_bytes + vector_bytes) / n,
+    }
     return row, top
 
 
-def bench_size(*, n: int, dim: int, kinds: Sequence[str], queries: int, shards: int, shard_kinds: Sequence[str],
-               executor: str, seed: int) -> list[dict[str, Any]]:
+def bench_size(
+    *,
+    n: int,
+    dim: int,
+    kinds: Sequence[str],
+    queries: int,
+    shards: int,
+    shard_kinds: Sequence[str],
+    executor: str,
+    seed: int,
+) -> list[dict[str, Any]]:
     rng = np.random.default_rng([seed, n, dim])
     centres = rng.standard_normal((CLUSTERS, dim), dtype=np.float32) / np.sqrt(dim)
     gallery = synthetic_side(n=n, dim=dim, rng=rng, centres=centres).fuse
@@ -144,12 +174,17 @@ def paired_items(*, n: int, dim: int, seed: int, noise: float) -> tuple[Modality
 
 def rows_of(emb: ModalityEmbeddings, rows: np.ndarray) -> ModalityEmbeddings:
     assert emb.beat_head is not None
-    return ModalityEmbeddings(fuse=emb.fuse[rows], beat_head=emb.beat_head[rows], beat_grid=emb.beat_grid[rows],
-                              ids=[emb.ids[i] for i in rows])
+    return ModalityEmbeddings(
+        fuse=emb.fuse[rows],
+        beat_head=emb.beat_head[rows],
+        beat_grid=emb.beat_grid[rows],
+        ids=[emb.ids[i] for i in rows],
+    )
 
 
-def querybank_rows(*, n: int, dim: int, sizes: Sequence[int], queries: int, seed: int,
-                   noise: float) -> list[dict[str, Any]]:
+def querybank_rows(
+    *, n: int, dim: int, sizes: Sequence[int], queries: int, seed: int, noise: float
+) -> list[dict[str, Any]]:
     """DIS with the whole querybank against banks sampled to ``sizes``; the bank is the library's music without
     the query songs (as a new song meets a library), and plain cosine ranking is the first row."""
     music, dance = paired_items(n=n, dim=dim, seed=seed, noise=noise)
@@ -161,19 +196,26 @@ def querybank_rows(*, n: int, dim: int, sizes: Sequence[int], queries: int, seed
     rows, whole = [], None
     for size in [None, 0, *sizes]:
         t0 = time.perf_counter()
-        qb = fit_gallery_querybank(bank=bank, gallery=dance, direction="m2d", settings=LIBRARY_SEARCH,
-                                   bank_size=size or 0)
+        qb = fit_gallery_querybank(
+            bank=bank, gallery=dance, direction="m2d", settings=LIBRARY_SEARCH, bank_size=size or 0
+        )
         fit_s = time.perf_counter() - t0
-        search = GallerySearch(index=index, beat_head=dance.beat_head, beat_grid=dance.beat_grid, direction="m2d",
-                               querybank=qb)
+        search = GallerySearch(
+            index=index, beat_head=dance.beat_head, beat_grid=dance.beat_grid, direction="m2d", querybank=qb
+        )
         settings = dataclasses.replace(LIBRARY_SEARCH, hubness="none" if size is None else "dis")
         top = search.search(q, top=TOP, settings=settings).rows
         if size == 0:
             whole = top
-        rows.append({"bank": "none (plain cosine)" if size is None else f"{qb.bank_size} of {len(bank)}",
-                     "fit s": None if size is None else fit_s, "R@1": float(np.mean(top[:, 0] == q_rows)),
-                     "R@10": float(np.mean((top == q_rows[:, None]).any(1))),
-                     "top-10 overlap with whole bank": None if whole is None else overlap(top, whole)})
+        rows.append(
+            {
+                "bank": "none (plain cosine)" if size is None else f"{qb.bank_size} of {len(bank)}",
+                "fit s": None if size is None else fit_s,
+                "R@1": float(np.mean(top[:, 0] == q_rows)),
+                "R@10": float(np.mean((top == q_rows[:, None]).any(1))),
+                "top-10 overlap with whole bank": None if whole is None else overlap(top, whole),
+            }
+        )
     return rows
 
 
@@ -189,8 +231,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--qb-items", type=int, default=20_000, help="library size of the querybank part (0: skip it)")
     ap.add_argument("--qb-sizes", default="1000,2500,5000,10000", help="sampled querybank sizes")
     ap.add_argument("--qb-queries", type=int, default=1000)
-    ap.add_argument("--qb-noise", type=float, default=4.5,
-                    help="pair noise (at 1169-d, 20k items: plain cosine ranks about half of the pairs first)")
+    ap.add_argument(
+        "--qb-noise",
+        type=float,
+        default=4.5,
+        help="pair noise (at 1169-d, 20k items: plain cosine ranks about half of the pairs first)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the rows and the machine to this JSON file")
     args = ap.parse_args(argv)
@@ -209,16 +255,33 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run both parts, print the Markdown tables, return (and optionally save) the rows and the machine."""
     args = parse_args(argv)
     started = time.perf_counter()
-    rows = [row for i, n in enumerate(args.sizes) for j, dim in enumerate(args.dims)
-            for row in bench_size(n=n, dim=dim, kinds=args.kinds, queries=args.queries,
-                                  shards=args.shards if i == j == 0 else 1, shard_kinds=args.shard_kinds,
-                                  executor=args.executor, seed=args.seed)]
+    rows = [
+        row
+        for i, n in enumerate(args.sizes)
+        for j, dim in enumerate(args.dims)
+        for row in bench_size(
+            n=n,
+            dim=dim,
+            kinds=args.kinds,
+            queries=args.queries,
+            shards=args.shards if i == j == 0 else 1,
+            shard_kinds=args.shard_kinds,
+            executor=args.executor,
+            seed=args.seed,
+        )
+    ]
     if rows:
         print(markdown_table(rows, INDEX_COLUMNS))
     qb_rows = []
     if args.qb_items:
-        qb_rows = querybank_rows(n=args.qb_items, dim=args.dims[0], sizes=args.qb_sizes, queries=args.qb_queries,
-                                 seed=args.seed, noise=args.qb_noise)
+        qb_rows = querybank_rows(
+            n=args.qb_items,
+            dim=args.dims[0],
+            sizes=args.qb_sizes,
+            queries=args.qb_queries,
+            seed=args.seed,
+            noise=args.qb_noise,
+        )
         print(f"\nQuerybank sampling ({args.qb_items} items, dim {args.dims[0]}, {args.qb_queries} queries, DIS):\n")
         print(markdown_table(qb_rows, QB_COLUMNS))
     return finish({"rows": rows, "querybank": qb_rows}, started=started, json_path=args.json)

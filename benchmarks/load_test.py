@@ -71,11 +71,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(library: Path, *, port: int, extra: list[str], log_path: Path, timeout_s: float = 180.0) -> subprocess.Popen[bytes]:
+def start_server(
+    library: Path, *, port: int, extra: list[str], log_path: Path, timeout_s: float = 180.0
+) -> subprocess.Popen[bytes]:
     """`beatdance serve library` on loopback, once it answers /api/library; its output goes to ``log_path``."""
     log = log_path.open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "beatdance.cli", "serve", str(library), "--port", str(port), *extra],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beatdance.cli", "serve", str(library), "--port", str(port), *extra],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -144,9 +149,15 @@ class MemorySampler(threading.Thread):
 def multipart(fields: dict[str, str], *, name: str, data: bytes) -> tuple[bytes, str]:
     """A multipart/form-data body with ``fields`` and one file part, and its Content-Type."""
     boundary = "beatdance-load-test"
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-                 "Content-Type: application/octet-stream\r\n\r\n".encode() + data + f"\r\n--{boundary}--\r\n".encode())
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
@@ -157,8 +168,14 @@ class Client:
         self.host, self.port = host, port
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
-    async def request(self, method: str, target: str, *, body: bytes = b"", content_type: str | None = None,
-                      ) -> tuple[int, dict[str, str], bytes]:
+    async def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
         if self.streams is None:
             self.streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self.streams
@@ -192,8 +209,9 @@ class Record:
     detail: str = ""
 
 
-async def _one(client: Client, kind: str, *, ids: list[str], upload: tuple[bytes, str],
-               rng: random.Random) -> tuple[int, dict[str, str], bytes]:
+async def _one(
+    client: Client, kind: str, *, ids: list[str], upload: tuple[bytes, str], rng: random.Random
+) -> tuple[int, dict[str, str], bytes]:
     if kind == "search_id":
         key = rng.choice(("music_id", "dance_id"))
         return await client.request("GET", f"/api/search?{key}={rng.choice(ids)}&top=10")
@@ -202,8 +220,16 @@ async def _one(client: Client, kind: str, *, ids: list[str], upload: tuple[bytes
     return await client.request("POST", "/api/search", body=upload[0], content_type=upload[1])
 
 
-async def run_client(client: Client, *, until: float, ids: list[str], upload: tuple[bytes, str], mix: dict[str, float],
-                     seed: int, out: list[Record]) -> None:
+async def run_client(
+    client: Client,
+    *,
+    until: float,
+    ids: list[str],
+    upload: tuple[bytes, str],
+    mix: dict[str, float],
+    seed: int,
+    out: list[Record],
+) -> None:
     """Send requests of ``mix`` (kind: share) one after another until ``until``; wait Retry-After after a 503."""
     rng = random.Random(seed)
     kinds, weights = list(mix), list(mix.values())
@@ -222,8 +248,15 @@ async def run_client(client: Client, *, until: float, ids: list[str], upload: tu
     client.close()
 
 
-async def send_hostile(port: int, files: dict[str, tuple[Path, str]], *, start_at: float, gap_s: float,
-                       out: list[Record], sent: dict[str, int]) -> None:
+async def send_hostile(
+    port: int,
+    files: dict[str, tuple[Path, str]],
+    *,
+    start_at: float,
+    gap_s: float,
+    out: list[Record],
+    sent: dict[str, int],
+) -> None:
     """The hostile uploads, one every ``gap_s`` from ``start_at``, and the streamed 1-GB body last."""
     for name, (path, modality) in files.items():
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
@@ -240,8 +273,16 @@ async def send_hostile(port: int, files: dict[str, tuple[Path, str]], *, start_a
     sent["1 GB chunked body"] = res.sent_bytes
 
 
-async def run_load(*, port: int, clients: int, seconds: float, mix: dict[str, float], wav: bytes,
-                   hostile: dict[str, tuple[Path, str]], seed: int) -> tuple[list[Record], list[Record], dict[str, int]]:
+async def run_load(
+    *,
+    port: int,
+    clients: int,
+    seconds: float,
+    mix: dict[str, float],
+    wav: bytes,
+    hostile: dict[str, tuple[Path, str]],
+    seed: int,
+) -> tuple[list[Record], list[Record], dict[str, int]]:
     first = Client("127.0.0.1", port)
     _, _, body = await first.request("GET", "/api/items?limit=1000")
     first.close()
@@ -251,10 +292,21 @@ async def run_load(*, port: int, clients: int, seconds: float, mix: dict[str, fl
     records: list[Record] = []
     hostile_records: list[Record] = []
     sent: dict[str, int] = {}
-    tasks = [run_client(Client("127.0.0.1", port), until=until, ids=ids, upload=upload, mix=mix, seed=seed + i,
-                        out=records) for i in range(clients)]
-    await asyncio.gather(*tasks, send_hostile(port, hostile, start_at=time.monotonic() + seconds * 0.2,
-                                              gap_s=seconds * 0.6 / (len(hostile) + 1), out=hostile_records, sent=sent))
+    tasks = [
+        run_client(Client("127.0.0.1", port), until=until, ids=ids, upload=upload, mix=mix, seed=seed + i, out=records)
+        for i in range(clients)
+    ]
+    await asyncio.gather(
+        *tasks,
+        send_hostile(
+            port,
+            hostile,
+            start_at=time.monotonic() + seconds * 0.2,
+            gap_s=seconds * 0.6 / (len(hostile) + 1),
+            out=hostile_records,
+            sent=sent,
+        ),
+    )
     return records, hostile_records, sent
 
 
@@ -271,13 +323,20 @@ def summarize(records: list[Record]) -> list[dict[str, Any]]:
         statuses: dict[str, int] = {}
         for r in mine:
             statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
-        rows.append({"kind": kind, "requests": len(mine), "statuses": dict(sorted(statuses.items())),
-                     **{f"p{q} ms": round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)}})
+        rows.append(
+            {
+                "kind": kind,
+                "requests": len(mine),
+                "statuses": dict(sorted(statuses.items())),
+                **{f"p{q} ms": round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)},
+            }
+        )
     return rows
 
 
-def check_targets(rows: list[dict[str, Any]], hostile: list[Record], sent: dict[str, int],
-                  memory: dict[str, float]) -> dict[str, bool]:
+def check_targets(
+    rows: list[dict[str, Any]], hostile: list[Record], sent: dict[str, int], memory: dict[str, float]
+) -> dict[str, bool]:
     statuses = [int(s) for row in rows for s in row["statuses"] for _ in range(row["statuses"][s])]
     search = next((row for row in rows if row["kind"] == "search_id"), None)
     return {
@@ -291,23 +350,30 @@ def check_targets(rows: list[dict[str, Any]], hostile: list[Record], sent: dict[
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print(f"\n{report['clients']} clients for {report['seconds']:g} s, {report['items']} items, "
-          f"{report['worker processes']} worker processes (1 checks uploads, the others read them); the server's "
-          f"main process used {report['server main CPU s']} CPU s (this script {report['load test CPU s']}); load average {report['load average'][0]} at "
-          f"start, {report['load average'][1]} at the end ({os.cpu_count()} cores)\n")
+    print(
+        f"\n{report['clients']} clients for {report['seconds']:g} s, {report['items']} items, "
+        f"{report['worker processes']} worker processes (1 checks uploads, the others read them); the server's "
+        f"main process used {report['server main CPU s']} CPU s (this script {report['load test CPU s']}); "
+        f"load average {report['load average'][0]} at "
+        f"start, {report['load average'][1]} at the end ({os.cpu_count()} cores)\n"
+    )
     print("| kind | requests | statuses | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|---|")
     for row in report["rows"]:
         statuses = ", ".join(f"{k}: {v}" for k, v in row["statuses"].items())
-        print(f"| {row['kind']} | {row['requests']} | {statuses} | {row['p50 ms']} | {row['p95 ms']} | {row['p99 ms']} |")
+        print(
+            f"| {row['kind']} | {row['requests']} | {statuses} | {row['p50 ms']} | {row['p95 ms']} | {row['p99 ms']} |"
+        )
     print("\n| hostile request | status | seconds | answer |\n|---|---|---|---|")
     for r in report["hostile"]:
         print(f"| {r['kind']} | {r['status']} | {r['seconds']:.2f} | {r['detail'][:110]} |")
     for name, n in report["sent_bytes"].items():
         print(f"\n{name}: the client had sent {n / MB:.1f} MB when the answer came")
     mem = report["memory"]
-    print(f"\nserver RSS, MB: main {mem['start main MB']:.0f} at start, max {mem['max main MB']:.0f}, "
-          f"{mem['end main MB']:.0f} after; with workers {mem['start total MB']:.0f} at start, "
-          f"max {mem['max total MB']:.0f}, {mem['end total MB']:.0f} after")
+    print(
+        f"\nserver RSS, MB: main {mem['start main MB']:.0f} at start, max {mem['max main MB']:.0f}, "
+        f"{mem['end main MB']:.0f} after; with workers {mem['start total MB']:.0f} at start, "
+        f"max {mem['max total MB']:.0f}, {mem['end total MB']:.0f} after"
+    )
     print("\n| target | met |\n|---|---|")
     for name, ok in report["targets"].items():
         print(f"| {name} | {'yes' if ok else 'NO'} |")
@@ -318,8 +384,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--items", type=int, default=1000)
-    parser.add_argument("--mix", default=",".join(f"{k}={v:g}" for k, v in MIX.items()),
-                        help="Shares of the request kinds (default: %(default)s).")
+    parser.add_argument(
+        "--mix",
+        default=",".join(f"{k}={v:g}" for k, v in MIX.items()),
+        help="Shares of the request kinds (default: %(default)s).",
+    )
     parser.add_argument("--workers", type=int, default=None, help="serve --workers (default: the server's)")
     parser.add_argument("--settle-s", type=float, default=5.0, help="Wait after the run before the last RSS sample.")
     parser.add_argument("--out", type=Path, default=REPO / "bench_out" / "load_test")
@@ -337,9 +406,14 @@ def main() -> int:
         speed.build_e2e_library(library.parent, n=args.items, seed=0)
     wav = speed.write_query_wav(args.out / "query.wav", duration_s=10.0, seed=1).read_bytes()
     hostile_dir = Path(tempfile.mkdtemp(prefix="hostile-", dir=args.out))
-    hostile = {"1-h click FLAC": (hostile_files.write_click_flac(hostile_dir / "hour.flac", seconds=3600), "music"),
-               "2-GB npz bomb": (hostile_files.write_npz_bomb(hostile_dir / "bomb.npz", inflated_bytes=2 * 1024 * MB), "dance"),
-               "4-min static MP4": (hostile_files.write_static_mp4(hostile_dir / "static.mp4", seconds=240), "dance")}
+    hostile = {
+        "1-h click FLAC": (hostile_files.write_click_flac(hostile_dir / "hour.flac", seconds=3600), "music"),
+        "2-GB npz bomb": (
+            hostile_files.write_npz_bomb(hostile_dir / "bomb.npz", inflated_bytes=2 * 1024 * MB),
+            "dance",
+        ),
+        "4-min static MP4": (hostile_files.write_static_mp4(hostile_dir / "static.mp4", seconds=240), "dance"),
+    }
     port = free_port()
     extra = ["--workers", str(args.workers)] if args.workers else []
     proc = start_server(library, port=port, extra=extra, log_path=args.out / "server.log")
@@ -351,8 +425,9 @@ def main() -> int:
         sampler.start()
         cpu0, load0 = cpu_seconds(proc.pid), os.getloadavg()[0]
         own0 = time.process_time()
-        records, hostile_records, sent = asyncio.run(run_load(port=port, clients=args.clients, seconds=args.seconds,
-                                                              mix=mix, wav=wav, hostile=hostile, seed=0))
+        records, hostile_records, sent = asyncio.run(
+            run_load(port=port, clients=args.clients, seconds=args.seconds, mix=mix, wav=wav, hostile=hostile, seed=0)
+        )
         cpu, own, load = cpu_seconds(proc.pid) - cpu0, time.process_time() - own0, os.getloadavg()[0]
         time.sleep(args.settle_s)
         sampler.stop.set()
@@ -362,14 +437,29 @@ def main() -> int:
         proc.terminate()
         proc.wait(timeout=30)
     samples = np.array([(m, t) for _, m, t in sampler.samples]) / MB
-    memory = {"start main MB": start_main / MB, "max main MB": float(samples[:, 0].max()), "end main MB": end_main / MB,
-              "start total MB": start_total / MB, "max total MB": float(samples[:, 1].max()), "end total MB": end_total / MB}
+    memory = {
+        "start main MB": start_main / MB,
+        "max main MB": float(samples[:, 0].max()),
+        "end main MB": end_main / MB,
+        "start total MB": start_total / MB,
+        "max total MB": float(samples[:, 1].max()),
+        "end total MB": end_total / MB,
+    }
     rows = summarize(records)
-    report = {"clients": args.clients, "seconds": args.seconds, "items": args.items, "worker processes": workers,
-              "server main CPU s": round(cpu, 1), "load test CPU s": round(own, 1), "load average": [round(load0, 1), round(load, 1)], "rows": rows,
-              "hostile": [r.__dict__ for r in hostile_records], "sent_bytes": sent,
-              "memory": {k: round(v, 1) for k, v in memory.items()},
-              "targets": check_targets(rows, hostile_records, sent, memory)}
+    report = {
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "items": args.items,
+        "worker processes": workers,
+        "server main CPU s": round(cpu, 1),
+        "load test CPU s": round(own, 1),
+        "load average": [round(load0, 1), round(load, 1)],
+        "rows": rows,
+        "hostile": [r.__dict__ for r in hostile_records],
+        "sent_bytes": sent,
+        "memory": {k: round(v, 1) for k, v in memory.items()},
+        "targets": check_targets(rows, hostile_records, sent, memory),
+    }
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -50,16 +50,30 @@ def prepare_rows(*, corpus: Path, work: Path, pairs: int) -> tuple[list[dict[str
     import ray
 
     started = time.perf_counter()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             object_store_memory=128 * 1024**2)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=128 * 1024**2
+    )
     ray_start_s = time.perf_counter() - started
     rows: list[dict[str, Any]] = []
     try:
         for name, executor, workers in PREPARE_RUNS:
-            wall_s, clips = timed_prepare(corpus=corpus, out=store_path(work, executor=executor, workers=workers),
-                                          executor=executor, workers=workers)
-            rows.append({"stage": "prepare", "mode": name, "workers": workers or 1, "items": pairs, "clips": clips,
-                         "wall_s": round(wall_s, 2), "items_per_s": round(pairs / wall_s, 2)})
+            wall_s, clips = timed_prepare(
+                corpus=corpus,
+                out=store_path(work, executor=executor, workers=workers),
+                executor=executor,
+                workers=workers,
+            )
+            rows.append(
+                {
+                    "stage": "prepare",
+                    "mode": name,
+                    "workers": workers or 1,
+                    "items": pairs,
+                    "clips": clips,
+                    "wall_s": round(wall_s, 2),
+                    "items_per_s": round(pairs / wall_s, 2),
+                }
+            )
     finally:
         ray.shutdown()
     serial_s = rows[0]["wall_s"]
@@ -70,12 +84,24 @@ def prepare_rows(*, corpus: Path, work: Path, pairs: int) -> tuple[list[dict[str
 
 def ddp_run(*, data: Path, processes: int, global_batch: int, epochs: int) -> dict[str, Any]:
     """One ``ddp_speed.py`` run (torchrun for more than one process); its JSON line."""
-    args = [str(DDP_SPEED), "--data", str(data), "--batch-size", str(global_batch // processes),
-            "--epochs", str(epochs)]
+    args = [
+        str(DDP_SPEED),
+        "--data",
+        str(data),
+        "--batch-size",
+        str(global_batch // processes),
+        "--epochs",
+        str(epochs),
+    ]
     if processes > 1:
         args = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *args]
-    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"} if processes > 1 else None)
+    done = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"} if processes > 1 else None,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -85,22 +111,36 @@ def train_rows(*, data: Path, global_batch: int, epochs: int) -> list[dict[str, 
     for processes in (1, 2):
         result = ddp_run(data=data, processes=processes, global_batch=global_batch, epochs=epochs)
         step_s = min(global_batch, result["clips"]) / result["samples_per_s"]
-        rows.append({"stage": "train", "mode": "DDP (gloo)", "workers": processes, "items": result["clips"],
-                     "samples_per_s": result["samples_per_s"], "step_s": round(step_s, 4)})
+        rows.append(
+            {
+                "stage": "train",
+                "mode": "DDP (gloo)",
+                "workers": processes,
+                "items": result["clips"],
+                "samples_per_s": result["samples_per_s"],
+                "step_s": round(step_s, 4),
+            }
+        )
     rows[1]["overhead_per_step_s"] = round(rows[1]["step_s"] - rows[0]["step_s"] / 2, 4)
     return rows
 
 
 def markdown(*, prepare: list[dict[str, Any]], ray_start_s: float, train: list[dict[str, Any]]) -> str:
-    lines = ["| stage | mode | workers | items | throughput | wall or step | overhead |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| stage | mode | workers | items | throughput | wall or step | overhead |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in prepare:
-        lines.append(f"| prepare | {r['mode']} | {r['workers']} | {r['items']} pairs | {r['items_per_s']} pairs/s | "
-                     f"{r['wall_s']} s | {r['overhead_per_item_s']} s/pair |")
+        lines.append(
+            f"| prepare | {r['mode']} | {r['workers']} | {r['items']} pairs | {r['items_per_s']} pairs/s | "
+            f"{r['wall_s']} s | {r['overhead_per_item_s']} s/pair |"
+        )
     for r in train:
         over = f"{r['overhead_per_step_s']} s/step" if "overhead_per_step_s" in r else "-"
-        lines.append(f"| train | {r['mode']} | {r['workers']} | {r['items']} clips | {r['samples_per_s']} clips/s | "
-                     f"{r['step_s']} s/step | {over} |")
+        lines.append(
+            f"| train | {r['mode']} | {r['workers']} | {r['items']} clips | {r['samples_per_s']} clips/s | "
+            f"{r['step_s']} s/step | {over} |"
+        )
     lines.append(f"\nRay local instance start-up (2 CPUs): {ray_start_s:.1f} s, not in the Ray rows.")
     return "\n".join(lines)
 
@@ -116,15 +156,22 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        write_corpus(out_dir=work / "corpus", num_pairs=args.pairs, seed=3, duration_s=args.duration_s, video=False,
-                     show_progress=False)
+        write_corpus(
+            out_dir=work / "corpus",
+            num_pairs=args.pairs,
+            seed=3,
+            duration_s=args.duration_s,
+            video=False,
+            show_progress=False,
+        )
         prep, ray_start_s = prepare_rows(corpus=work / "corpus", work=work, pairs=args.pairs)
         data = args.train_data or store_path(work, executor="local", workers=None)
         train = train_rows(data=data, global_batch=args.global_batch, epochs=args.epochs)
     print(markdown(prepare=prep, ray_start_s=ray_start_s, train=train))
     if args.json:
-        args.json.write_text(json.dumps({"prepare": prep, "ray_start_s": round(ray_start_s, 2), "train": train},
-                                        indent=2))
+        args.json.write_text(
+            json.dumps({"prepare": prep, "ray_start_s": round(ray_start_s, 2), "train": train}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from beatdance.library import LibraryConfig
 from beatdance.retrieval.hubness import QuerybankStats
 from beatdance.retrieval.index import VectorIndex
 from beatdance.retrieval.scoring import ModalityEmbeddings
-from beatdance.retrieval.search import GallerySearch, SearchSettings, fit_gallery_querybank
+from beatdance.retrieval.search import GallerySearch, fit_gallery_querybank
 
 FRAMES = 100  # 10-s beat grids at 10 fps
 BEAT_RATE = 0.2  # share of grid frames holding a beat
@@ -114,17 +114,20 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def synthetic_side(*, n: int, dim: int, rng: np.random.Generator, centres: np.ndarray,
-                   near: np.ndarray | None = None) -> ModalityEmbeddings:
+def synthetic_side(
+    *, n: int, dim: int, rng: np.random.Generator, centres: np.ndarray, near: np.ndarray | None = None
+) -> ModalityEmbeddings:
     """``n`` items: fused embeddings around random ``centres`` (or around rows of ``near``: queries that
     resemble gallery items), random beat-head embeddings and 0/1 beat grids, generated chunk by chunk."""
     fuse = np.empty((n, dim), dtype=np.float32)
     head = np.empty((n, dim), dtype=np.float32)
     for a in range(0, n, ROW_CHUNK):
         m = min(ROW_CHUNK, n - a)
-        base = near[rng.integers(len(near), size=m)] if near is not None else centres[rng.integers(len(centres), size=m)]
-        fuse[a:a + m] = unit_rows(base + rng.standard_normal((m, dim), dtype=np.float32) * (0.6 / np.sqrt(dim)))
-        head[a:a + m] = unit_rows(rng.standard_normal((m, dim), dtype=np.float32))
+        base = (
+            near[rng.integers(len(near), size=m)] if near is not None else centres[rng.integers(len(centres), size=m)]
+        )
+        fuse[a : a + m] = unit_rows(base + rng.standard_normal((m, dim), dtype=np.float32) * (0.6 / np.sqrt(dim)))
+        head[a : a + m] = unit_rows(rng.standard_normal((m, dim), dtype=np.float32))
     grid = (rng.random((n, FRAMES), dtype=np.float32) < BEAT_RATE).astype(np.uint8)
     ids = [str(i) for i in range(n)]
     return ModalityEmbeddings(fuse=fuse, beat_head=head, beat_grid=grid, ids=ids)
@@ -133,7 +136,9 @@ def synthetic_side(*, n: int, dim: int, rng: np.random.Generator, centres: np.nd
 def one_row(emb: ModalityEmbeddings, i: int) -> ModalityEmbeddings:
     sl = slice(i, i + 1)
     assert emb.beat_head is not None
-    return ModalityEmbeddings(fuse=emb.fuse[sl], beat_head=emb.beat_head[sl], beat_grid=emb.beat_grid[sl], ids=[emb.ids[i]])
+    return ModalityEmbeddings(
+        fuse=emb.fuse[sl], beat_head=emb.beat_head[sl], beat_grid=emb.beat_grid[sl], ids=[emb.ids[i]]
+    )
 
 
 def latency(fn: Callable[[int], Any], count: int) -> dict[str, float]:
@@ -161,10 +166,12 @@ def numpy_top(q: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:
 def build_index(kind: str, gallery: np.ndarray) -> VectorIndex:
     """An index of ``kind`` with LibraryConfig's parameters (IVF lists capped to 1 per 39 items, FAISS's minimum)."""
     lib = LibraryConfig()
-    cfg = dataclasses.replace(lib.index_config(gallery.shape[1]), kind=kind, nlist=min(lib.nlist, max(1, len(gallery) // 39)))
+    cfg = dataclasses.replace(
+        lib.index_config(gallery.shape[1]), kind=kind, nlist=min(lib.nlist, max(1, len(gallery) // 39))
+    )
     index = VectorIndex(cfg)
     for a in range(0, len(gallery), ROW_CHUNK):
-        index.add(gallery[a:a + ROW_CHUNK])
+        index.add(gallery[a : a + ROW_CHUNK])
     return index
 
 
@@ -173,8 +180,9 @@ def index_label(index: VectorIndex) -> str:
     return {"flat": "flat", "ivf": f"ivf{c.nlist}/{c.nprobe}", "hnsw": f"hnsw{c.hnsw_m}/{c.hnsw_ef_search}"}[c.kind]
 
 
-def bench_size(*, n: int, dim: int, kinds: Sequence[str], threads: Sequence[int | None], queries: int, bank_size: int,
-               seed: int) -> list[dict[str, Any]]:
+def bench_size(
+    *, n: int, dim: int, kinds: Sequence[str], threads: Sequence[int | None], queries: int, bank_size: int, seed: int
+) -> list[dict[str, Any]]:
     """Rows of one library size, per thread setting: the numpy baseline, then GallerySearch without and with DIS
     per index kind."""
     rng = np.random.default_rng([seed, n])
@@ -185,8 +193,9 @@ def bench_size(*, n: int, dim: int, kinds: Sequence[str], threads: Sequence[int 
     base = {"size": n, "dim": dim}
     lib_settings = LibraryConfig().search
     t0 = time.perf_counter()
-    qb: QuerybankStats = fit_gallery_querybank(bank=bank, gallery=gallery, direction="m2d", settings=lib_settings,
-                                               chunk_size=bank_chunk(n))
+    qb: QuerybankStats = fit_gallery_querybank(
+        bank=bank, gallery=gallery, direction="m2d", settings=lib_settings, chunk_size=bank_chunk(n)
+    )
     fit_s = time.perf_counter() - t0
     del bank
     exact = [numpy_top(qs.fuse[i], gallery.fuse, TOP) for i in range(queries)]
@@ -200,25 +209,45 @@ def bench_size(*, n: int, dim: int, kinds: Sequence[str], threads: Sequence[int 
         for t in threads:
             with thread_limit(t) as t_label:
                 for method, fn in run.items():
-                    rows.append({**base, "index": label, "threads": t_label, "method": method, **latency(fn, len(qs)),
-                                 "build s": build_s, "fit s": fit_s if method == "search dis" else None, "recall@10": recall})
+                    rows.append(
+                        {
+                            **base,
+                            "index": label,
+                            "threads": t_label,
+                            "method": method,
+                            **latency(fn, len(qs)),
+                            "build s": build_s,
+                            "fit s": fit_s if method == "search dis" else None,
+                            "recall@10": recall,
+                        }
+                    )
         del run  # frees the index before the next one is built
     return rows
 
 
-def index_runs(kind: str, *, gallery: ModalityEmbeddings, queries: ModalityEmbeddings, exact: list[np.ndarray],
-               querybank: QuerybankStats) -> tuple[str, float, float, dict[str, Callable[[int], Any]]]:
+def index_runs(
+    kind: str,
+    *,
+    gallery: ModalityEmbeddings,
+    queries: ModalityEmbeddings,
+    exact: list[np.ndarray],
+    querybank: QuerybankStats,
+) -> tuple[str, float, float, dict[str, Callable[[int], Any]]]:
     """Build a ``kind`` index: (label, recall@10 vs ``exact``, build seconds, single-query searches without and with DIS)."""
     t0 = time.perf_counter()
     index = build_index(kind, gallery.fuse)
     build_s = time.perf_counter() - t0
     _, found = index.search(queries.fuse, k=TOP)
     recall = float(np.mean([len(set(f.tolist()) & set(e.tolist())) / TOP for f, e in zip(found, exact)]))
-    searcher = GallerySearch(index=index, beat_head=gallery.beat_head, beat_grid=gallery.beat_grid, direction="m2d",
-                             querybank=querybank)
+    searcher = GallerySearch(
+        index=index, beat_head=gallery.beat_head, beat_grid=gallery.beat_grid, direction="m2d", querybank=querybank
+    )
     singles = [one_row(queries, i) for i in range(len(queries))]
     settings = {hub: dataclasses.replace(LibraryConfig().search, hubness=hub) for hub in ("none", "dis")}
-    run = {f"search {hub}": (lambda i, s=s: searcher.search(singles[i], top=TOP, settings=s)) for hub, s in settings.items()}
+    run = {
+        f"search {hub}": (lambda i, s=s: searcher.search(singles[i], top=TOP, settings=s))
+        for hub, s in settings.items()
+    }
     return index_label(index), recall, build_s, run
 
 
@@ -244,17 +273,39 @@ def build_e2e_library(out: Path, *, n: int, seed: int) -> Path:
 
     torch.manual_seed(seed)
     net = BeatBlender(BlenderConfig(music_dim=93, dance_dim=56))
-    ckpt = save_checkpoint(out / "checkpoint", model=net, config={"note": "randomly initialised (search_speed benchmark)"})
+    ckpt = save_checkpoint(
+        out / "checkpoint", model=net, config={"note": "randomly initialised (search_speed benchmark)"}
+    )
     dim = net.config.num_segments * net.config.embed_dim
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((CLUSTERS, dim), dtype=np.float32) / np.sqrt(dim)
     music = synthetic_side(n=n, dim=dim, rng=rng, centres=centres)
     dance = synthetic_side(n=n, dim=dim, rng=rng, centres=centres, near=music.fuse)
-    items = [Item(row=i, clip_id=f"clip{i:07d}", grp=f"clip{i:07d}", music_file=None, dance_file=None, dance_kind=None,
-                  start_s=0.0, music_start_s=0.0, duration_s=10.0, music_tempo_bpm=None, dance_tempo_bpm=None)
-             for i in range(n)]
-    write_library(out=out / "library", checkpoint=ckpt, items=items, music=music, dance=dance, config=LibraryConfig(),
-                  store_config=PrepareConfig().store_config())
+    items = [
+        Item(
+            row=i,
+            clip_id=f"clip{i:07d}",
+            grp=f"clip{i:07d}",
+            music_file=None,
+            dance_file=None,
+            dance_kind=None,
+            start_s=0.0,
+            music_start_s=0.0,
+            duration_s=10.0,
+            music_tempo_bpm=None,
+            dance_tempo_bpm=None,
+        )
+        for i in range(n)
+    ]
+    write_library(
+        out=out / "library",
+        checkpoint=ckpt,
+        items=items,
+        music=music,
+        dance=dance,
+        config=LibraryConfig(),
+        store_config=PrepareConfig().store_config(),
+    )
     return out / "library"
 
 
@@ -274,10 +325,22 @@ def bench_end_to_end(*, out: Path, n: int, threads: Sequence[int | None], runs: 
     rows = [{**base, "method": "e2e Library.open", "cold ms": open_ms, "build s": build_s}]
     for t in threads:
         with thread_limit(t) as t_label:
-            rows.append({**base, "threads": t_label, "method": "e2e Library.search(wav)",
-                         **latency(lambda i: lib.search(music=wav, top=TOP), runs)})
-            rows.append({**base, "threads": t_label, "method": "e2e  of which extract+embed",
-                         **latency(lambda i: lib.extract_query(modality="music", path=wav), runs)})
+            rows.append(
+                {
+                    **base,
+                    "threads": t_label,
+                    "method": "e2e Library.search(wav)",
+                    **latency(lambda i: lib.search(music=wav, top=TOP), runs),
+                }
+            )
+            rows.append(
+                {
+                    **base,
+                    "threads": t_label,
+                    "method": "e2e  of which extract+embed",
+                    **latency(lambda i: lib.extract_query(modality="music", path=wav), runs),
+                }
+            )
     return rows
 
 
@@ -299,17 +362,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000,100000,1000000", help="comma-separated library sizes")
     ap.add_argument("--queries", type=int, default=50, help="timed single queries per row (after one cold call)")
-    ap.add_argument("--dim", type=int, default=2560, help="embedding dim (the model's: 2560), halved where memory is short")
+    ap.add_argument(
+        "--dim", type=int, default=2560, help="embedding dim (the model's: 2560), halved where memory is short"
+    )
     ap.add_argument("--index", default="flat", help="comma-separated index kinds: flat, ivf, hnsw")
-    ap.add_argument("--threads", default="default,1",
-                    help="comma-separated thread settings to time: 'default' (the libraries' own) or a count")
+    ap.add_argument(
+        "--threads",
+        default="default,1",
+        help="comma-separated thread settings to time: 'default' (the libraries' own) or a count",
+    )
     ap.add_argument("--bank", type=int, default=1000, help="querybank size for DIS")
     ap.add_argument("--mem-fraction", type=float, default=0.5, help="share of MemAvailable one size may use")
     ap.add_argument("--e2e-items", type=int, default=10_000, help="items of the end-to-end library (0: skip it)")
     ap.add_argument("--e2e-runs", type=int, default=10, help="timed Library.search calls after the cold one")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the rows and the machine to this JSON file")
-    ap.add_argument("--out", default=None, help="keep the end-to-end library and query here (default: a temporary folder)")
+    ap.add_argument(
+        "--out", default=None, help="keep the end-to-end library and query here (default: a temporary folder)"
+    )
     args = ap.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     args.index = [k for k in args.index.split(",") if k]
@@ -318,9 +388,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     except ValueError:
         ap.error(f"--threads {args.threads!r}: expected 'default' and/or positive counts, e.g. default,1")
     bad = [k for k in args.index if k not in ("flat", "ivf", "hnsw")]
-    if bad or not args.sizes or min(args.sizes) < TOP or args.queries < 1 or not args.threads or \
-            any(t is not None and t < 1 for t in args.threads):
-        ap.error(f"--index {bad} not in flat,ivf,hnsw, --sizes {args.sizes} below {TOP}, --queries < 1 or --threads < 1")
+    if (
+        bad
+        or not args.sizes
+        or min(args.sizes) < TOP
+        or args.queries < 1
+        or not args.threads
+        or any(t is not None and t < 1 for t in args.threads)
+    ):
+        ap.error(
+            f"--index {bad} not in flat,ivf,hnsw, --sizes {args.sizes} below {TOP}, --queries < 1 or --threads < 1"
+        )
     return args
 
 
@@ -337,16 +415,27 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             notes.append(f"size {n} skipped: needs more than {budget / 1e9:.1f} GB even at 32-d")
             continue
         if dim != args.dim:
-            notes.append(f"size {n} ran at dim {dim} instead of {args.dim}: est. peak {peak_bytes(n=n, dim=args.dim) / 1e9:.1f} GB "
-                         f"> budget {budget / 1e9:.1f} GB ({args.mem_fraction:g} x MemAvailable)")
-        rows += bench_size(n=n, dim=dim, kinds=args.index, threads=args.threads, queries=args.queries, bank_size=args.bank,
-                           seed=args.seed)
+            notes.append(
+                f"size {n} ran at dim {dim} instead of {args.dim}: est. peak {peak_bytes(n=n, dim=args.dim) / 1e9:.1f} GB "
+                f"> budget {budget / 1e9:.1f} GB ({args.mem_fraction:g} x MemAvailable)"
+            )
+        rows += bench_size(
+            n=n,
+            dim=dim,
+            kinds=args.index,
+            threads=args.threads,
+            queries=args.queries,
+            bank_size=args.bank,
+            seed=args.seed,
+        )
         print(f"[size {n} done, {time.perf_counter() - t_start:.0f} s]", file=sys.stderr, flush=True)
     if args.e2e_items:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(args.out) if args.out else Path(tmp)
             out.mkdir(parents=True, exist_ok=True)
-            rows += bench_end_to_end(out=out, n=args.e2e_items, threads=args.threads, runs=args.e2e_runs, seed=args.seed)
+            rows += bench_end_to_end(
+                out=out, n=args.e2e_items, threads=args.threads, runs=args.e2e_runs, seed=args.seed
+            )
     print(markdown_table(rows))
     for note in notes:
         print(f"- {note}")
@@ -355,8 +444,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def finish(result: dict[str, Any], *, started: float, json_path: str | None) -> dict[str, Any]:
     """``result`` with the total time and the machine, whose line is printed; also written to ``json_path``."""
-    result = {**result, "total_s": time.perf_counter() - started,
-              "machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg(), "mem_available_gb": mem_available_bytes() / 1e9}}
+    result = {
+        **result,
+        "total_s": time.perf_counter() - started,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg(),
+            "mem_available_gb": mem_available_bytes() / 1e9,
+        },
+    }
     m = result["machine"]
     print(f"- total {result['total_s']:.0f} s on {m['cpus']} CPUs, load average {m['load_avg'][0]:.1f}")
     if json_path:

@@ -26,8 +26,20 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _train(store: Path, out: Path, *, epochs: int, threads: int | None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "beatdance.cli", "train", "--data", str(store), "--out", str(out), "--epochs", str(epochs),
-           "--no-progress", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "beatdance.cli",
+        "train",
+        "--data",
+        str(store),
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+        "--no-progress",
+        "--json",
+    ]
     if threads is not None:
         cmd += ["--threads", str(threads)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -58,7 +70,9 @@ def main() -> int:
     args = parser.parse_args()
     store = args.work / "store"
     if not store.exists():
-        write_corpus(out_dir=args.work / "media", num_pairs=6, seed=3, duration_s=30.5, video=False, show_progress=False)
+        write_corpus(
+            out_dir=args.work / "media", num_pairs=6, seed=3, duration_s=30.5, video=False, show_progress=False
+        )
         prepare(inputs=[args.work / "media"], out=store, config=PrepareConfig(hop_s=5.0), show_progress=False)
     for old in args.work.glob("run_*"):
         subprocess.run(["rm", "-rf", str(old)], check=True)

@@ -62,17 +62,19 @@ def main() -> int:
         "beatdance --help": median_seconds([*beatdance, "--help"], runs=args.runs),
         "beatdance search --help": median_seconds([*beatdance, "search", "--help"], runs=args.runs),
         f"beatdance search ({args.items} items, 10-s music query)": median_seconds(
-            [*beatdance, "search", str(library), "--music", str(query), "--top", "5", "--json"], runs=args.runs),
+            [*beatdance, "search", str(library), "--music", str(query), "--top", "5", "--json"], runs=args.runs
+        ),
     }
     env = "from beatdance import jitcache; jitcache.configure_environment()"
     steps = {
         "  import torch": "import torch",
         "  + import librosa.beat (cached kernels)": f"{env}; import torch, librosa.beat",
         "  + open the library": f"{env}; import torch, librosa.beat; from beatdance.library import Library; "
-                                f"Library.open({str(library)!r})",
+        f"Library.open({str(library)!r})",
         "  + one search (= the search above, without the CLI)": (
             f"{env}; import torch, librosa.beat; from beatdance.library import Library; "
-            f"Library.open({str(library)!r}).search(music={str(query)!r}, top=5)"),
+            f"Library.open({str(library)!r}).search(music={str(query)!r}, top=5)"
+        ),
     }
     rows.update({name: median_seconds([sys.executable, "-c", code], runs=args.runs) for name, code in steps.items()})
     print("| command | median wall s |")

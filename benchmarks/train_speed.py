@@ -78,21 +78,37 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = []
     for variant in ("official", "temporal"):
-        rows.append({"what": f"train step, {variant}", "value": train_speed(variant, steps=args.steps, batch=args.batch),
-                     "unit": "samples/s"})
+        rows.append(
+            {
+                "what": f"train step, {variant}",
+                "value": train_speed(variant, steps=args.steps, batch=args.batch),
+                "unit": "samples/s",
+            }
+        )
     rng = np.random.default_rng(0)
     music = _embeddings(args.gallery, 2560, rng)
     dance = _embeddings(args.gallery, 2560, rng, base=music.fuse)
     bank = _embeddings(args.gallery, 2560, rng)
     t0 = time.perf_counter()
     numpy_baseline(music.fuse, dance.fuse)
-    rows.append({"what": f"numpy full-matrix ranks (baseline), N={args.gallery}", "value": time.perf_counter() - t0, "unit": "s"})
+    rows.append(
+        {
+            "what": f"numpy full-matrix ranks (baseline), N={args.gallery}",
+            "value": time.perf_counter() - t0,
+            "unit": "s",
+        }
+    )
     for hub in ("none", "dis"):
         t0 = time.perf_counter()
         kw = {"bank_music": bank, "bank_dance": bank} if hub != "none" else {}
         evaluate_retrieval(music=music, dance=dance, hubness=hub, **kw)
-        rows.append({"what": f"evaluate_retrieval hubness={hub}, N={args.gallery} (both directions, BS@K)",
-                     "value": time.perf_counter() - t0, "unit": "s"})
+        rows.append(
+            {
+                "what": f"evaluate_retrieval hubness={hub}, N={args.gallery} (both directions, BS@K)",
+                "value": time.perf_counter() - t0,
+                "unit": "s",
+            }
+        )
     width = max(len(r["what"]) for r in rows)
     print(f"{'measurement':<{width}}  {'value':>10}  unit   (torch threads: {torch.get_num_threads()})")
     for r in rows:

@@ -72,9 +72,18 @@ def small_model(small_store, tmp_path_factory) -> Path:
     store = FeatureStore.open(small_store)
     fs = store.load_clips(store.ids())
     run = tmp_path_factory.mktemp("run") / "run"
-    cfg = BlenderConfig(music_dim=fs.music_dim, dance_dim=fs.dance_dim, embed_dim=32, num_layers=1, num_heads=2, ff_dim=64)
-    train(train_set=fs, val_set=None, model_config=cfg, config=TrainConfig(epochs=2, batch_size=6, lr=1e-3, evals_per_epoch=0),
-          out=run, data_info=dataset_config(small_store), show_progress=False)
+    cfg = BlenderConfig(
+        music_dim=fs.music_dim, dance_dim=fs.dance_dim, embed_dim=32, num_layers=1, num_heads=2, ff_dim=64
+    )
+    train(
+        train_set=fs,
+        val_set=None,
+        model_config=cfg,
+        config=TrainConfig(epochs=2, batch_size=6, lr=1e-3, evals_per_epoch=0),
+        out=run,
+        data_info=dataset_config(small_store),
+        show_progress=False,
+    )
     return run
 
 
@@ -98,8 +107,12 @@ def cosine_scores(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
 
 def pessimistic_ranks(scores: np.ndarray, *, tie: float = 1e-6) -> np.ndarray:
     """0-based rank of item i in row i: every other item scoring at least as high (within ``tie``) ranks above it."""
-    return np.array([sum(1 for j in range(scores.shape[1]) if j != i and scores[i, j] >= scores[i, i] - tie)
-                     for i in range(scores.shape[0])])
+    return np.array(
+        [
+            sum(1 for j in range(scores.shape[1]) if j != i and scores[i, j] >= scores[i, i] - tie)
+            for i in range(scores.shape[0])
+        ]
+    )
 
 
 def recall_table(ranks: np.ndarray) -> dict[str, float]:

@@ -35,7 +35,9 @@ def test_index_then_search(small_store, small_model, small_library, small_corpus
     """`index` builds the library that build_library builds, and `search` prints (and with --json returns) what
     Library.search answers."""
     lib = tmp_path / "lib"
-    code, out, _ = _run(monkeypatch, capsys, "index", small_store, "--model", small_model, "--out", lib, "--no-progress", "--json")
+    code, out, _ = _run(
+        monkeypatch, capsys, "index", small_store, "--model", small_model, "--out", lib, "--no-progress", "--json"
+    )
     assert code == 0 and json.loads(out)["items"] == 12
     opened, reference = Library.open(lib), Library.open(small_library)
     assert opened.ids == reference.ids == FeatureStore.open(small_store).ids()
@@ -47,28 +49,48 @@ def test_index_then_search(small_store, small_model, small_library, small_corpus
     rows = _table_rows(out)
     assert [r[:2] for r in rows] == [[str(m.rank), m.id] for m in api.matches]
     assert [(r[4], r[6]) for r in rows] == [(f"{m.score:.4g}", f"{m.beat_alignment:.3f}") for m in api.matches]
-    code, out, _ = _run(monkeypatch, capsys, "search", lib, "--dance", small_corpus / "pair_000.npz", "--top", "2",
-                        "--hubness", "none", "--json")
+    code, out, _ = _run(
+        monkeypatch,
+        capsys,
+        "search",
+        lib,
+        "--dance",
+        small_corpus / "pair_000.npz",
+        "--top",
+        "2",
+        "--hubness",
+        "none",
+        "--json",
+    )
     assert code == 0
     result = json.loads(out)
-    want = json.loads(json.dumps(opened.search(dance=small_corpus / "pair_000.npz", top=2,
-                                               settings=opened.settings(hubness="none")).to_dict()))
+    want = json.loads(
+        json.dumps(
+            opened.search(
+                dance=small_corpus / "pair_000.npz", top=2, settings=opened.settings(hubness="none")
+            ).to_dict()
+        )
+    )
     assert {k: v for k, v in result.items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}
     assert result["direction"] == "d2m" and len(result["matches"]) == 2 and result["settings"]["hubness"] == "none"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--music", "missing.wav"], "missing.wav"),
-    ([], "exactly one query"),
-    (["--music-id", "nope"], "not in library"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--music", "missing.wav"], "missing.wav"),
+        ([], "exactly one query"),
+        (["--music-id", "nope"], "not in library"),
+    ],
+)
 def test_search_errors_exit_2(small_library, args, message, monkeypatch, capsys):
     code, _, err = _run(monkeypatch, capsys, "search", small_library, *args)
     assert code == 2 and message in err
 
 
-def test_a_store_json_edited_after_prepare_is_refused_by_train_and_index(small_store, small_model, tmp_path, monkeypatch,
-                                                                           capsys):
+def test_a_store_json_edited_after_prepare_is_refused_by_train_and_index(
+    small_store, small_model, tmp_path, monkeypatch, capsys
+):
     """store.json edited to 5-s windows while the clips hold 10-s ones: `train` names the clip, the disagreement and
     the fix; `index` refuses the store for a model trained on 10-s windows."""
     import shutil
@@ -81,16 +103,29 @@ def test_a_store_json_edited_after_prepare_is_refused_by_train_and_index(small_s
     code, _, err = _run(monkeypatch, capsys, "train", "--data", store, "--out", tmp_path / "run", "--epochs", "1")
     assert code == 2 and ".safetensors has beat grids of" in err and "5-s windows at 10 fps (50 frames)" in err
     assert "Restore store.json" in err and not (tmp_path / "run" / "last").exists()
-    code, _, err = _run(monkeypatch, capsys, "index", store, "--model", small_model, "--out", tmp_path / "lib", "--no-progress")
+    code, _, err = _run(
+        monkeypatch, capsys, "index", store, "--model", small_model, "--out", tmp_path / "lib", "--no-progress"
+    )
     assert code == 2 and "other extractor settings" in err and "window_s" in err and not (tmp_path / "lib").exists()
 
 
 def test_search_through_a_running_service(live_server, small_library, small_corpus, monkeypatch, capsys):
-    code, out, _ = _run(monkeypatch, capsys, "search", "--server", live_server, "--music", small_corpus / "pair_001.wav",
-                        "--top", "3", "--json")
+    code, out, _ = _run(
+        monkeypatch,
+        capsys,
+        "search",
+        "--server",
+        live_server,
+        "--music",
+        small_corpus / "pair_001.wav",
+        "--top",
+        "3",
+        "--json",
+    )
     remote = json.loads(out)
-    code_local, out_local, _ = _run(monkeypatch, capsys, "search", small_library, "--music", small_corpus / "pair_001.wav",
-                                    "--top", "3", "--json")
+    code_local, out_local, _ = _run(
+        monkeypatch, capsys, "search", small_library, "--music", small_corpus / "pair_001.wav", "--top", "3", "--json"
+    )
     local = json.loads(out_local)
     assert code == code_local == 0
     assert [m["id"] for m in remote["matches"]] == [m["id"] for m in local["matches"]]
@@ -106,10 +141,12 @@ def test_search_through_a_running_service(live_server, small_library, small_corp
 def test_remote_search_loads_neither_torch_nor_librosa():
     import subprocess
 
-    code = ("import sys; sys.argv = ['beatdance', 'search', '--server', 'http://127.0.0.1:9', '--music-id', 'x']\n"
-            "from beatdance.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'librosa', 'faiss') if m in sys.modules))")
+    code = (
+        "import sys; sys.argv = ['beatdance', 'search', '--server', 'http://127.0.0.1:9', '--music-id', 'x']\n"
+        "from beatdance.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'librosa', 'faiss') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip().splitlines()[-1] == "[]" and "cannot reach the beatdance service" in done.stderr
 

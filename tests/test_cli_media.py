@@ -16,7 +16,9 @@ def test_synth_then_beats_json_and_plot(tmp_path):
     res = runner.invoke(app, ["synth", "--out", str(tmp_path / "c"), "--num", "1", "--duration", "12", "--no-video"])
     assert res.exit_code == 0, res.output
     truth = json.loads((tmp_path / "c" / "pair_000.beats.json").read_text())
-    res = runner.invoke(app, ["beats", str(tmp_path / "c" / "pair_000.wav"), "--json", "--plot", str(tmp_path / "b.png")])
+    res = runner.invoke(
+        app, ["beats", str(tmp_path / "c" / "pair_000.wav"), "--json", "--plot", str(tmp_path / "b.png")]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     ratio = out["music"]["tempo_bpm"] / truth["bpm"]
@@ -29,16 +31,19 @@ def test_synth_then_beats_json_and_plot(tmp_path):
 
 def test_beats_names_the_tempo_levels(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(app, ["synth", "--out", str(tmp_path / "c"), "--num", "1", "--duration", "12", "--no-video",
-                              "--seed", "7"])  # an electronic song: the dance's dominant period is a bar of 4 beats
+    res = runner.invoke(
+        app, ["synth", "--out", str(tmp_path / "c"), "--num", "1", "--duration", "12", "--no-video", "--seed", "7"]
+    )  # an electronic song: the dance's dominant period is a bar of 4 beats
     assert res.exit_code == 0, res.output
     bpm = json.loads((tmp_path / "c" / "pair_000.beats.json").read_text())["bpm"]
     dance = json.loads(runner.invoke(app, ["beats", str(tmp_path / "c" / "pair_000.npz"), "--json"]).output)["dance"]
     assert abs(dance["beat_tempo_bpm"] / bpm - 1) < 0.04 and abs(dance["bar_tempo_bpm"] / bpm - 0.25) < 0.01
     assert dance["tempo_bpm"] == dance["bar_tempo_bpm"]
     text = runner.invoke(app, ["beats", str(tmp_path / "c" / "pair_000.npz")]).output
-    assert (f"dance: beat level {dance['beat_tempo_bpm']:.1f} BPM, dominant period (bar level) "
-            f"{dance['bar_tempo_bpm']:.1f} BPM") in text
+    assert (
+        f"dance: beat level {dance['beat_tempo_bpm']:.1f} BPM, dominant period (bar level) "
+        f"{dance['bar_tempo_bpm']:.1f} BPM"
+    ) in text
     found = {}
     for tracker in ("madmom-metre", "librosa"):
         res = runner.invoke(app, ["beats", str(tmp_path / "c" / "pair_000.wav"), "--tracker", tracker])

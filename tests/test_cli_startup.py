@@ -18,9 +18,11 @@ def test_the_static_listing_names_exactly_the_registered_commands():
 
 
 def _modules_after(argv: list[str]) -> set[str]:
-    code = ("import sys; from beatdance.cli import main; sys.argv = ['beatdance', *%r]\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print(' '.join(sorted(sys.modules)), file=sys.stderr)" % (argv,))
+    code = (
+        f"import sys; from beatdance.cli import main; sys.argv = ['beatdance', *{argv!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     return set(out.stderr.split())
 

@@ -51,8 +51,15 @@ def test_demo_runs_every_stage_and_reruns_from_disk(tmp_path):
     assert summary["top1_beat_alignment"]["m2d"] == pytest.approx(np.mean(top1))
     first = music[0]["matches"][0]
     assert summary["export"]["dance"] == lib.item(first["id"]).dance_file  # the export shows the first top match
-    for name in ("report.md", "report.html", "demo_report.json", "plots/recall.png", "plots/top_match_beats.png",
-                 "top_match.mp4", "library/library.json"):
+    for name in (
+        "report.md",
+        "report.html",
+        "demo_report.json",
+        "plots/recall.png",
+        "plots/top_match_beats.png",
+        "top_match.mp4",
+        "library/library.json",
+    ):
         assert (tmp_path / name).is_file(), name
     report = (tmp_path / "report.md").read_text()
     assert "| m2d | dis |" in report and "plots/top_match_beats.png" in report

@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import require_shared_data
 
 from beatdance import jitcache
 from beatdance.errors import KernelCacheError
-
-from conftest import require_shared_data
 
 DWM_PAIRS = ("DANCE_W_25", "DANCE_W_16")  # the two shortest songs (90 s)
 SONG = "cc_music/sorohanro_-_solo-trumpet-06.ogg"
@@ -30,8 +29,13 @@ SONG = "cc_music/sorohanro_-_solo-trumpet-06.ogg"
 def _command(args: list[str], *, cache: Path) -> subprocess.Popen[str]:
     # NUMBA_OPT=0 compiles about a third faster; the cache and its races are the same at every level.
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "NUMBA_OPT": "0", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
-    return subprocess.Popen([sys.executable, "-m", "beatdance.cli", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "beatdance.cli", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
@@ -55,8 +59,13 @@ def raced_cache(real_media, tmp_path_factory) -> tuple[Path, list[tuple[int, str
     pairs = [str(real_media / "dance_with_melody" / name) for name in DWM_PAIRS]
     runs = []
     for round_ in range(2):
-        started = [_command(["prepare", *pairs, "--out", str(work / f"store{round_}"), "--workers", "2", "--no-progress"],
-                            cache=cache), _command(["beats", str(real_media / SONG), "--json"], cache=cache)]
+        started = [
+            _command(
+                ["prepare", *pairs, "--out", str(work / f"store{round_}"), "--workers", "2", "--no-progress"],
+                cache=cache,
+            ),
+            _command(["beats", str(real_media / SONG), "--json"], cache=cache),
+        ]
         runs += [_finish(p) for p in started]
         assert jitcache.is_verified(folder=cache), f"round {round_}: a worker compiled kernels after the warm-up"
     return cache, runs
@@ -81,8 +90,8 @@ def test_a_corrupt_cache_is_cleared_with_a_message_and_the_command_runs(raced_ca
     shutil.copytree(raced_cache[0], cache)
     # What the race does: an index whose entries hold another kernel's machine code.
     for index in (1, 2):
-        donor, = cache.glob(f"librosa_*/guf-beat.__dp_backtrack-*.py*.{index}.nbc")
-        victim, = cache.glob(f"librosa_*/guf-beat.__beat_track_dp-*.py*.{index}.nbc")
+        (donor,) = cache.glob(f"librosa_*/guf-beat.__dp_backtrack-*.py*.{index}.nbc")
+        (victim,) = cache.glob(f"librosa_*/guf-beat.__beat_track_dp-*.py*.{index}.nbc")
         shutil.copyfile(donor, victim)
     status, err = _finish(_command(["beats", str(real_media / SONG)], cache=cache))
     assert status == 0, err
@@ -121,12 +130,17 @@ def test_verified_cache_costs_a_few_milliseconds_and_notices_changes(fake_cache,
 
 def test_check_killed_by_a_signal_clears_the_cache_once_with_one_line(fake_cache, monkeypatch, capsys):
     # Crashes like a corrupt cache while cache files exist, succeeds once they are gone.
-    _child(monkeypatch, "import glob, os, signal\n"
-                        "if glob.glob(os.environ['NUMBA_CACHE_DIR'] + '/*/*.nbc'): os.kill(os.getpid(), signal.SIGSEGV)")
+    _child(
+        monkeypatch,
+        "import glob, os, signal\n"
+        "if glob.glob(os.environ['NUMBA_CACHE_DIR'] + '/*/*.nbc'): os.kill(os.getpid(), signal.SIGSEGV)",
+    )
     jitcache.ensure_kernels()
     err = capsys.readouterr().err
-    assert err == (f"beatdance: the numba kernel cache in {fake_cache} was corrupt (a check died with SIGSEGV); "
-                   "cleared it, compiling again\n")
+    assert err == (
+        f"beatdance: the numba kernel cache in {fake_cache} was corrupt (a check died with SIGSEGV); "
+        "cleared it, compiling again\n"
+    )
     assert not list(fake_cache.rglob("*.nb*"))
     assert jitcache.is_verified(folder=fake_cache)
 

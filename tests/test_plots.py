@@ -43,8 +43,9 @@ def _has_colour(pixels: np.ndarray, rgb: tuple[int, int, int], *, tol: int = 40)
     return bool((np.abs(pixels.astype(int) - np.array(rgb)).max(axis=2) <= tol).any())
 
 
-def _assert_png(result: Path, expected: Path, fig: Figure, *, min_width: int = 500,
-                colours: tuple[tuple[int, int, int], ...] = ()) -> np.ndarray:
+def _assert_png(
+    result: Path, expected: Path, fig: Figure, *, min_width: int = 500, colours: tuple[tuple[int, int, int], ...] = ()
+) -> np.ndarray:
     """A PNG of ``fig``'s size in pixels that decodes to a picture with content (and ``colours``); its pixels."""
     assert result == expected and expected.is_file()
     width, height = _png_size(expected)
@@ -74,8 +75,16 @@ def test_plot_beats_with_and_without_waveform(tmp_path: Path, figures: list[Figu
     rng = np.random.default_rng(0)
     env = np.abs(rng.normal(size=500))
     beats = np.arange(0.5, 10, 0.5)
-    out = plots.plot_beats(path=tmp_path / "beats.png", envelope=env, envelope_fps=50.0, beat_times_s=beats,
-                           tempo_bpm=120.0, title="song", waveform=rng.normal(size=220500).astype(np.float32), sr=22050)
+    out = plots.plot_beats(
+        path=tmp_path / "beats.png",
+        envelope=env,
+        envelope_fps=50.0,
+        beat_times_s=beats,
+        tempo_bpm=120.0,
+        title="song",
+        waveform=rng.normal(size=220500).astype(np.float32),
+        sr=22050,
+    )
     _assert_png(out, tmp_path / "beats.png", figures[-1], colours=(RED, BLUE))
     wave_ax, env_ax = figures[-1].axes
     (line,) = env_ax.get_lines()
@@ -84,8 +93,14 @@ def test_plot_beats_with_and_without_waveform(tmp_path: Path, figures: list[Figu
     for ax in (wave_ax, env_ax):  # one vertical line per beat, at its time, in both panels
         np.testing.assert_allclose(_vline_xs(ax, 0, 1), beats)
     assert wave_ax.get_title() == "song (120.0 BPM, 19 beats)"
-    short = plots.plot_beats(path=tmp_path / "sub" / "plain.png", envelope=env[:3], envelope_fps=10.0,
-                             beat_times_s=np.array([]), tempo_bpm=None, title="")
+    short = plots.plot_beats(
+        path=tmp_path / "sub" / "plain.png",
+        envelope=env[:3],
+        envelope_fps=10.0,
+        beat_times_s=np.array([]),
+        tempo_bpm=None,
+        title="",
+    )
     pixels = _assert_png(short, tmp_path / "sub" / "plain.png", figures[-1], colours=(BLUE,))
     assert not _has_colour(pixels, RED, tol=25)  # no beats, no beat lines
     assert figures[-1].axes[0].get_title() == "tempo unknown, no beats found"
@@ -105,16 +120,27 @@ def test_plot_beats_rejects_bad_inputs(tmp_path: Path) -> None:
     assert not (tmp_path / "x.png").exists()
 
 
-@pytest.mark.parametrize(("music", "dance", "offset_s", "score"), [
-    (np.arange(0.5, 10, 0.5), np.arange(0.55, 10, 0.5), 0.0, 0.93),
-    (np.arange(0.5, 10, 0.5), np.array([2.0, 7.3]), -0.25, None),
-    (np.array([]), np.array([1.0]), 0.0, 0.0),
-    (np.array([]), np.array([]), 0.0, None),
-])
-def test_plot_beat_alignment(tmp_path: Path, figures: list[Figure], music: np.ndarray, dance: np.ndarray,
-                             offset_s: float, score: float | None) -> None:
-    out = plots.plot_beat_alignment(path=tmp_path / "ba.png", music_beats_s=music, dance_beats_s=dance,
-                                    duration_s=10.0, offset_s=offset_s, score=score, title="pair 7")
+@pytest.mark.parametrize(
+    ("music", "dance", "offset_s", "score"),
+    [
+        (np.arange(0.5, 10, 0.5), np.arange(0.55, 10, 0.5), 0.0, 0.93),
+        (np.arange(0.5, 10, 0.5), np.array([2.0, 7.3]), -0.25, None),
+        (np.array([]), np.array([1.0]), 0.0, 0.0),
+        (np.array([]), np.array([]), 0.0, None),
+    ],
+)
+def test_plot_beat_alignment(
+    tmp_path: Path, figures: list[Figure], music: np.ndarray, dance: np.ndarray, offset_s: float, score: float | None
+) -> None:
+    out = plots.plot_beat_alignment(
+        path=tmp_path / "ba.png",
+        music_beats_s=music,
+        dance_beats_s=dance,
+        duration_s=10.0,
+        offset_s=offset_s,
+        score=score,
+        title="pair 7",
+    )
     colours = ((RED,) if music.size else ()) + ((BLUE,) if dance.size else ())
     _assert_png(out, tmp_path / "ba.png", figures[-1], colours=colours)
     (ax,) = [a for a in figures[-1].axes if "music /" in a.get_title()]
@@ -170,7 +196,8 @@ def test_plot_rank_histogram(tmp_path: Path, figures: list[Figure]) -> None:
     _assert_png(out, tmp_path / "h.png", figures[-1])
     ax = figures[-1].axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-        f"{name} (MedR {np.median(r) + 1:g})" for name, r in ranks.items()]
+        f"{name} (MedR {np.median(r) + 1:g})" for name, r in ranks.items()
+    ]
     for patch, r in zip(ax.patches, ranks.values(), strict=True):  # each outline counts that arm's 1-based ranks
         edges, counts = _step_counts(patch)
         assert counts.sum() == len(r)
@@ -192,9 +219,19 @@ def test_plot_rank_histogram_rejects_bad_ranks(tmp_path: Path) -> None:
 
 
 def _history(n: int) -> list[dict]:
-    return [{"epoch": i + 1, "step": 0, "global_step": 10 * (i + 1), "train_loss": 4.0 - 0.2 * i,
-             "val_loss": 4.1 - 0.1 * i, "m2d/AVG": -50 + 3.0 * i, "d2m/AVG": -52 + 2.5 * i, "saved_best": i % 2 == 0}
-            for i in range(n)]
+    return [
+        {
+            "epoch": i + 1,
+            "step": 0,
+            "global_step": 10 * (i + 1),
+            "train_loss": 4.0 - 0.2 * i,
+            "val_loss": 4.1 - 0.1 * i,
+            "m2d/AVG": -50 + 3.0 * i,
+            "d2m/AVG": -52 + 2.5 * i,
+            "saved_best": i % 2 == 0,
+        }
+        for i in range(n)
+    ]
 
 
 def test_plot_training_history(tmp_path: Path, figures: list[Figure]) -> None:

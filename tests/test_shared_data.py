@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import conftest
+import pytest
 
 
 def _outcome() -> tuple[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -96,8 +95,12 @@ def _kill_at_every_step(tmp_path: Path, root: Path, kind: str, **args) -> list[P
     """Snapshots of ``root`` after a ``kind`` write killed at step 1, 2, ... and the one of the write run to its end."""
     snaps = tmp_path / "snaps"
     snaps.mkdir()
-    done = subprocess.run([sys.executable, "-c", _DRIVER, str(root), str(snaps), kind, json.dumps(args)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", _DRIVER, str(root), str(snaps), kind, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     runs = int(done.stdout.split()[-1])
     return [snaps / f"{k:03d}" for k in range(1, runs + 1)]
@@ -107,6 +110,7 @@ def _fill(text: str):
     def fill(tmp):
         (tmp / "a.txt").write_text(text)
         (tmp / "b.txt").write_text(text)
+
     return fill
 
 
@@ -150,11 +154,20 @@ def test_a_writer_killed_at_every_step_leaves_the_old_or_the_new_folder(tmp_path
 def test_a_reader_never_sees_the_path_missing_or_partial_while_a_writer_swaps(tmp_path):
     target = tmp_path / "target"
     write_dir_atomically(target, _fill("0" * 1000))
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sys\nfrom beatdance.util import write_dir_atomically\n"
-        "for i in range(1, 151):\n"
-        "    write_dir_atomically(sys.argv[1], lambda tmp: [(tmp / f).write_text(str(i) * 1000) for f in ('a.txt', 'b.txt')])\n"
-    ), str(target)], stderr=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys\nfrom beatdance.util import write_dir_atomically\n"
+                "for i in range(1, 151):\n"
+                "    write_dir_atomically(sys.argv[1], lambda tmp: [(tmp / f).write_text(str(i) * 1000) for f in ('a.txt', 'b.txt')])\n"
+            ),
+            str(target),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen, reads = set(), 0
     try:
         while writer.poll() is None:
@@ -240,7 +253,9 @@ def test_atomically_written_files_and_folders_get_the_usual_permissions(tmp_path
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
     assert resolve_dir(tmp_path / "lib").stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700
     written = resolve_dir(tmp_path / "ckpt")
-    assert (written / "sub").stat().st_mode & 0o777 == 0o755 and (written / "sub" / "w.bin").stat().st_mode & 0o777 == 0o644
+    assert (written / "sub").stat().st_mode & 0o777 == 0o755 and (
+        written / "sub" / "w.bin"
+    ).stat().st_mode & 0o777 == 0o644
 
 
 def test_a_checkpoint_save_killed_at_every_step_leaves_the_old_or_the_new_checkpoint(tmp_path):
@@ -278,14 +293,22 @@ def test_a_library_add_killed_at_every_step_leaves_the_old_or_the_new_library(sm
     shutil.copytree(small_store, store_path)
     store = FeatureStore.open(store_path)
     store.write_splits({"train": store.ids()[:8], "val": [], "test": store.ids()[8:]})
-    build_library(data=store_path, model=small_model, out=tmp_path / "root" / "lib", split="train", show_progress=False,
-                  config=LibraryConfig(querybank="test"))
+    build_library(
+        data=store_path,
+        model=small_model,
+        out=tmp_path / "root" / "lib",
+        split="train",
+        show_progress=False,
+        config=LibraryConfig(querybank="test"),
+    )
     snaps = _kill_at_every_step(tmp_path, tmp_path / "root", "library", store=str(store_path))
     sizes = []
     for snap in snaps:
         sizes.append(json.loads((snap / "lib" / "library.json").read_text())["items"])  # the path itself, no repair
         lib = Library.open(snap / "lib")
-        assert len(lib) == sizes[-1] and lib.ids == store.ids()[:sizes[-1]]
+        assert len(lib) == sizes[-1] and lib.ids == store.ids()[: sizes[-1]]
     assert len(snaps) >= 30 and set(sizes) == {8, 12} and sizes[-1] == 12
-    np.testing.assert_array_equal(Library.open(snaps[-1] / "lib").embeddings("music", np.arange(8)).fuse,
-                                  Library.open(snaps[0] / "lib").embeddings("music").fuse)
+    np.testing.assert_array_equal(
+        Library.open(snaps[-1] / "lib").embeddings("music", np.arange(8)).fuse,
+        Library.open(snaps[0] / "lib").embeddings("music").fuse,
+    )

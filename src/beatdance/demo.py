@@ -50,8 +50,14 @@ class DemoConfig:
 def _corpus(out: Path, cfg: DemoConfig, *, show_progress: bool) -> tuple[Path, Path]:
     corpus, videos = out / "corpus", out / "videos"
     if not (corpus / "corpus.json").is_file():
-        write_corpus(out_dir=corpus, num_pairs=cfg.pairs, seed=cfg.seed, duration_s=cfg.duration_s, video=False,
-                     show_progress=show_progress)
+        write_corpus(
+            out_dir=corpus,
+            num_pairs=cfg.pairs,
+            seed=cfg.seed,
+            duration_s=cfg.duration_s,
+            video=False,
+            show_progress=show_progress,
+        )
     if not (videos / "corpus.json").is_file():
         write_corpus(out_dir=videos, num_pairs=1, seed=cfg.seed + 1, duration_s=12.0, video=True, show_progress=False)
     return corpus, videos / "pair_000.mp4"
@@ -64,27 +70,56 @@ def _train(store: Path, run: Path, cfg: DemoConfig, *, show_progress: bool) -> N
     train_set, val_set = fs.load_split("train"), fs.load_split("val")
     model, config = RECIPES["default"].configs(
         model={"music_dim": train_set.music_dim, "dance_dim": train_set.dance_dim},
-        train={"epochs": cfg.epochs, "lr": cfg.lr, "batch_size": cfg.batch_size, "seed": cfg.seed, "evals_per_epoch": 1,
-               "selection_window": 3})
-    train(train_set=train_set, val_set=val_set, model_config=model, data_info=dataset_config(store), out=run,
-          config=config, resume=(run / "last").is_dir(), show_progress=show_progress)
+        train={
+            "epochs": cfg.epochs,
+            "lr": cfg.lr,
+            "batch_size": cfg.batch_size,
+            "seed": cfg.seed,
+            "evals_per_epoch": 1,
+            "selection_window": 3,
+        },
+    )
+    train(
+        train_set=train_set,
+        val_set=val_set,
+        model_config=model,
+        data_info=dataset_config(store),
+        out=run,
+        config=config,
+        resume=(run / "last").is_dir(),
+        show_progress=show_progress,
+    )
 
 
 def _query_summary(result: SearchResult, *, truth_group: str | None) -> dict[str, Any]:
     groups = [m.group for m in result.matches]
     return {
-        "query": result.query["source"], "modality": result.query["modality"], "window_start_s": result.query["start_s"],
-        "query_tempo_bpm": result.query["tempo_bpm"], "truth_group": truth_group,
+        "query": result.query["source"],
+        "modality": result.query["modality"],
+        "window_start_s": result.query["start_s"],
+        "query_tempo_bpm": result.query["tempo_bpm"],
+        "truth_group": truth_group,
         "truth_rank": groups.index(truth_group) + 1 if truth_group in groups else None,
         "seconds": result.seconds,
-        "matches": [{"rank": m.rank, "id": m.id, "group": m.group, "span_s": [m.start_s, (m.start_s or 0) + (m.duration_s or 0)],
-                     "score": m.score, "similarity": m.similarity, "beat_alignment": m.beat_alignment,
-                     "tempo_bpm": m.tempo_bpm} for m in result.matches],
+        "matches": [
+            {
+                "rank": m.rank,
+                "id": m.id,
+                "group": m.group,
+                "span_s": [m.start_s, (m.start_s or 0) + (m.duration_s or 0)],
+                "score": m.score,
+                "similarity": m.similarity,
+                "beat_alignment": m.beat_alignment,
+                "tempo_bpm": m.tempo_bpm,
+            }
+            for m in result.matches
+        ],
     }
 
 
-def run_demo(*, out: str | os.PathLike[str], config: DemoConfig | None = None, show_progress: bool = True,
-             log: Any = print) -> dict[str, Any]:
+def run_demo(
+    *, out: str | os.PathLike[str], config: DemoConfig | None = None, show_progress: bool = True, log: Any = print
+) -> dict[str, Any]:
     """Run every stage into ``out`` and write ``out/report.md``, ``out/report.html`` and ``out/demo_report.json``."""
     cfg = config or DemoConfig()
     out = Path(out)
@@ -103,17 +138,35 @@ def run_demo(*, out: str | os.PathLike[str], config: DemoConfig | None = None, s
     corpus, video = _corpus(out, cfg, show_progress=show_progress)
     lap("synthesize media")
     store = out / "store"
-    prep = prepare(inputs=[corpus], out=store, config=PrepareConfig(hop_s=cfg.hop_s), workers=cfg.workers,
-                   seed=cfg.seed, show_progress=show_progress)
+    prep = prepare(
+        inputs=[corpus],
+        out=store,
+        config=PrepareConfig(hop_s=cfg.hop_s),
+        workers=cfg.workers,
+        seed=cfg.seed,
+        show_progress=show_progress,
+    )
     lap("prepare")
     run = out / "run"
     _train(store, run, cfg, show_progress=show_progress)
     lap("train")
     lib_settings = LibraryConfig().search
-    evaluation = evaluate_model(model=run, data=store, split="test", hubness="dis", querybank_split="train",
-                                beat_weight_head=lib_settings.beat_weight_head, beat_weight_align=lib_settings.beat_weight_align)
-    plot_recall_curves(path=plots / "recall.png", title="held-out pairs, R@K (clip level)",
-                       curves={f"{d} {h}": evaluation["results"][h][d]["metrics"] for h in evaluation["results"] for d in ("m2d", "d2m")})
+    evaluation = evaluate_model(
+        model=run,
+        data=store,
+        split="test",
+        hubness="dis",
+        querybank_split="train",
+        beat_weight_head=lib_settings.beat_weight_head,
+        beat_weight_align=lib_settings.beat_weight_align,
+    )
+    plot_recall_curves(
+        path=plots / "recall.png",
+        title="held-out pairs, R@K (clip level)",
+        curves={
+            f"{d} {h}": evaluation["results"][h][d]["metrics"] for h in evaluation["results"] for d in ("m2d", "d2m")
+        },
+    )
     lap("evaluate")
     library = out / "library"
     if not (library / "library.json").is_file():
@@ -138,21 +191,41 @@ def run_demo(*, out: str | os.PathLike[str], config: DemoConfig | None = None, s
     lap("search")
     first = music_results[0]
     best = first.matches[0]
-    plot_beat_alignment(path=plots / "top_match_beats.png", music_beats_s=np.array(first.query["beats_s"]),
-                        dance_beats_s=np.array(best.beats_s), duration_s=float(first.query["duration_s"]),
-                        score=best.beat_alignment, title=f"query {Path(str(first.query['source'])).name} vs top match {best.id}")
-    export = export_pair(music=str(first.query["source"]), dance=str(best.source), out=out / "top_match.mp4",
-                         music_start_s=float(first.query["start_s"]), dance_start_s=float(best.start_s or 0.0),
-                         duration_s=float(first.query["duration_s"]), plot=plots / "top_match_export.png")
+    plot_beat_alignment(
+        path=plots / "top_match_beats.png",
+        music_beats_s=np.array(first.query["beats_s"]),
+        dance_beats_s=np.array(best.beats_s),
+        duration_s=float(first.query["duration_s"]),
+        score=best.beat_alignment,
+        title=f"query {Path(str(first.query['source'])).name} vs top match {best.id}",
+    )
+    export = export_pair(
+        music=str(first.query["source"]),
+        dance=str(best.source),
+        out=out / "top_match.mp4",
+        music_start_s=float(first.query["start_s"]),
+        dance_start_s=float(best.start_s or 0.0),
+        duration_s=float(first.query["duration_s"]),
+        plot=plots / "top_match_export.png",
+    )
     lap("export")
     random_ba = _random_alignment(lib, seed=cfg.seed)
     summary = {
-        "config": asdict(cfg), "seconds": round(time.perf_counter() - t0, 1), "stage_seconds": times,
-        "prepare": {"clips": len(fs.ids()), "written": prep.clips_written, "skipped": prep.skipped,
-                    "splits": {s: len(fs.split_ids(s)) for s in fs.split_names()}},
-        "evaluation": evaluation, "library": {"items": len(lib), "settings": lib.config.search.to_dict()},
-        "queries": queries, "top1_beat_alignment": {d: float(np.mean(v)) for d, v in mean_ba.items()},
-        "random_pair_beat_alignment": random_ba, "export": export.to_dict(),
+        "config": asdict(cfg),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "stage_seconds": times,
+        "prepare": {
+            "clips": len(fs.ids()),
+            "written": prep.clips_written,
+            "skipped": prep.skipped,
+            "splits": {s: len(fs.split_ids(s)) for s in fs.split_names()},
+        },
+        "evaluation": evaluation,
+        "library": {"items": len(lib), "settings": lib.config.search.to_dict()},
+        "queries": queries,
+        "top1_beat_alignment": {d: float(np.mean(v)) for d, v in mean_ba.items()},
+        "random_pair_beat_alignment": random_ba,
+        "export": export.to_dict(),
     }
     atomic_write_json(out / "demo_report.json", summary)
     write_report(out, summary)
@@ -174,8 +247,17 @@ def _metric_rows(evaluation: dict[str, Any]) -> list[list[str]]:
     for hub, result in evaluation["results"].items():
         for d in ("m2d", "d2m"):
             m, p, b = result[d]["metrics"], result[d]["pair_metrics"], result[d]["beat_similarity"]
-            rows.append([d, hub, *(f"{m[k]:.1f}" for k in ("R@1", "R@5", "R@10")), f"{m['MedR']:.1f}",
-                         f"{p['R@1']:.1f}", f"{b['BS@1']:.1f}", f"{b['BS@GT']:.1f}"])
+            rows.append(
+                [
+                    d,
+                    hub,
+                    *(f"{m[k]:.1f}" for k in ("R@1", "R@5", "R@10")),
+                    f"{m['MedR']:.1f}",
+                    f"{p['R@1']:.1f}",
+                    f"{b['BS@1']:.1f}",
+                    f"{b['BS@GT']:.1f}",
+                ]
+            )
     return rows
 
 
@@ -184,9 +266,11 @@ def _stage_times(times: dict[str, float]) -> str:
 
 
 def _score_words(settings: dict[str, Any]) -> str:
-    terms = [f"{settings[key]:g} x {name}" for key, name in (("beat_weight_head", "the beat-head cosine"),
-                                                             ("beat_weight_align", "the beat alignment"))
-             if settings[key]]
+    terms = [
+        f"{settings[key]:g} x {name}"
+        for key, name in (("beat_weight_head", "the beat-head cosine"), ("beat_weight_align", "the beat alignment"))
+        if settings[key]
+    ]
     return "Scores are the fused cosine" + (f" plus {' and '.join(terms)}" if terms else "")
 
 
@@ -198,28 +282,55 @@ def _report_blocks(summary: dict[str, Any]) -> list[tuple[str, Any]]:
     shift = -export["offset_s"]  # the export's offset skips music: its beats come earlier on the clip
     return [
         ("h1", "beatdance demo report"),
-        ("p", f"Whole pipeline on synthetic media in {summary['seconds']:.0f} s: {summary['config']['pairs']} songs with "
-              f"beat-locked motion-capture dances, {prep['clips']} windows of 10 s (clips per split: {splits}; split "
-              f"by pair), a Beat Blender trained {summary['config']['epochs']} epochs with the default recipe. "
-              f"Stage times: {_stage_times(summary['stage_seconds'])}."),
+        (
+            "p",
+            f"Whole pipeline on synthetic media in {summary['seconds']:.0f} s: {summary['config']['pairs']} songs with "
+            f"beat-locked motion-capture dances, {prep['clips']} windows of 10 s (clips per split: {splits}; split "
+            f"by pair), a Beat Blender trained {summary['config']['epochs']} epochs with the default recipe. "
+            f"Stage times: {_stage_times(summary['stage_seconds'])}.",
+        ),
         ("h2", f"Retrieval on the held-out pairs ({n_test} clips; chance R@1 = {100 / n_test:.1f} %)"),
         ("table", (["dir", "hubness", "R@1", "R@5", "R@10", "MedR", "pair R@1", "BS@1", "BS@GT"], _metric_rows(ev))),
-        ("p", f"{_score_words(summary['library']['settings'])}; DIS uses the train split as querybank. BS@K: mean "
-              "beat alignment (%) of the top-K retrieved pairs; BS@GT: of the true pairs."),
+        (
+            "p",
+            f"{_score_words(summary['library']['settings'])}; DIS uses the train split as querybank. BS@K: mean "
+            "beat alignment (%) of the top-K retrieved pairs; BS@GT: of the true pairs.",
+        ),
         ("img", "plots/recall.png"),
         ("h2", "Searching the library with files"),
-        ("p", f"Library of {summary['library']['items']} clips. Mean beat alignment of the top-1 match: "
-              f"m2d {summary['top1_beat_alignment']['m2d']:.3f}, d2m {summary['top1_beat_alignment']['d2m']:.3f}; "
-              f"random music/dance pairs: {summary['random_pair_beat_alignment']:.3f}."),
-        ("table", (["query", "window (s)", "BPM", "true pair rank", "top match", "BA", "2nd", "3rd", "ms"],
-                   [[Path(q["query"]).name + f" ({q['modality']})", f"{q['window_start_s']:.0f}", f"{q['query_tempo_bpm']:.0f}",
-                     str(q["truth_rank"] or "-") if q["truth_group"] else "n/a", q["matches"][0]["id"],
-                     f"{q['matches'][0]['beat_alignment']:.2f}", q["matches"][1]["id"], q["matches"][2]["id"],
-                     f"{1000 * q['seconds']:.0f}"] for q in summary["queries"]])),
+        (
+            "p",
+            f"Library of {summary['library']['items']} clips. Mean beat alignment of the top-1 match: "
+            f"m2d {summary['top1_beat_alignment']['m2d']:.3f}, d2m {summary['top1_beat_alignment']['d2m']:.3f}; "
+            f"random music/dance pairs: {summary['random_pair_beat_alignment']:.3f}.",
+        ),
+        (
+            "table",
+            (
+                ["query", "window (s)", "BPM", "true pair rank", "top match", "BA", "2nd", "3rd", "ms"],
+                [
+                    [
+                        Path(q["query"]).name + f" ({q['modality']})",
+                        f"{q['window_start_s']:.0f}",
+                        f"{q['query_tempo_bpm']:.0f}",
+                        str(q["truth_rank"] or "-") if q["truth_group"] else "n/a",
+                        q["matches"][0]["id"],
+                        f"{q['matches'][0]['beat_alignment']:.2f}",
+                        q["matches"][1]["id"],
+                        q["matches"][2]["id"],
+                        f"{1000 * q['seconds']:.0f}",
+                    ]
+                    for q in summary["queries"]
+                ],
+            ),
+        ),
         ("p", "Music beats (red) against the dance beats (blue) of the top match of the first query:"),
         ("img", "plots/top_match_beats.png"),
-        ("p", f"The video below puts that song under the matched dance, {describe_shift(shift)} to maximise the beat "
-              f"alignment ({export['score_before']:.3f} -> {export['score_after']:.3f}):"),
+        (
+            "p",
+            f"The video below puts that song under the matched dance, {describe_shift(shift)} to maximise the beat "
+            f"alignment ({export['score_before']:.3f} -> {export['score_after']:.3f}):",
+        ),
         ("video", "top_match.mp4"),
         ("img", "plots/top_match_export.png"),
     ]
@@ -240,12 +351,18 @@ def write_report(out: Path, summary: dict[str, Any]) -> None:
             body.append(f'<img src="{html.escape(value)}" style="max-width:900px">')
         elif kind == "video":
             md.append(f"[{value}]({value})")
-            body.append(f'<p><video controls src="{html.escape(value)}" style="max-width:640px"></video><br>'
-                        f'<a href="{html.escape(value)}">{html.escape(value)}</a></p>')
+            body.append(
+                f'<p><video controls src="{html.escape(value)}" style="max-width:640px"></video><br>'
+                f'<a href="{html.escape(value)}">{html.escape(value)}</a></p>'
+            )
         else:
             head, rows = value
-            md.append("\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +
-                                ["| " + " | ".join(r) + " |" for r in rows]))
+            md.append(
+                "\n".join(
+                    ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                    + ["| " + " | ".join(r) + " |" for r in rows]
+                )
+            )
             cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
             trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
             body.append(f"<table border=1 cellpadding=4><tr>{cells}</tr>{trs}</table>")

@@ -66,7 +66,8 @@ def ensure_kernels() -> None:
         if failure is not None:
             raise KernelCacheError(
                 f"librosa's numba kernels cannot be compiled into {folder}: a fresh compile {failure}. "
-                "Check that `python -c 'import librosa.beat'` works, or set NUMBA_CACHE_DIR to another folder.")
+                "Check that `python -c 'import librosa.beat'` works, or set NUMBA_CACHE_DIR to another folder."
+            )
         _write_stamp(folder=folder)
 
 
@@ -77,8 +78,11 @@ def is_verified(*, folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     font_cache = stamp.get("font_cache")
-    return (stamp.get("environment") == _environment() and stamp.get("files") == _cache_files(folder=folder)
-            and (font_cache is None or os.path.exists(font_cache)))
+    return (
+        stamp.get("environment") == _environment()
+        and stamp.get("files") == _cache_files(folder=folder)
+        and (font_cache is None or os.path.exists(font_cache))
+    )
 
 
 def clear_cache(*, folder: Path) -> None:
@@ -130,8 +134,9 @@ def _locked(*, folder: Path) -> Iterator[None]:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise KernelCacheError(f"cannot write to the numba cache folder {folder} ({exc}); set NUMBA_CACHE_DIR to a "
-                               "writable folder.") from exc
+        raise KernelCacheError(
+            f"cannot write to the numba cache folder {folder} ({exc}); set NUMBA_CACHE_DIR to a writable folder."
+        ) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -148,9 +153,12 @@ def _environment() -> dict[str, object]:
     """What the verified cache depends on besides its files: this Python, the installed numba and librosa, and
     what decides matplotlib's cache folder. Packages are told apart by their files (a few ms; reading their
     versions from the metadata takes 50)."""
-    return {"prefix": sys.prefix, "python": sys.version.split()[0],
-            **{name: _installed(package=name) for name in ("numba", "librosa")},
-            **{name: os.environ.get(name) for name in _MPL_FOLDER_VARIABLES}}
+    return {
+        "prefix": sys.prefix,
+        "python": sys.version.split()[0],
+        **{name: _installed(package=name) for name in ("numba", "librosa")},
+        **{name: os.environ.get(name) for name in _MPL_FOLDER_VARIABLES},
+    }
 
 
 def _installed(*, package: str) -> list[object]:
@@ -187,5 +195,7 @@ def _font_cache() -> str | None:
 def _write_stamp(*, folder: Path) -> None:
     from .util import atomic_write_json
 
-    atomic_write_json(_stamp_path(folder=folder), {"environment": _environment(), "font_cache": _font_cache(),
-                                                   "files": _cache_files(folder=folder)})
+    atomic_write_json(
+        _stamp_path(folder=folder),
+        {"environment": _environment(), "font_cache": _font_cache(), "files": _cache_files(folder=folder)},
+    )

@@ -71,9 +71,17 @@ def _waveform_bounds(waveform: np.ndarray, *, sr: float) -> tuple[np.ndarray, np
     return np.arange(n) * hop / sr, padded.min(axis=1), padded.max(axis=1)
 
 
-def plot_beats(*, path: PathLike, envelope: np.ndarray, envelope_fps: float, beat_times_s: np.ndarray,
-               tempo_bpm: float | None, title: str, waveform: np.ndarray | None = None,
-               sr: int | None = None) -> Path:
+def plot_beats(
+    *,
+    path: PathLike,
+    envelope: np.ndarray,
+    envelope_fps: float,
+    beat_times_s: np.ndarray,
+    tempo_bpm: float | None,
+    title: str,
+    waveform: np.ndarray | None = None,
+    sr: int | None = None,
+) -> Path:
     """An onset (music) or speed (dance) envelope with its beats as vertical lines, optionally over the waveform."""
     env = _as_1d(envelope, name="envelope", allow_empty=False)
     fps = _positive(envelope_fps, name="envelope_fps", meaning="envelope frames per second")
@@ -103,16 +111,18 @@ def describe_shift(offset_s: float) -> str:
     return f"music {'delayed' if offset_s > 0 else 'advanced'} by {abs(offset_s):.3f} s"
 
 
-def _alignment_row(fig: Figure, ax: Axes, *, music: np.ndarray, dance: np.ndarray, offset_s: float,
-                   score: float | None, title: str) -> np.ndarray:
+def _alignment_row(
+    fig: Figure, ax: Axes, *, music: np.ndarray, dance: np.ndarray, offset_s: float, score: float | None, title: str
+) -> np.ndarray:
     """One row of :func:`plot_beat_alignment`; returns the music beat times as drawn (shifted)."""
     music = music + offset_s
     if len(music) and len(dance):
         nearest = dance[np.abs(music[:, None] - dance[None, :]).argmin(axis=1)]
         starts = np.stack([music, np.full_like(music, 0.8)], axis=1)
         ends = np.stack([nearest, np.full_like(music, 0.2)], axis=1)
-        links = LineCollection(list(np.stack([starts, ends], axis=1)), cmap="viridis_r", norm=Normalize(0.0, _MATCH_MAX_S),
-                               linewidths=1.2)
+        links = LineCollection(
+            list(np.stack([starts, ends], axis=1)), cmap="viridis_r", norm=Normalize(0.0, _MATCH_MAX_S), linewidths=1.2
+        )
         links.set_array(np.abs(nearest - music))
         ax.add_collection(links)
         fig.colorbar(links, ax=ax, label="to nearest dance beat (s)")
@@ -129,9 +139,17 @@ def _alignment_row(fig: Figure, ax: Axes, *, music: np.ndarray, dance: np.ndarra
     return music
 
 
-def plot_beat_alignment(*, path: PathLike, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, duration_s: float,
-                        offset_s: float = 0.0, score: float | None = None, title: str = "",
-                        score_before: float | None = None) -> Path:
+def plot_beat_alignment(
+    *,
+    path: PathLike,
+    music_beats_s: np.ndarray,
+    dance_beats_s: np.ndarray,
+    duration_s: float,
+    offset_s: float = 0.0,
+    score: float | None = None,
+    title: str = "",
+    score_before: float | None = None,
+) -> Path:
     """Music beats (top row) and dance beats (bottom row) as ticks, each music beat linked to its nearest dance beat.
 
     ``offset_s`` follows beats.alignment.best_offset: a positive offset delays the music, so music beats are
@@ -142,13 +160,17 @@ def plot_beat_alignment(*, path: PathLike, music_beats_s: np.ndarray, dance_beat
     music = _as_1d(music_beats_s, name="music_beats_s")
     dance = _as_1d(dance_beats_s, name="dance_beats_s")
     duration = _positive(duration_s, name="duration_s", meaning="the time span to show, in seconds")
-    rows = ([(float(offset_s), score, title)] if score_before is None else
-            [(0.0, score_before, "before the shift"), (float(offset_s), score, "after the shift")])
+    rows = (
+        [(float(offset_s), score, title)]
+        if score_before is None
+        else [(0.0, score_before, "before the shift"), (float(offset_s), score, "after the shift")]
+    )
     fig, axes = _new_figure(rows=len(rows), row_height_in=2.6)
     shown = [np.array([0.0, duration]), dance]
     for ax, (row_offset_s, row_score, row_title) in zip(axes, rows):
-        shown.append(_alignment_row(fig, ax, music=music, dance=dance, offset_s=row_offset_s, score=row_score,
-                                    title=row_title))
+        shown.append(
+            _alignment_row(fig, ax, music=music, dance=dance, offset_s=row_offset_s, score=row_score, title=row_title)
+        )
     everything = np.concatenate(shown)
     axes[-1].set_xlim(everything.min() - 0.05, everything.max() + 0.05)
     axes[-1].set_xlabel("time (s)")
@@ -193,12 +215,16 @@ def plot_rank_histogram(*, path: PathLike, ranks: Mapping[str, np.ndarray], titl
     arms = {name: _as_1d(values, name=f"ranks[{name!r}]", allow_empty=False) + 1 for name, values in ranks.items()}
     for name, values in arms.items():
         if values.min() < 1 or np.any(values != np.round(values)):
-            raise ParameterError(f"ranks[{name!r}] holds negative or fractional values; expected 0-based integer ranks.")
+            raise ParameterError(
+                f"ranks[{name!r}] holds negative or fractional values; expected 0-based integer ranks."
+            )
     top = max(float(v.max()) for v in arms.values())
     bins = np.unique(np.round(np.geomspace(1, top + 1, num=min(40, int(top) + 1)))) if top > 1 else np.array([1, 2])
     fig, (ax,) = _new_figure(rows=1, row_height_in=4.0)
     for name, values in arms.items():
-        ax.hist(values, bins=bins.tolist(), histtype="step", linewidth=1.5, label=f"{name} (MedR {np.median(values):g})")
+        ax.hist(
+            values, bins=bins.tolist(), histtype="step", linewidth=1.5, label=f"{name} (MedR {np.median(values):g})"
+        )
     ax.set_xscale("log")
     ax.set_xlabel("rank of the true match (1 = top)")
     ax.set_ylabel("queries")
@@ -220,8 +246,9 @@ def _metric_keys(history: Sequence[Mapping[str, Any]], metric: str) -> list[str]
     return sorted(k for k in keys if k == metric or k.endswith(("_" + metric, "/" + metric)))
 
 
-def plot_training_history(*, path: PathLike, history: Sequence[Mapping[str, Any]],
-                          metrics: Sequence[str] = ("loss", "m2d/AVG")) -> Path:
+def plot_training_history(
+    *, path: PathLike, history: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("loss", "m2d/AVG")
+) -> Path:
     """One panel per metric over training (x = global step, else epoch); 'loss' shows train_loss and val_loss.
 
     The last validation that saved a best checkpoint (``saved_best``) is marked by a dotted line.

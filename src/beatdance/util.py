@@ -107,7 +107,7 @@ def _managed_path(path: Path) -> Path:
 
 
 def _is_version(path: Path, name: str) -> bool:
-    stamp = name[len(f".{path.name}{_VERSION}"):]
+    stamp = name[len(f".{path.name}{_VERSION}") :]
     return name.startswith(f".{path.name}{_VERSION}") and len(stamp) == _STAMP_DIGITS and stamp.isdigit()
 
 
@@ -186,7 +186,7 @@ def _remove_debris(path: Path) -> None:
         if i < len(replaced) - 1 or int(newer.name[-_STAMP_DIGITS:]) < cutoff_ns:
             shutil.rmtree(version, ignore_errors=True)
     for p in path.parent.glob(f".{glob.escape(path.name)}.*"):
-        kind, _, rest = p.name[len(f".{path.name}."):].partition("-")
+        kind, _, rest = p.name[len(f".{path.name}.") :].partition("-")
         pid = rest.split("-", 1)[0]
         if kind in ("tmp", "link") and pid.isdigit() and not _alive(int(pid)):
             if p.is_symlink():
@@ -266,8 +266,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def progress(items: Iterable[T] | None = None, *, desc: str, total: int | None = None, initial: int = 0,
-             enabled: bool = True) -> Any:
+def progress(
+    items: Iterable[T] | None = None, *, desc: str, total: int | None = None, initial: int = 0, enabled: bool = True
+) -> Any:
     """A tqdm progress bar on stderr: iterate it over ``items``, or call ``.update(n)`` when ``items`` is None."""
     from tqdm.auto import tqdm
 

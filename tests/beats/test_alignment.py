@@ -22,7 +22,9 @@ def test_worked_example_from_spec():
 
 def test_direction_matters_and_empty_sets_score_zero():
     m, d = np.array([12, 31, 32, 70]), np.array([10, 30, 52])
-    assert beat_alignment_score(music_beats=d, dance_beats=m) != pytest.approx(beat_alignment_score(music_beats=m, dance_beats=d))
+    assert beat_alignment_score(music_beats=d, dance_beats=m) != pytest.approx(
+        beat_alignment_score(music_beats=m, dance_beats=d)
+    )
     assert beat_alignment_score(music_beats=np.array([]), dance_beats=d) == 0.0
     assert beat_alignment_score(music_beats=m, dance_beats=np.array([])) == 0.0
     assert beat_alignment_score(music_beats=m, dance_beats=m) == pytest.approx(1.0)
@@ -59,8 +61,9 @@ def test_matrix_equals_brute_force():
         for j in range(9):
             expected = _brute_ba(np.flatnonzero(music[i]), np.flatnonzero(dance[j]), 3.0)
             assert mat[i, j] == pytest.approx(expected, abs=1e-6)
-            assert beat_alignment_score(music_beats=np.flatnonzero(music[i]), dance_beats=np.flatnonzero(dance[j])) \
-                == pytest.approx(expected, abs=1e-12)
+            assert beat_alignment_score(
+                music_beats=np.flatnonzero(music[i]), dance_beats=np.flatnonzero(dance[j])
+            ) == pytest.approx(expected, abs=1e-12)
 
 
 def test_best_offset_recovers_shift():

@@ -16,8 +16,15 @@ from beatdance.synth import synthesize_pair
 LIMBS = (7, 8, 9, 10, 13, 14, 15, 16)  # coco17 elbows, wrists, knees, ankles
 
 
-def _dance(*, bpm: float = 120.0, fps: float = 30.0, duration_s: float = 10.0, first_stop_s: float = 0.1,
-           noise_px: float = 0.5, seed: int = 0) -> tuple[Motion, np.ndarray]:
+def _dance(
+    *,
+    bpm: float = 120.0,
+    fps: float = 30.0,
+    duration_s: float = 10.0,
+    first_stop_s: float = 0.1,
+    noise_px: float = 0.5,
+    seed: int = 0,
+) -> tuple[Motion, np.ndarray]:
     """A coco17 dancer whose limbs swing back and forth and stop on every beat; also the beat times."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(round(duration_s * fps))) / fps
@@ -49,7 +56,9 @@ def test_synthetic_120_bpm_beats_and_tempo():
     assert _errors(beats.times_s, truth).max() <= 0.06
     assert _octave_error(beats.tempo_bpm, 120.0) < 0.04
     assert beats.beat_tempo_bpm == pytest.approx(120.0, rel=0.04) and beats.bar_tempo_bpm == beats.tempo_bpm
-    assert beats.envelope_fps == 30 and beats.speed_envelope.shape == (300,) and beats.speed_envelope.dtype == np.float32
+    assert (
+        beats.envelope_fps == 30 and beats.speed_envelope.shape == (300,) and beats.speed_envelope.dtype == np.float32
+    )
 
 
 def test_missing_and_unconfident_points_are_interpolated():
@@ -129,8 +138,16 @@ def test_dance_tempo_edge_cases():
 
 # Seeds of `beatdance synth --num 60 --seed 0`, one dance per style, with the dominant period of the motion
 # (the bar-level tempo) as a fraction of the song's tempo: the beat level must be found from each.
-SYNTH_DANCES = {5: ("electronic", 1 / 4), 2: ("funk", 1.0), 16: ("hiphop", 1.0), 0: ("latin", 1.0),
-                47: ("rock", 1 / 6), 26: ("rock", 1 / 5), 10: ("waltz", 1 / 6), 13: ("waltz", 1 / 3)}
+SYNTH_DANCES = {
+    5: ("electronic", 1 / 4),
+    2: ("funk", 1.0),
+    16: ("hiphop", 1.0),
+    0: ("latin", 1.0),
+    47: ("rock", 1 / 6),
+    26: ("rock", 1 / 5),
+    10: ("waltz", 1 / 6),
+    13: ("waltz", 1 / 3),
+}
 
 
 @pytest.mark.parametrize("seed", sorted(SYNTH_DANCES))

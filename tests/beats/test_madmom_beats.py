@@ -16,7 +16,6 @@ from beatdance.beats.music import MusicBeatConfig, track_music_beats
 from beatdance.errors import MissingWeightsError
 from beatdance.synth import synthesize_pair
 
-
 # In a fresh interpreter: the shim imports madmom (and its submodules), then puts importlib back as it was.
 _SHIM_CHECK = """
 import importlib.metadata as md
@@ -62,21 +61,29 @@ def _spikes(times_s: np.ndarray, heights: np.ndarray, *, n: int, fps: float = 10
     out = np.zeros(n)
     for t, h in zip(times_s, heights):
         i = int(round(t * fps))
-        out[max(i - 1, 0):i + 2] = np.maximum(out[max(i - 1, 0):i + 2], h)
+        out[max(i - 1, 0) : i + 2] = np.maximum(out[max(i - 1, 0) : i + 2], h)
     return out
 
 
-def _level(pulses: np.ndarray, *, beat: np.ndarray, down: np.ndarray, mid_beat: float = 0.0,
-           eighths: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+def _level(
+    pulses: np.ndarray, *, beat: np.ndarray, down: np.ndarray, mid_beat: float = 0.0, eighths: np.ndarray | None = None
+) -> tuple[np.ndarray, str]:
     n = int((pulses[-1] + 1.0) * 100)
     mids = (pulses[:-1] + pulses[1:]) / 2
     beat_act = _spikes(pulses, beat, n=n) + _spikes(mids, np.full(mids.size, mid_beat), n=n)
     grid = np.sort(np.concatenate([pulses, mids]))
     onset_fps = 22050 / 256
-    onset = _spikes(grid, np.resize(eighths if eighths is not None else [1.0], grid.size), n=int(n * onset_fps / 100),
-                    fps=onset_fps)
-    return madmom_beats.metrical_level(pulses, beat_act=beat_act, downbeat_act=_spikes(pulses, down, n=n),
-                                       onset=onset, onset_fps=onset_fps, min_bpm=55.0)
+    onset = _spikes(
+        grid, np.resize(eighths if eighths is not None else [1.0], grid.size), n=int(n * onset_fps / 100), fps=onset_fps
+    )
+    return madmom_beats.metrical_level(
+        pulses,
+        beat_act=beat_act,
+        downbeat_act=_spikes(pulses, down, n=n),
+        onset=onset,
+        onset_fps=onset_fps,
+        min_bpm=55.0,
+    )
 
 
 PULSES = 0.5 + 0.375 * np.arange(48)  # 160 BPM
@@ -101,16 +108,26 @@ def test_pulse_is_kept_with_equal_beats_in_bars_or_in_threes():
 
 
 def test_six_eight_quarter_pulse_becomes_dotted_quarter_beats():
-    beats, note = _level(PULSES, beat=np.full(48, 0.5), down=np.resize([0.8, 0.1, 0.1], 48), mid_beat=0.3,
-                         eighths=np.array([1.0, 0.3, 0.3, 0.8, 0.3, 0.3]))
+    beats, note = _level(
+        PULSES,
+        beat=np.full(48, 0.5),
+        down=np.resize([0.8, 0.1, 0.1], 48),
+        mid_beat=0.3,
+        eighths=np.array([1.0, 0.3, 0.3, 0.8, 0.3, 0.3]),
+    )
     grid = np.sort(np.concatenate([PULSES, (PULSES[:-1] + PULSES[1:]) / 2]))
     np.testing.assert_array_equal(beats, grid[::3])
     assert note.startswith("ternary")
 
 
 def test_waltz_with_sounding_eighths_is_not_taken_for_six_eight():
-    beats, note = _level(PULSES, beat=np.full(48, 0.5), down=np.resize([0.8, 0.1, 0.1], 48), mid_beat=0.3,
-                         eighths=np.array([1.0, 0.1, 0.6, 0.1, 0.6, 0.1]))
+    beats, note = _level(
+        PULSES,
+        beat=np.full(48, 0.5),
+        down=np.resize([0.8, 0.1, 0.1], 48),
+        mid_beat=0.3,
+        eighths=np.array([1.0, 0.1, 0.6, 0.1, 0.6, 0.1]),
+    )
     np.testing.assert_array_equal(beats, PULSES)
     assert note.startswith("kept (triple")
 
@@ -125,8 +142,14 @@ def test_too_few_pulses_are_kept():
 
 # seed: what the song tests. librosa tracks 5, 10 and 47 at half tempo (5 also on the off-beat, F = 0),
 # madmom tracks 16 at double tempo and 0 at 3/2 of the dotted-quarter beat of 6/8.
-SONGS = {5: "electronic on the beat", 2: "funk 115.6 BPM", 16: "hiphop (madmom doubles)",
-         0: "latin 6/8 (madmom: 3/2)", 47: "rock 2/4 at 157.5 BPM", 10: "waltz at 156 BPM"}
+SONGS = {
+    5: "electronic on the beat",
+    2: "funk 115.6 BPM",
+    16: "hiphop (madmom doubles)",
+    0: "latin 6/8 (madmom: 3/2)",
+    47: "rock 2/4 at 157.5 BPM",
+    10: "waltz at 156 BPM",
+}
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ def clicks_at_bpm(*, bpm: float, duration_s: float, sr: int, offset_s: float = 0
     burst = np.sin(2 * np.pi * 1500 * np.arange(n) / sr) * np.exp(-np.arange(n) / (0.005 * sr))
     for t in times:
         a = int(round(t * sr))
-        y[a:a + n] += 0.7 * burst[: len(y) - a]
+        y[a : a + n] += 0.7 * burst[: len(y) - a]
     return y.astype(np.float32), times
 
 
@@ -84,8 +84,10 @@ def _annotated_f(root, name: str, config: MusicBeatConfig) -> float:
 @pytest.mark.parametrize("name", sorted(ANNOTATED))
 def test_f_measure_on_human_annotations(shared_data, name):
     root = shared_data / "beat_annotated"
-    found = {tracker: _annotated_f(root, name, MusicBeatConfig(tracker=tracker))
-             for tracker in ("librosa", "madmom", "madmom-metre")}
+    found = {
+        tracker: _annotated_f(root, name, MusicBeatConfig(tracker=tracker))
+        for tracker in ("librosa", "madmom", "madmom-metre")
+    }
     assert MusicBeatConfig().tracker == "librosa"  # the default: better on the real pairs of make bench (README)
     for tracker, measured in MEASURED_F.items():
         assert found[tracker] >= measured[name] - 0.05, tracker

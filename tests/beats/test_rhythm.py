@@ -8,8 +8,16 @@ import torch
 
 from beatdance.beats.dance import DanceBeatConfig, speed_envelope
 from beatdance.beats.music import MusicBeatConfig, onset_envelope
-from beatdance.beats.rhythm import (RHYTHM_CHANNELS, RhythmConfig, log_tempogram, peak_tempo_bpm, tempo_axis_bpm,
-                                    tempo_bump, track_rhythm, window_rhythm)
+from beatdance.beats.rhythm import (
+    RHYTHM_CHANNELS,
+    RhythmConfig,
+    log_tempogram,
+    peak_tempo_bpm,
+    tempo_axis_bpm,
+    tempo_bump,
+    track_rhythm,
+    window_rhythm,
+)
 from beatdance.errors import ParameterError
 from beatdance.media.types import Motion
 from beatdance.model.rhythm import shift_bins
@@ -24,7 +32,7 @@ def _clicks(bpm: float, *, seconds: float = 30.0) -> np.ndarray:
     click = np.sin(2 * np.pi * 1000 * t) * np.exp(-t / 0.005)
     for k, start in enumerate(np.arange(0.1, seconds - 0.1, 60.0 / bpm)):
         a = int(start * SR)
-        y[a:a + click.size] += (1.0 if k % 4 == 0 else 0.6) * click
+        y[a : a + click.size] += (1.0 if k % 4 == 0 else 0.6) * click
     return y
 
 
@@ -45,7 +53,7 @@ def test_music_tempogram_peaks_at_the_click_tempo(bpm):
     found = peak_tempo_bpm(tg)
     octave = round(np.log2(found / bpm))  # the onset tempogram may peak at an octave (bar or half beat)
     assert octave in (-2, -1, 0, 1)
-    assert found / 2.0 ** octave == pytest.approx(bpm, rel=0.02)
+    assert found / 2.0**octave == pytest.approx(bpm, rel=0.02)
     assert tg[np.argmin(np.abs(tempo_axis_bpm() - bpm))] > 0.5  # and the beat tempo itself is strong
 
 
@@ -60,7 +68,9 @@ def test_dance_tempogram_peaks_at_the_motion_tempo(bpm):
 def test_a_stretch_of_ten_percent_shifts_the_tempogram_by_log2_of_it():
     cfg = MusicBeatConfig()
     fps = cfg.sr / cfg.hop_length
-    slow, fast = (log_tempogram(envelope=onset_envelope(y=_clicks(b), config=cfg), envelope_fps=fps) for b in (100.0, 110.0))
+    slow, fast = (
+        log_tempogram(envelope=onset_envelope(y=_clicks(b), config=cfg), envelope_fps=fps) for b in (100.0, 110.0)
+    )
     bins = RhythmConfig().bins_per_octave
     lags = np.arange(-20, 21)
     corr = [float(np.dot(np.roll(slow, k), fast)) for k in lags]
@@ -82,7 +92,9 @@ def test_window_rhythm_stacks_the_track_rows_and_its_own_tempogram():
     fps = cfg.sr / cfg.hop_length
     env = onset_envelope(y=np.concatenate([_clicks(90.0, seconds=20.0), _clicks(120.0, seconds=20.0)]), config=cfg)
     track = track_rhythm(envelope=env, envelope_fps=fps, tempo_bpm=100.0)
-    first, second = (window_rhythm(track, envelope=env, envelope_fps=fps, start_s=s, window_s=10.0) for s in (5.0, 25.0))
+    first, second = (
+        window_rhythm(track, envelope=env, envelope_fps=fps, start_s=s, window_s=10.0) for s in (5.0, 25.0)
+    )
     assert first.shape == (len(RHYTHM_CHANNELS), RhythmConfig().num_bins) and first.dtype == np.float32
     np.testing.assert_array_equal(first[:2], second[:2])  # track rows: the same for every window
     assert peak_tempo_bpm(first[0]) == pytest.approx(100.0, rel=0.003)

@@ -24,9 +24,30 @@ def _load():
 def test_rows_recall_and_querybank(tmp_path, capsys):
     bench = _load()
     out = tmp_path / "r.json"
-    result = bench.main(["--sizes", "300", "--dims", "16", "--kinds", "flat,ivf,hnsw,auto", "--queries", "5",
-                         "--shards", "3", "--shard-kinds", "flat", "--qb-items", "400", "--qb-sizes", "50",
-                         "--qb-queries", "40", "--json", str(out)])
+    result = bench.main(
+        [
+            "--sizes",
+            "300",
+            "--dims",
+            "16",
+            "--kinds",
+            "flat,ivf,hnsw,auto",
+            "--queries",
+            "5",
+            "--shards",
+            "3",
+            "--shard-kinds",
+            "flat",
+            "--qb-items",
+            "400",
+            "--qb-sizes",
+            "50",
+            "--qb-queries",
+            "40",
+            "--json",
+            str(out),
+        ]
+    )
     rows = result["rows"]
     assert [r["kind"] for r in rows] == ["flat", "ivf", "hnsw", "auto -> flat", "flat (local; top 10 = 1 shard: 1.00)"]
     flat = rows[0]

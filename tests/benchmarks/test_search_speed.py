@@ -38,8 +38,24 @@ def test_search_rows_and_json(bench, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(GallerySearch, "search", search)
     out = tmp_path / "r.json"
-    result = bench.main(["--sizes", "200,400", "--queries", "3", "--dim", "64", "--index", "flat,ivf,hnsw",
-                         "--bank", "20", "--e2e-items", "0", "--json", str(out)])
+    result = bench.main(
+        [
+            "--sizes",
+            "200,400",
+            "--queries",
+            "3",
+            "--dim",
+            "64",
+            "--index",
+            "flat,ivf,hnsw",
+            "--bank",
+            "20",
+            "--e2e-items",
+            "0",
+            "--json",
+            str(out),
+        ]
+    )
     rows = result["rows"]
     # per size and thread setting (default, 1): the numpy baseline + (none, dis) per index kind
     assert len(rows) == 2 * 2 * (1 + 3 * 2)
@@ -82,8 +98,9 @@ def test_recall_is_the_overlap_with_the_exact_top10(bench):
     queries = bench.synthetic_side(n=4, dim=16, rng=rng, centres=centres, near=gallery.fuse)
     exact = [_exact_top(q, gallery.fuse) for q in queries.fuse]
     shifted = exact[1:] + exact[:1]
-    bank = bench.fit_gallery_querybank(bank=queries, gallery=gallery, direction="m2d",
-                                       settings=bench.LibraryConfig().search)
+    bank = bench.fit_gallery_querybank(
+        bank=queries, gallery=gallery, direction="m2d", settings=bench.LibraryConfig().search
+    )
     _, recall, _, _ = bench.index_runs("flat", gallery=gallery, queries=queries, exact=shifted, querybank=bank)
     want = np.mean([len(set(a.tolist()) & set(b.tolist())) / 10 for a, b in zip(exact, shifted)])
     assert want < 1.0 and recall == pytest.approx(want)
@@ -108,8 +125,26 @@ def test_bad_arguments_exit(bench, argv):
 
 @pytest.mark.slow
 def test_end_to_end_row(bench, tmp_path):
-    result = bench.main(["--sizes", "100", "--queries", "2", "--dim", "32", "--bank", "10", "--e2e-items", "64",
-                         "--e2e-runs", "1", "--threads", "1", "--out", str(tmp_path)])
+    result = bench.main(
+        [
+            "--sizes",
+            "100",
+            "--queries",
+            "2",
+            "--dim",
+            "32",
+            "--bank",
+            "10",
+            "--e2e-items",
+            "64",
+            "--e2e-runs",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     e2e = [r for r in result["rows"] if r["method"].startswith("e2e")]
     assert [r["method"] for r in e2e] == ["e2e Library.open", "e2e Library.search(wav)", "e2e  of which extract+embed"]
     assert all(r["size"] == 64 and r["dim"] == 2560 and r["cold ms"] > 0 for r in e2e)

@@ -20,11 +20,13 @@ def clicks(*, bpm: float = 120.0, duration_s: float = 10.0, sr: int = SR) -> np.
     burst = np.sin(2 * np.pi * 1500 * np.arange(n) / sr) * np.exp(-np.arange(n) / (0.005 * sr))
     for t in np.arange(0.1, duration_s - 0.1, 60.0 / bpm):
         a = int(t * sr)
-        y[a:a + n] += 0.7 * burst
+        y[a : a + n] += 0.7 * burst
     return y.astype(np.float32)
 
 
-def chord(*, freqs_hz: tuple[float, ...] = (220.0, 277.18, 329.63), duration_s: float = 10.0, sr: int = SR) -> np.ndarray:
+def chord(
+    *, freqs_hz: tuple[float, ...] = (220.0, 277.18, 329.63), duration_s: float = 10.0, sr: int = SR
+) -> np.ndarray:
     """A sustained A-major triad (A3, C#4, E4) with a slow tremolo."""
     t = np.arange(int(duration_s * sr)) / sr
     y = sum(np.sin(2 * np.pi * f * t) for f in freqs_hz) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t))
@@ -76,8 +78,9 @@ def test_gain_invariant_and_silence_is_finite():
 def test_clip_without_audio_and_bad_settings_raise():
     enc = AudioMelEncoder()
     with pytest.raises(MediaError, match="song-07.*no audio"):
-        enc.encode(MediaClip(duration_s=10.0, frames=np.zeros((10, 8, 8, 3), np.uint8), frames_fps=1.0,
-                             source="song-07"))
+        enc.encode(
+            MediaClip(duration_s=10.0, frames=np.zeros((10, 8, 8, 3), np.uint8), frames_fps=1.0, source="song-07")
+        )
     with pytest.raises(MediaError, match="shorter than one"):
         enc.encode(clip_of(np.zeros(100, np.float32)))
     with pytest.raises(ParameterError, match="integer hop"):

@@ -17,8 +17,24 @@ def _body13_walk(*, fps: float, duration_s: float, seed: int = 0) -> np.ndarray:
     """(T, 13, 2) body13 keypoints of a figure swinging its limbs, in image pixels."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(round(duration_s * fps))) / fps
-    rest = np.array([(200, 40), (180, 80), (220, 80), (170, 120), (230, 120), (165, 160), (235, 160),
-                     (185, 170), (215, 170), (183, 230), (217, 230), (182, 290), (218, 290)], dtype=np.float64)
+    rest = np.array(
+        [
+            (200, 40),
+            (180, 80),
+            (220, 80),
+            (170, 120),
+            (230, 120),
+            (165, 160),
+            (235, 160),
+            (185, 170),
+            (215, 170),
+            (183, 230),
+            (217, 230),
+            (182, 290),
+            (218, 290),
+        ],
+        dtype=np.float64,
+    )
     swing = rng.uniform(-25, 25, (13, 2))
     xy = rest[None] + np.sin(2 * np.pi * 1.5 * t)[:, None, None] * swing[None]
     return xy + np.stack([40 * t, np.zeros_like(t)], axis=1)[:, None, :]
@@ -27,7 +43,9 @@ def _body13_walk(*, fps: float, duration_s: float, seed: int = 0) -> np.ndarray:
 def _as_layout(body: np.ndarray, skeleton: str, *, coords: int = 2) -> Motion:
     """Place body13 points at the matching joints of ``skeleton`` (other joints: nearby noise)."""
     layout = get_skeleton(skeleton)
-    joints = body[:, [0] * layout.num_joints].copy() + np.random.default_rng(1).normal(0, 3, (body.shape[0], layout.num_joints, 2))
+    joints = body[:, [0] * layout.num_joints].copy() + np.random.default_rng(1).normal(
+        0, 3, (body.shape[0], layout.num_joints, 2)
+    )
     for k, src in enumerate(COMMON_BODY_SOURCES[skeleton]):
         for i in src:
             joints[:, i] = body[:, k]
@@ -50,8 +68,10 @@ def test_registry_finds_the_pose_encoder():
 
 def test_same_body_gives_the_same_features_from_every_skeleton():
     body = _body13_walk(fps=30, duration_s=4)
-    feats = {name: _encode(_as_layout(body, name, coords=3 if name == "dwm23" else 2))
-             for name in ("mediapipe33", "coco17", "dwm23")}
+    feats = {
+        name: _encode(_as_layout(body, name, coords=3 if name == "dwm23" else 2))
+        for name in ("mediapipe33", "coco17", "dwm23")
+    }
     for f in feats.values():
         assert f.shape == (100, 56) and f.dtype == np.float32 and np.isfinite(f).all()
     np.testing.assert_allclose(feats["mediapipe33"], feats["coco17"], atol=1e-5)
@@ -60,7 +80,9 @@ def test_same_body_gives_the_same_features_from_every_skeleton():
 
 def test_invariant_to_scale_and_translation():
     motion = _as_layout(_body13_walk(fps=30, duration_s=4, seed=2), "coco17")
-    moved = Motion(joints=motion.joints * np.float32(2.7) + np.array([300, -120], np.float32), fps=30, skeleton="coco17")
+    moved = Motion(
+        joints=motion.joints * np.float32(2.7) + np.array([300, -120], np.float32), fps=30, skeleton="coco17"
+    )
     a, b = _encode(motion), _encode(moved)
     np.testing.assert_allclose(a, b, atol=2e-4)
     assert np.abs(a[:, 26:52]).max() > 0.05  # the velocities are not trivially zero

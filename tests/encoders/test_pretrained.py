@@ -17,16 +17,34 @@ from beatdance.encoders.hf_local import weight_files  # noqa: E402
 from beatdance.errors import MediaError, MissingWeightsError, ParameterError  # noqa: E402
 from beatdance.media.types import MediaClip  # noqa: E402
 
-VISION = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2, image_size=32,
-              patch_size=8, projection_dim=16)
-AUDIO = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_dim=(8, 8),
-             conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+VISION = dict(
+    hidden_size=32,
+    intermediate_size=37,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=32,
+    patch_size=8,
+    projection_dim=16,
+)
+AUDIO = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=37,
+    conv_dim=(8, 8),
+    conv_stride=(5, 4),
+    conv_kernel=(10, 8),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+)
 AUDIO_SR = 24000
 AUDIO_FPS = AUDIO_SR / 20  # the product of conv_stride
 
 
 def _save_clip_processor(path: Path) -> None:
-    transformers.CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
+    transformers.CLIPImageProcessorPil(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    ).save_pretrained(path)
 
 
 def _vision_dir(root: Path, name: str, seed: int) -> Path:
@@ -51,10 +69,19 @@ def other_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def full_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A full CLIPModel folder (vision + text), the layout of openai/clip-vit-base-patch32."""
     path = tmp_path_factory.mktemp("clipfull") / "clip-full"
-    text = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2, vocab_size=99,
-                bos_token_id=0, eos_token_id=1, pad_token_id=1)
-    config = transformers.CLIPConfig(vision_config=transformers.CLIPVisionConfig(**VISION).to_dict(),
-                                     text_config=text, projection_dim=16)
+    text = dict(
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        vocab_size=99,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+    config = transformers.CLIPConfig(
+        vision_config=transformers.CLIPVisionConfig(**VISION).to_dict(), text_config=text, projection_dim=16
+    )
     transformers.CLIPModel(config).save_pretrained(path)
     _save_clip_processor(path)
     return path
@@ -66,8 +93,9 @@ def mert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     transformers.set_seed(0)
     path = tmp_path_factory.mktemp("mert") / "tiny-mert"
     transformers.HubertModel(transformers.HubertConfig(**AUDIO)).save_pretrained(path)
-    transformers.Wav2Vec2FeatureExtractor(sampling_rate=AUDIO_SR, feature_size=1, padding_value=0.0,
-                                          do_normalize=True).save_pretrained(path)
+    transformers.Wav2Vec2FeatureExtractor(
+        sampling_rate=AUDIO_SR, feature_size=1, padding_value=0.0, do_normalize=True
+    ).save_pretrained(path)
     return path
 
 
@@ -86,7 +114,9 @@ def test_both_are_registered_under_their_modality() -> None:
 
 
 def test_sample_frame_indices_take_the_frame_at_each_output_centre() -> None:
-    np.testing.assert_array_equal(sample_frame_indices(num_frames=30, frames_fps=15.0, fps=5.0), [1, 4, 7, 10, 13, 16, 19, 22, 25, 28])
+    np.testing.assert_array_equal(
+        sample_frame_indices(num_frames=30, frames_fps=15.0, fps=5.0), [1, 4, 7, 10, 13, 16, 19, 22, 25, 28]
+    )
     np.testing.assert_array_equal(sample_frame_indices(num_frames=3, frames_fps=2.0, fps=4.0), [0, 0, 1, 1, 2, 2])
     np.testing.assert_array_equal(sample_frame_indices(num_frames=1, frames_fps=30.0, fps=5.0), [0])
 
@@ -168,7 +198,9 @@ def test_incomplete_folder_lists_the_missing_files(tmp_path: Path, clip_dir: Pat
     partial = tmp_path / "partial"
     partial.mkdir()
     shutil.copy(clip_dir / "config.json", partial / "config.json")
-    with pytest.raises(MissingWeightsError, match="lacks preprocessor_config.json, a weights file \\(model.safetensors"):
+    with pytest.raises(
+        MissingWeightsError, match="lacks preprocessor_config.json, a weights file \\(model.safetensors"
+    ):
         create_encoder("clip", model_dir=partial)
 
 
@@ -217,8 +249,15 @@ def test_mert_rejects_unknown_layers(mert_dir: Path, layer: object) -> None:
 
 def test_mert_config_records_layer_and_weights(mert_dir: Path) -> None:
     cfg = create_encoder("mert", model_dir=mert_dir, layer=1).config()
-    assert cfg == {"name": "mert", "dim": 32, "fps": AUDIO_FPS, "model_dir": "tiny-mert", "layer": 1,
-                   "sr": AUDIO_SR, "weights_sha256": cfg["weights_sha256"]}
+    assert cfg == {
+        "name": "mert",
+        "dim": 32,
+        "fps": AUDIO_FPS,
+        "model_dir": "tiny-mert",
+        "layer": 1,
+        "sr": AUDIO_SR,
+        "weights_sha256": cfg["weights_sha256"],
+    }
     assert len(cfg["weights_sha256"]) == 64
 
 

@@ -16,9 +16,13 @@ from beatdance.features.store import FeatureStore
 
 def _split() -> SimpleNamespace:
     rng = np.random.default_rng(0)
-    return SimpleNamespace(ids=["a", "b"], music=rng.normal(size=(2, 31, 9)), dance=rng.normal(size=(2, 20, 5)),
-                           music_beat=(rng.random((2, 100)) < 0.3).astype(np.float32),
-                           dance_beat=(rng.random((2, 100)) < 0.2).astype(np.float32))
+    return SimpleNamespace(
+        ids=["a", "b"],
+        music=rng.normal(size=(2, 31, 9)),
+        dance=rng.normal(size=(2, 20, 5)),
+        music_beat=(rng.random((2, 100)) < 0.3).astype(np.float32),
+        dance_beat=(rng.random((2, 100)) < 0.2).astype(np.float32),
+    )
 
 
 def official(root: Path) -> Path:
@@ -31,7 +35,7 @@ def _segment_means(x: np.ndarray, segments: int) -> np.ndarray:
     out, start = [], 0
     for s in range(segments):
         size = base + (s < extra)
-        out.append(x[start:start + size].mean(axis=0))
+        out.append(x[start : start + size].mean(axis=0))
         start += size
     return np.array(out)
 
@@ -49,8 +53,13 @@ def test_official_layout_is_detected(tmp_path: Path) -> None:
         np.testing.assert_allclose(fs.dance[i], _segment_means(written.dance[i], 5), rtol=1e-5, atol=1e-6)
         for name in ("music_beat", "dance_beat"):  # segment s holds beat frames 20 s .. 20 s + 19
             np.testing.assert_array_equal(getattr(fs, name)[i], getattr(written, name)[i].reshape(5, 20))
-    assert dataset_config(root) == {"layout": "official", "path": str(root), "music_dim": 9, "dance_dim": 5,
-                                    "beat_fps": 10.0}
+    assert dataset_config(root) == {
+        "layout": "official",
+        "path": str(root),
+        "music_dim": 9,
+        "dance_dim": 5,
+        "beat_fps": 10.0,
+    }
     assert load_features(root, split="train", num_segments=10, slots=10).music_beat.sum() == written.music_beat.sum()
 
 
@@ -60,7 +69,11 @@ def test_store_is_detected(tmp_path: Path) -> None:
     fs = load_features(store.path, split="train")
     assert fs.ids == ["a", "b"] and fs.dance.shape == (2, 10, 5) and fs.info["layout"] == "store"
     cfg = dataset_config(store.path)
-    assert cfg["layout"] == "store" and cfg["store_config"] == store.config and (cfg["music_dim"], cfg["dance_dim"]) == (9, 5)
+    assert (
+        cfg["layout"] == "store"
+        and cfg["store_config"] == store.config
+        and (cfg["music_dim"], cfg["dance_dim"]) == (9, 5)
+    )
 
 
 @pytest.mark.parametrize("make", [lambda p: p, lambda p: p.mkdir() or p])

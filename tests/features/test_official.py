@@ -14,16 +14,23 @@ from beatdance.errors import DataError, ParameterError, SplitNotFoundError
 from beatdance.features.official import is_official_layout, read_official_split, write_official
 from beatdance.features.pooling import pool_segments
 
-FOLDERS = {"video_feature": "video_clip_feature", "music_feature": "music_bert_feature",
-           "video_beat": "video_beat", "music_beat": "music_beat"}
+FOLDERS = {
+    "video_feature": "video_clip_feature",
+    "music_feature": "music_bert_feature",
+    "video_beat": "video_beat",
+    "music_beat": "music_beat",
+}
 
 
 def write_clip(root: Path, clip_id: str, seed: int, **override: Any) -> dict[str, torch.Tensor]:
     """Write one clip's four files the way the official data is stored; ``override`` replaces a file's dict."""
     g = torch.Generator().manual_seed(seed)
-    tensors = {"video_feature": torch.randn(37, 16, generator=g), "music_feature": torch.randn(83, 24, generator=g),
-               "video_beat": (torch.rand(100, generator=g) > 0.8).long(),
-               "music_beat": (torch.rand(120, generator=g) > 0.8).float()}
+    tensors = {
+        "video_feature": torch.randn(37, 16, generator=g),
+        "music_feature": torch.randn(83, 24, generator=g),
+        "video_beat": (torch.rand(100, generator=g) > 0.8).long(),
+        "music_beat": (torch.rand(120, generator=g) > 0.8).float(),
+    }
     for folder, key in FOLDERS.items():
         (root / folder).mkdir(parents=True, exist_ok=True)
         obj = override.get(folder, {"fps": 10, key: tensors[folder]})
@@ -53,17 +60,28 @@ class NotATensor:
     """A pickled object that weights-only loading must refuse."""
 
 
-@pytest.mark.parametrize(("folder", "obj", "message"), [
-    ("video_feature", {"fps": 10, "video_feature": torch.zeros(40, 16)}, r"keys \['fps', 'video_feature'\].*'video_clip_feature'"),
-    ("video_feature", {"fps": 10, "video_clip_feature": torch.zeros(40)}, r"shape \(40,\); expected a 2-D"),
-    ("music_beat", {"fps": 10, "music_beat": torch.zeros(10, 10)}, r"shape \(10, 10\); expected a 1-D"),
-    ("music_feature", {"fps": 10, "music_bert_feature": torch.zeros(40, 24, dtype=torch.complex64)}, "dtype torch.complex64"),
-    ("music_feature", {"fps": 10, "music_bert_feature": torch.full((40, 24), float("nan"))}, "NaN or inf"),
-    ("video_beat", {"fps": 10, "video_beat": [0, 1] * 50}, "is a list; expected a torch tensor"),
-    ("video_beat", torch.zeros(100), "holds a Tensor; expected a dict"),
-    ("video_beat", {"fps": "ten", "video_beat": torch.zeros(100)}, "'fps' is 'ten'"),
-    ("video_feature", {"fps": 10, "video_clip_feature": NotATensor()}, "weights-only"),
-])
+@pytest.mark.parametrize(
+    ("folder", "obj", "message"),
+    [
+        (
+            "video_feature",
+            {"fps": 10, "video_feature": torch.zeros(40, 16)},
+            r"keys \['fps', 'video_feature'\].*'video_clip_feature'",
+        ),
+        ("video_feature", {"fps": 10, "video_clip_feature": torch.zeros(40)}, r"shape \(40,\); expected a 2-D"),
+        ("music_beat", {"fps": 10, "music_beat": torch.zeros(10, 10)}, r"shape \(10, 10\); expected a 1-D"),
+        (
+            "music_feature",
+            {"fps": 10, "music_bert_feature": torch.zeros(40, 24, dtype=torch.complex64)},
+            "dtype torch.complex64",
+        ),
+        ("music_feature", {"fps": 10, "music_bert_feature": torch.full((40, 24), float("nan"))}, "NaN or inf"),
+        ("video_beat", {"fps": 10, "video_beat": [0, 1] * 50}, "is a list; expected a torch tensor"),
+        ("video_beat", torch.zeros(100), "holds a Tensor; expected a dict"),
+        ("video_beat", {"fps": "ten", "video_beat": torch.zeros(100)}, "'fps' is 'ten'"),
+        ("video_feature", {"fps": 10, "video_clip_feature": NotATensor()}, "weights-only"),
+    ],
+)
 def test_bad_file_raises_data_error_naming_it(tmp_path: Path, folder: str, obj: Any, message: str) -> None:
     make_layout(tmp_path, ["ok1", "bad"])
     write_clip(tmp_path, "bad", seed=5, **{folder: obj})
@@ -82,7 +100,9 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 def test_inconsistent_dims_name_both_files(tmp_path: Path) -> None:
     make_layout(tmp_path, ["a", "b"])
     write_clip(tmp_path, "b", seed=1, video_feature={"fps": 10, "video_clip_feature": torch.zeros(40, 15)})
-    with pytest.raises(DataError, match=r"video_feature/b\.pt: dance features are 15-d but .*video_feature/a\.pt has 16-d"):
+    with pytest.raises(
+        DataError, match=r"video_feature/b\.pt: dance features are 15-d but .*video_feature/a\.pt has 16-d"
+    ):
         read_official_split(tmp_path, split="test")
 
 
@@ -111,10 +131,14 @@ def test_missing_and_empty_split_lists(tmp_path: Path) -> None:
 
 def test_write_official_roundtrip_keeps_groups_and_is_readable_raw(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    split = SimpleNamespace(ids=["p1__0", "p1__1", "p2__0"], groups=["p1", "p1", "p2"],
-                            music=rng.normal(size=(3, 75, 8)), dance=[rng.normal(size=(50 + i, 4)) for i in range(3)],
-                            music_beat=(rng.random((3, 100)) > 0.7).astype(np.float32),
-                            dance_beat=(rng.random((3, 100)) > 0.7).astype(np.float32))
+    split = SimpleNamespace(
+        ids=["p1__0", "p1__1", "p2__0"],
+        groups=["p1", "p1", "p2"],
+        music=rng.normal(size=(3, 75, 8)),
+        dance=[rng.normal(size=(50 + i, 4)) for i in range(3)],
+        music_beat=(rng.random((3, 100)) > 0.7).astype(np.float32),
+        dance_beat=(rng.random((3, 100)) > 0.7).astype(np.float32),
+    )
     write_official(tmp_path, splits={"train": split})
     raw = torch.load(tmp_path / "music_feature" / "p1__1.pt", weights_only=True)
     assert set(raw) == {"fps", "music_bert_feature"} and raw["fps"] == pytest.approx(7.5)
@@ -126,8 +150,13 @@ def test_write_official_roundtrip_keeps_groups_and_is_readable_raw(tmp_path: Pat
 
 
 def test_write_official_rejects_shared_ids_and_bad_ids(tmp_path: Path) -> None:
-    one = SimpleNamespace(ids=["x"], music=np.ones((1, 20, 2)), dance=np.ones((1, 20, 2)),
-                          music_beat=np.ones((1, 100)), dance_beat=np.ones((1, 100)))
+    one = SimpleNamespace(
+        ids=["x"],
+        music=np.ones((1, 20, 2)),
+        dance=np.ones((1, 20, 2)),
+        music_beat=np.ones((1, 100)),
+        dance_beat=np.ones((1, 100)),
+    )
     with pytest.raises(ParameterError, match="'x' is in both split 'train' and 'test'"):
         write_official(tmp_path, splits={"train": one, "test": one})
     bad = SimpleNamespace(**{**vars(one), "ids": ["../x"]})

@@ -64,9 +64,14 @@ def test_beat_slots_rejects_2d() -> None:
 
 def _clip(clip_id: str, music_dim: int) -> PerFrameClip:
     rng = np.random.default_rng(0)
-    return PerFrameClip(clip_id=clip_id, music=rng.normal(size=(30, music_dim)), dance=rng.normal(size=(20, 4)),
-                        music_beat=np.ones(100), dance_beat=np.zeros(100),
-                        sources={"music": f"{clip_id}/music.pt"})
+    return PerFrameClip(
+        clip_id=clip_id,
+        music=rng.normal(size=(30, music_dim)),
+        dance=rng.normal(size=(20, 4)),
+        music_beat=np.ones(100),
+        dance_beat=np.zeros(100),
+        sources={"music": f"{clip_id}/music.pt"},
+    )
 
 
 def test_pool_clips_stacks_and_checks_dims() -> None:

@@ -14,23 +14,34 @@ from beatdance.features.official import read_official_split
 from beatdance.features.pooling import beat_slots, pool_segments
 from beatdance.features.store import FeatureStore
 
-CONFIG: dict[str, Any] = {"grid_fps": 10.0, "window_s": 10.0, "music_beats": {"hop": 512, "tightness": 100},
-                          "sizes": (1, 2)}
+CONFIG: dict[str, Any] = {
+    "grid_fps": 10.0,
+    "window_s": 10.0,
+    "music_beats": {"hop": 512, "tightness": 100},
+    "sizes": (1, 2),
+}
 
 
 def clip_arrays(seed: int, music_frames: int = 75) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     mb = (rng.random(100) > 0.8).astype(np.float32)
     db = (rng.random(100) > 0.8).astype(np.float32)
-    return {"music": rng.normal(size=(music_frames, 12)).astype(np.float32),
-            "dance": rng.normal(size=(41, 6)).astype(np.float32), "music_beat": mb, "dance_beat": db,
-            "music_beat_times": np.flatnonzero(mb) / 10.0, "dance_beat_times": np.flatnonzero(db) / 10.0}
+    return {
+        "music": rng.normal(size=(music_frames, 12)).astype(np.float32),
+        "dance": rng.normal(size=(41, 6)).astype(np.float32),
+        "music_beat": mb,
+        "dance_beat": db,
+        "music_beat_times": np.flatnonzero(mb) / 10.0,
+        "dance_beat_times": np.flatnonzero(db) / 10.0,
+    }
 
 
 def fill(store: FeatureStore, groups: int, per_group: int) -> None:
     for g in range(groups):
         for w in range(per_group):
-            store.put(f"pair{g:03d}__{w}", **clip_arrays(g * 100 + w), meta={"group": f"pair{g:03d}", "start_s": 10.0 * w})
+            store.put(
+                f"pair{g:03d}__{w}", **clip_arrays(g * 100 + w), meta={"group": f"pair{g:03d}", "start_s": 10.0 * w}
+            )
 
 
 def test_put_get_roundtrip_and_load_split(tmp_path: Path) -> None:

@@ -23,14 +23,26 @@ from beatdance.train.trainer import train
 
 
 def test_library_layout_and_metadata(small_library, small_store):
-    for name in ("library.json", "meta.sqlite", "embeddings.safetensors", "music.faiss", "dance.faiss.json",
-                 "querybank_m2d.safetensors", "querybank_d2m.safetensors", "model/model.safetensors"):
+    for name in (
+        "library.json",
+        "meta.sqlite",
+        "embeddings.safetensors",
+        "music.faiss",
+        "dance.faiss.json",
+        "querybank_m2d.safetensors",
+        "querybank_d2m.safetensors",
+        "model/model.safetensors",
+    ):
         assert (small_library / name).is_file(), name
     head = json.loads((small_library / "library.json").read_text())
     assert head["format"] == "beatdance-library" and head["items"] == 12
     assert head["model"]["embed_dim"] == 32 and head["store_config"]["window_s"] == 10.0
     store = FeatureStore.open(small_store)
-    rows = sqlite3.connect(small_library / "meta.sqlite").execute("select clip_id, start_s, dance_tempo_bpm from items").fetchall()
+    rows = (
+        sqlite3.connect(small_library / "meta.sqlite")
+        .execute("select clip_id, start_s, dance_tempo_bpm from items")
+        .fetchall()
+    )
     assert [r[0] for r in rows] == store.ids()
     meta = store.meta(rows[1][0])
     assert rows[1][1] == meta["start_s"] and rows[1][2] == pytest.approx(meta["dance_tempo_bpm"])
@@ -61,8 +73,11 @@ def _assert_file_search_is_the_id_search_of_its_windows(lib: Library, modality: 
     assert by_file.query["start_s"] == best and by_file.query["beats_s"] == by_id[best].query["beats_s"]
     same = by_id[best]
     assert [m.id for m in by_file.matches] == [m.id for m in same.matches]
-    np.testing.assert_allclose([(m.score, m.similarity, m.beat_alignment) for m in by_file.matches],
-                               [(m.score, m.similarity, m.beat_alignment) for m in same.matches], atol=1e-4)
+    np.testing.assert_allclose(
+        [(m.score, m.similarity, m.beat_alignment) for m in by_file.matches],
+        [(m.score, m.similarity, m.beat_alignment) for m in same.matches],
+        atol=1e-4,
+    )
     return by_file.to_dict()
 
 
@@ -134,14 +149,24 @@ def test_add_is_incremental_and_survives_a_kill_at_the_swap(small_store, small_m
     store = FeatureStore.open(small_store)
     store.write_splits({"train": store.ids()[:8], "val": [], "test": store.ids()[8:]})
     out = tmp_path / "lib"
-    first = build_library(data=small_store, model=small_model, out=out, split="train", show_progress=False,
-                          config=LibraryConfig(querybank="test"))
+    first = build_library(
+        data=small_store,
+        model=small_model,
+        out=out,
+        split="train",
+        show_progress=False,
+        config=LibraryConfig(querybank="test"),
+    )
     assert first.items == 8 and (out / "bank.safetensors").is_file()
     with pytest.raises(ParameterError, match="--add"):
         build_library(data=small_store, model=small_model, out=out, show_progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    killed = subprocess.run([sys.executable, "-c", _KILLED_AT_THE_SWAP, str(small_store), str(out)],
-                            capture_output=True, text=True, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_AT_THE_SWAP, str(small_store), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     old = Library.open(out)  # the library at the path is the one before the killed --add
     assert old.ids == store.ids()[:8] and {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
@@ -176,10 +201,25 @@ def test_mean_pooled_model_indexes_d_dimensional_embeddings(small_store, tmp_pat
     """A model with pool='mean' (one d-vector per clip) builds a searchable library of that width."""
     store = FeatureStore.open(small_store)
     fs = store.load_clips(store.ids())
-    cfg = BlenderConfig(music_dim=fs.music_dim, dance_dim=fs.dance_dim, embed_dim=16, num_layers=1, num_heads=2,
-                        ff_dim=32, positional="sinusoidal", pool="mean")
-    train(train_set=fs, val_set=None, model_config=cfg, config=TrainConfig(epochs=1, batch_size=6, evals_per_epoch=0),
-          out=tmp_path / "run", data_info=dataset_config(small_store), show_progress=False)
+    cfg = BlenderConfig(
+        music_dim=fs.music_dim,
+        dance_dim=fs.dance_dim,
+        embed_dim=16,
+        num_layers=1,
+        num_heads=2,
+        ff_dim=32,
+        positional="sinusoidal",
+        pool="mean",
+    )
+    train(
+        train_set=fs,
+        val_set=None,
+        model_config=cfg,
+        config=TrainConfig(epochs=1, batch_size=6, evals_per_epoch=0),
+        out=tmp_path / "run",
+        data_info=dataset_config(small_store),
+        show_progress=False,
+    )
     build_library(data=small_store, model=tmp_path / "run", out=tmp_path / "lib", show_progress=False)
     lib = Library.open(tmp_path / "lib")
     assert lib.embeddings("music", np.arange(3)).fuse.shape == (3, 16)
@@ -197,13 +237,29 @@ def test_a_rhythm_branch_model_indexes_and_extracts_queries_like_its_clips(small
     fs = store.load_clips(store.ids())
     assert fs.has_rhythm
     model, cfg = get_recipe("default").configs(
-        model={"music_dim": fs.music_dim, "dance_dim": fs.dance_dim, "embed_dim": 16, "num_layers": 1, "num_heads": 2,
-               "ff_dim": 32},
-        train={"epochs": 2, "batch_size": 6})
+        model={
+            "music_dim": fs.music_dim,
+            "dance_dim": fs.dance_dim,
+            "embed_dim": 16,
+            "num_layers": 1,
+            "num_heads": 2,
+            "ff_dim": 32,
+        },
+        train={"epochs": 2, "batch_size": 6},
+    )
     assert model.rhythm_branch and model.standardise and cfg.evals_per_epoch == 0
-    train(train_set=fs, val_set=None, model_config=model, config=cfg, out=tmp_path / "run",
-          data_info=dataset_config(small_store), show_progress=False)
-    build_library(data=small_store, model=tmp_path / "run", out=tmp_path / "lib", config=LibraryConfig(), show_progress=False)
+    train(
+        train_set=fs,
+        val_set=None,
+        model_config=model,
+        config=cfg,
+        out=tmp_path / "run",
+        data_info=dataset_config(small_store),
+        show_progress=False,
+    )
+    build_library(
+        data=small_store, model=tmp_path / "run", out=tmp_path / "lib", config=LibraryConfig(), show_progress=False
+    )
     lib = Library.open(tmp_path / "lib")
     assert lib.model.config.output_dim == 16 + model.rhythm_dim
     for modality, name in (("music", "pair_002.wav"), ("dance", "pair_002.npz")):

@@ -22,9 +22,12 @@ N = 10_000  # enough to train 8-bit PQ (39 x 256 vectors)
 def _side(rng: np.random.Generator, fuse: np.ndarray) -> ModalityEmbeddings:
     unit = fuse / np.linalg.norm(fuse, axis=1, keepdims=True)
     head = rng.normal(size=fuse.shape)
-    return ModalityEmbeddings(fuse=unit, beat_head=head / np.linalg.norm(head, axis=1, keepdims=True),
-                              beat_grid=(rng.random((len(fuse), 100)) < 0.2).astype(np.float32),
-                              ids=[f"c{i}" for i in range(len(fuse))])
+    return ModalityEmbeddings(
+        fuse=unit,
+        beat_head=head / np.linalg.norm(head, axis=1, keepdims=True),
+        beat_grid=(rng.random((len(fuse), 100)) < 0.2).astype(np.float32),
+        ids=[f"c{i}" for i in range(len(fuse))],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +39,33 @@ def big_library(small_model, tmp_path_factory):
     rng = np.random.default_rng(0)
     music = rng.normal(size=(N, dim)).astype(np.float32)
     dance = music + 0.5 * rng.normal(size=(N, dim)).astype(np.float32)
-    items = [Item(row=i, clip_id=f"c{i}", grp=f"c{i}", music_file=None, dance_file=None, dance_kind=None, start_s=0.0,
-                  music_start_s=0.0, duration_s=10.0, music_tempo_bpm=None, dance_tempo_bpm=None) for i in range(N)]
+    items = [
+        Item(
+            row=i,
+            clip_id=f"c{i}",
+            grp=f"c{i}",
+            music_file=None,
+            dance_file=None,
+            dance_kind=None,
+            start_s=0.0,
+            music_start_s=0.0,
+            duration_s=10.0,
+            music_tempo_bpm=None,
+            dance_tempo_bpm=None,
+        )
+        for i in range(N)
+    ]
     out = tmp_path_factory.mktemp("big") / "lib"
     config = LibraryConfig(index="ivfpq", nlist=16, pq_m=16, shards=2, querybank_size=500)
-    choice = write_library(out=out, checkpoint=small_model, items=items, music=_side(rng, music),
-                           dance=_side(rng, dance), config=config, store_config=PrepareConfig().store_config())
+    choice = write_library(
+        out=out,
+        checkpoint=small_model,
+        items=items,
+        music=_side(rng, music),
+        dance=_side(rng, dance),
+        config=config,
+        store_config=PrepareConfig().store_config(),
+    )
     return out, choice
 
 
@@ -60,8 +84,20 @@ def test_a_sharded_pq_library_opens_memory_mapped_and_finds_the_pairs(big_librar
 
 
 def test_auto_and_its_choice_are_reported_by_the_cli(small_store, small_model, tmp_path):
-    result = CliRunner().invoke(load_commands(), ["index", str(small_store), "--model", str(small_model), "--out",
-                                                  str(tmp_path / "lib"), "--index", "auto", "--no-progress"])
+    result = CliRunner().invoke(
+        load_commands(),
+        [
+            "index",
+            str(small_store),
+            "--model",
+            str(small_model),
+            "--out",
+            str(tmp_path / "lib"),
+            "--index",
+            "auto",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "index auto: flat (exact) for 12 items" in result.output
     head = json.loads((tmp_path / "lib" / "library.json").read_text())

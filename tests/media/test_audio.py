@@ -25,13 +25,22 @@ def click_track(*, duration_s: float, sr: int, clicks_s: tuple[float, ...] = (CL
     burst = 0.8 * np.sin(2 * np.pi * 2000 * np.arange(n) / sr) * np.hanning(2 * n)[n:]
     for t in clicks_s:
         a = int(round(t * sr))
-        y[a:a + n] += burst[: len(y) - a]
+        y[a : a + n] += burst[: len(y) - a]
     return y.astype(np.float32)
 
 
-def write_media(path: Path, *, audio: np.ndarray | None = None, sr: int = SR, acodec: str = "aac",
-                frames: np.ndarray | None = None, fps: int = 25, vcodec: str = "libx264",
-                stereo: bool = False, gop_size: int | None = None) -> Path:
+def write_media(
+    path: Path,
+    *,
+    audio: np.ndarray | None = None,
+    sr: int = SR,
+    acodec: str = "aac",
+    frames: np.ndarray | None = None,
+    fps: int = 25,
+    vcodec: str = "libx264",
+    stereo: bool = False,
+    gop_size: int | None = None,
+) -> Path:
     """Encode mono ``audio`` and/or RGB ``frames`` (T, H, W, 3) into ``path`` with PyAV."""
     with av.open(str(path), mode="w") as out:
         vs = as_ = None
@@ -53,8 +62,11 @@ def write_media(path: Path, *, audio: np.ndarray | None = None, sr: int = SR, ac
             chans = np.stack([audio, audio]) if stereo else audio[None]
             step = 1024
             for i in range(0, audio.size, step):
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(chans[:, i:i + step], dtype=np.float32),
-                                                format="fltp", layout="stereo" if stereo else "mono")
+                af = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(chans[:, i : i + step], dtype=np.float32),
+                    format="fltp",
+                    layout="stereo" if stereo else "mono",
+                )
                 af.sample_rate, af.pts, af.time_base = sr, i, Fraction(1, sr)
                 out.mux(as_.encode(af))
             out.mux(as_.encode(None))
@@ -81,8 +93,10 @@ def test_soundfile_formats_keep_duration_rate_and_click_time(tmp_path, clicks, s
     assert abs(first_click_s(y, sr=sr) - CLICK_S) < 0.010
 
 
-@pytest.mark.parametrize("name,acodec", [("clicks.mp3", "libmp3lame"), ("clicks.m4a", "aac"),
-                                         ("clicks.opus.webm", "libopus"), ("clicks.mkv", "flac")])
+@pytest.mark.parametrize(
+    "name,acodec",
+    [("clicks.mp3", "libmp3lame"), ("clicks.m4a", "aac"), ("clicks.opus.webm", "libopus"), ("clicks.mkv", "flac")],
+)
 def test_pyav_audio_formats_keep_click_time(tmp_path, clicks, name, acodec):
     sr_in = 48000 if acodec == "libopus" else SR
     y_in = click_track(duration_s=3.0, sr=sr_in) if sr_in != SR else clicks
@@ -93,13 +107,27 @@ def test_pyav_audio_formats_keep_click_time(tmp_path, clicks, name, acodec):
     assert abs(first_click_s(y, sr=sr) - CLICK_S) < 0.010
 
 
-@pytest.mark.parametrize("name,vcodec,acodec", [("v.mp4", "libx264", "aac"), ("v.mkv", "libx264", "aac"),
-                                                ("v.webm", "libvpx-vp9", "libopus"), ("v.mov", "libx264", "aac")])
+@pytest.mark.parametrize(
+    "name,vcodec,acodec",
+    [
+        ("v.mp4", "libx264", "aac"),
+        ("v.mkv", "libx264", "aac"),
+        ("v.webm", "libvpx-vp9", "libopus"),
+        ("v.mov", "libx264", "aac"),
+    ],
+)
 def test_audio_track_of_videos(tmp_path, name, vcodec, acodec):
     sr_in = 48000
     frames = np.zeros((50, 64, 96, 3), dtype=np.uint8)
-    path = write_media(tmp_path / name, audio=click_track(duration_s=2.0, sr=sr_in), sr=sr_in, acodec=acodec,
-                       frames=frames, vcodec=vcodec, stereo=True)
+    path = write_media(
+        tmp_path / name,
+        audio=click_track(duration_s=2.0, sr=sr_in),
+        sr=sr_in,
+        acodec=acodec,
+        frames=frames,
+        vcodec=vcodec,
+        stereo=True,
+    )
     info = probe_media(path)
     assert info.has_audio and info.has_video and info.audio_sr == sr_in and info.channels == 2
     assert (info.width, info.height) == (96, 64) and info.video_fps == pytest.approx(25.0)

@@ -97,7 +97,9 @@ def _write_csv(path, rows, header, meta=()):
 
 def test_csv_with_missing_points_and_confidence(tmp_path):
     rows = [(f, j, 10 * f + j, 100 + j, 5.0, 0.9) for f in range(3) for j in range(13) if (f, j) != (1, 4)]
-    _write_csv(tmp_path / "k.csv", rows[::-1], ["frame", "joint", "x", "y", "z", "confidence"], ["fps=50", "skeleton=body13"])
+    _write_csv(
+        tmp_path / "k.csv", rows[::-1], ["frame", "joint", "x", "y", "z", "confidence"], ["fps=50", "skeleton=body13"]
+    )
     m = load_keypoints(tmp_path / "k.csv")
     assert m.joints.shape == (3, 13, 3) and m.fps == 50 and m.skeleton == "body13"
     assert m.joints[2, 5].tolist() == [25.0, 105.0, 5.0]
@@ -130,8 +132,11 @@ def test_unknown_format_and_missing_file(tmp_path):
 def _aist_dict(frames: int = 30) -> dict:
     kp = np.random.default_rng(1).uniform(0, 1000, (9, frames, 17, 3)).astype(np.float32)
     kp[..., 2] = np.linspace(0, 1, 17)
-    return {"keypoints2d": kp, "det_scores": np.ones((9, frames), np.float32),
-            "timestamps": (np.arange(frames) * 1e6 / 60).round().astype(np.int64)}
+    return {
+        "keypoints2d": kp,
+        "det_scores": np.ones((9, frames), np.float32),
+        "timestamps": (np.arange(frames) * 1e6 / 60).round().astype(np.int64),
+    }
 
 
 def test_aist_pickle_written_here(tmp_path):

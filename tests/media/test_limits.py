@@ -74,7 +74,9 @@ def _restate_duration(path: Path, seconds: float | None) -> Path:
     data = bytearray(path.read_bytes())
     at = data.find(b"\x44\x89\x88")  # Duration element, 8-byte float
     assert at > 0
-    data[at:at + 11] = b"\xec\x89" + bytes(9) if seconds is None else data[at:at + 3] + struct.pack(">d", seconds * 1e3)
+    data[at : at + 11] = (
+        b"\xec\x89" + bytes(9) if seconds is None else data[at : at + 3] + struct.pack(">d", seconds * 1e3)
+    )
     path.write_bytes(bytes(data))
     return path
 
@@ -116,7 +118,9 @@ def test_audio_that_understates_or_hides_its_length_stops_at_the_cap(tmp_path, d
     assert probe_media(path).duration_s == declared_s
     assert load_audio(path, sr=SR)[0].size == 60 * SR  # without limits: the whole minute it holds
     declared = "2.0 s" if declared_s else "no duration"
-    with pytest.raises(LimitError, match=rf"decoding passed 11.5 s of audio \(the file declares {declared}\).*max_seconds=10"):
+    with pytest.raises(
+        LimitError, match=rf"decoding passed 11.5 s of audio \(the file declares {declared}\).*max_seconds=10"
+    ):
         load_audio(path, sr=SR, limits=QueryLimits(max_seconds=10))
 
 
@@ -124,10 +128,15 @@ def test_a_long_static_video_is_refused_from_its_probe(tmp_path):
     path = write_media(tmp_path / "still.mp4", frames=np.full((400, 48, 64, 3), 90, np.uint8), fps=10)
     assert probe_media(path).duration_s == pytest.approx(40, abs=0.2)
     t0 = time.perf_counter()
-    with pytest.raises(LimitError, match=r"still.mp4: the video to read lasts 40.0 s, over the query limit max_seconds=30"):
+    with pytest.raises(
+        LimitError, match=r"still.mp4: the video to read lasts 40.0 s, over the query limit max_seconds=30"
+    ):
         read_video_frames(path, fps=15, limits=QueryLimits(max_seconds=30))
-    with pytest.raises(LimitError, match=r"64×48 pixels × 600 frames at 15 fps = 1.84e\+06 pixel-frames.*"
-                                         r"raise --max-video-pixel-frames"):
+    with pytest.raises(
+        LimitError,
+        match=r"64×48 pixels × 600 frames at 15 fps = 1.84e\+06 pixel-frames.*"
+        r"raise --max-video-pixel-frames",
+    ):
         read_video_frames(path, fps=15, limits=QueryLimits(max_video_pixel_frames=1e6))
     assert time.perf_counter() - t0 < 1.0
     frames, _ = read_video_frames(path, fps=15, duration_s=20, limits=QueryLimits(max_seconds=30))
@@ -165,8 +174,11 @@ def test_npz_headers_are_checked_before_any_allocation(tmp_path):
     bomb = _npz_declaring(tmp_path / "bomb.npz", (1_000_000_000, 17, 3))
     tracemalloc.start()
     try:
-        with pytest.raises(LimitError, match=r"bomb.npz: the arrays 'joints' \(1000000000, 17, 3\), 'fps' \(\) declare "
-                                             r"51000000001 values, over the query limit max_keypoint_values=20000000"):
+        with pytest.raises(
+            LimitError,
+            match=r"bomb.npz: the arrays 'joints' \(1000000000, 17, 3\), 'fps' \(\) declare "
+            r"51000000001 values, over the query limit max_keypoint_values=20000000",
+        ):
             load_keypoints(bomb, limits=QueryLimits())
         assert tracemalloc.get_traced_memory()[1] < 1e6
     finally:
@@ -177,12 +189,15 @@ def test_npz_headers_are_checked_before_any_allocation(tmp_path):
     assert load_keypoints(tmp_path / "zeros.npz", limits=QueryLimits(max_keypoint_values=60_000)).num_frames == 1000
 
 
-@pytest.mark.parametrize("arrays, match", [
-    ({"joints": np.zeros((10, 17), np.float32), "fps": 30.0}, r"'joints' is declared as float32 \(10, 17\)"),
-    ({"joints": np.zeros((10, 17, 2)), "fps": np.zeros(3)}, r"'fps' is declared as float64 \(3,\)"),
-    ({"joints": np.zeros((10, 17, 2)), "fps": 30.0, "skeleton": np.array("x" * 2000)}, "'skeleton' is declared"),
-    ({"joints": np.zeros((10, 17, 2), np.complex64), "fps": 30.0}, "'joints' is declared as complex64"),
-])
+@pytest.mark.parametrize(
+    "arrays, match",
+    [
+        ({"joints": np.zeros((10, 17), np.float32), "fps": 30.0}, r"'joints' is declared as float32 \(10, 17\)"),
+        ({"joints": np.zeros((10, 17, 2)), "fps": np.zeros(3)}, r"'fps' is declared as float64 \(3,\)"),
+        ({"joints": np.zeros((10, 17, 2)), "fps": 30.0, "skeleton": np.array("x" * 2000)}, "'skeleton' is declared"),
+        ({"joints": np.zeros((10, 17, 2), np.complex64), "fps": 30.0}, "'joints' is declared as complex64"),
+    ],
+)
 def test_npz_arrays_a_motion_cannot_be_made_of_are_refused_from_the_header(tmp_path, arrays, match):
     np.savez(tmp_path / "x.npz", **arrays)
     with pytest.raises(MediaError, match=match):
@@ -213,7 +228,12 @@ class _Declares:
 def test_pickle_arrays_and_size_are_bounded(tmp_path):
     path = tmp_path / "a.pkl"
     path.write_bytes(pickle.dumps(_aist(100)))
-    assert load_numpy_pickle(path, limits=QueryLimits(max_keypoint_values=50_000))["keypoints2d"].shape == (9, 100, 17, 3)
+    assert load_numpy_pickle(path, limits=QueryLimits(max_keypoint_values=50_000))["keypoints2d"].shape == (
+        9,
+        100,
+        17,
+        3,
+    )
     with pytest.raises(LimitError, match="the arrays in the pickle hold 46000 values.*max_keypoint_values=40000"):
         load_numpy_pickle(path, limits=QueryLimits(max_keypoint_values=40_000))
     path.write_bytes(pickle.dumps({"keypoints2d": _Declares(100_000_000)}))
@@ -275,7 +295,9 @@ def test_a_frozen_or_all_zero_dancer_is_no_dance(tmp_path):
         np.savez(tmp_path / f"{name}.npz", joints=joints.astype(np.float32), fps=30.0)
         with pytest.raises(MediaError, match=f"{name}.npz: no joint moves"):
             analyse_dance(tmp_path / f"{name}.npz", beat_config=DanceBeatConfig())
-    assert analyse_dance(_moving_npz(tmp_path / "moving.npz", seconds=20), beat_config=DanceBeatConfig()).beats.times_s.size
+    assert analyse_dance(
+        _moving_npz(tmp_path / "moving.npz", seconds=20), beat_config=DanceBeatConfig()
+    ).beats.times_s.size
 
 
 def test_a_long_motion_is_refused_before_its_beats(tmp_path):
@@ -309,12 +331,22 @@ def test_search_options_set_the_caps(small_library, small_corpus, monkeypatch, c
     song = small_corpus / "pair_000.wav"  # 20.5 s
     code, _, err = _run_cli(monkeypatch, capsys, "search", small_library, "--music", song, "--max-query-seconds", 10)
     assert code == 2 and "max_seconds=10" in err and "--max-query-seconds" in err
-    code, out, _ = _run_cli(monkeypatch, capsys, "search", small_library, "--music", song, "--max-query-seconds", 30,
-                            "--top", 2, "--json")
+    code, out, _ = _run_cli(
+        monkeypatch, capsys, "search", small_library, "--music", song, "--max-query-seconds", 30, "--top", 2, "--json"
+    )
     assert code == 0 and len(json.loads(out)["matches"]) == 2
-    code, _, err = _run_cli(monkeypatch, capsys, "search", small_library, "--dance", small_corpus / "pair_000.npz",
-                            "--max-keypoint-values", 100)
+    code, _, err = _run_cli(
+        monkeypatch,
+        capsys,
+        "search",
+        small_library,
+        "--dance",
+        small_corpus / "pair_000.npz",
+        "--max-keypoint-values",
+        100,
+    )
     assert code == 2 and "max_keypoint_values=100" in err
-    code, _, err = _run_cli(monkeypatch, capsys, "search", "--server", "http://127.0.0.1:9", "--music", song,
-                            "--max-query-seconds", 10)
+    code, _, err = _run_cli(
+        monkeypatch, capsys, "search", "--server", "http://127.0.0.1:9", "--music", song, "--max-query-seconds", 10
+    )
     assert code == 2 and "--max-" in err

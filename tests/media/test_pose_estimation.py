@@ -14,12 +14,13 @@ from beatdance.media.types import Motion
 
 def _figure_frames(*, seconds: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Frames of a drawn dancing figure and its (T, 17, 2) COCO joints in frame-normalised coordinates."""
-    from beatdance.synth.render import FigureLook, render_frames
     from beatdance.synth.motion import synthesize_motion
+    from beatdance.synth.render import FigureLook, render_frames
 
     beats = 0.2 + 0.5 * np.arange(8)
-    motion = synthesize_motion(beat_times_s=beats, downbeat_times_s=beats[::2], style="funk", duration_s=seconds,
-                               fps=25, seed=3)
+    motion = synthesize_motion(
+        beat_times_s=beats, downbeat_times_s=beats[::2], style="funk", duration_s=seconds, fps=25, seed=3
+    )
     frames = render_frames(motion=motion, fps=25, width=256, height=256, look=FigureLook.from_seed(3))
     return frames, motion.joints
 

@@ -20,22 +20,27 @@ def numbered_frames(n: int, *, height: int = 64, width: int = 96) -> np.ndarray:
     frames = np.zeros((n, height, width, 3), dtype=np.uint8)
     for i in range(n):
         frames[i, :, : width // 2] = 20 + 20 * (i // 10)
-        frames[i, :, width // 2:] = 20 + 20 * (i % 10)
+        frames[i, :, width // 2 :] = 20 + 20 * (i % 10)
     return frames
 
 
 def frame_numbers(frames: np.ndarray) -> np.ndarray:
     """Read back the numbers drawn by :func:`numbered_frames` (from the centre of each half)."""
     h, w = frames.shape[1:3]
-    tens = frames[:, h // 4: 3 * h // 4, w // 8: 3 * w // 8].mean(axis=(1, 2, 3))
-    units = frames[:, h // 4: 3 * h // 4, 5 * w // 8: 7 * w // 8].mean(axis=(1, 2, 3))
+    tens = frames[:, h // 4 : 3 * h // 4, w // 8 : 3 * w // 8].mean(axis=(1, 2, 3))
+    units = frames[:, h // 4 : 3 * h // 4, 5 * w // 8 : 7 * w // 8].mean(axis=(1, 2, 3))
     return (10 * np.round((tens - 20) / 20) + np.round((units - 20) / 20)).astype(int)
 
 
 @pytest.fixture(scope="module")
 def mp4(tmp_path_factory):
-    return write_media(tmp_path_factory.mktemp("video") / "numbers.mp4", frames=numbered_frames(N_FRAMES), fps=FPS,
-                       audio=click_track(duration_s=N_FRAMES / FPS, sr=44100), gop_size=12)
+    return write_media(
+        tmp_path_factory.mktemp("video") / "numbers.mp4",
+        frames=numbered_frames(N_FRAMES),
+        fps=FPS,
+        audio=click_track(duration_s=N_FRAMES / FPS, sr=44100),
+        gop_size=12,
+    )
 
 
 @pytest.mark.parametrize("fps", [10.0, 7.0, 25.0, 50.0])
@@ -64,11 +69,20 @@ def test_max_side_downscales_keeping_aspect(mp4):
     assert frame_numbers(frames)[4] == 20
 
 
-@pytest.mark.parametrize("name,vcodec,acodec", [("numbers.webm", "libvpx-vp9", "libopus"),
-                                                ("numbers.mkv", "libx264", "aac"), ("numbers.mov", "mpeg4", "aac")])
+@pytest.mark.parametrize(
+    "name,vcodec,acodec",
+    [("numbers.webm", "libvpx-vp9", "libopus"), ("numbers.mkv", "libx264", "aac"), ("numbers.mov", "mpeg4", "aac")],
+)
 def test_other_containers(tmp_path, name, vcodec, acodec):
-    path = write_media(tmp_path / name, frames=numbered_frames(50), fps=FPS, vcodec=vcodec,
-                       audio=click_track(duration_s=2.0, sr=48000), sr=48000, acodec=acodec)
+    path = write_media(
+        tmp_path / name,
+        frames=numbered_frames(50),
+        fps=FPS,
+        vcodec=vcodec,
+        audio=click_track(duration_s=2.0, sr=48000),
+        sr=48000,
+        acodec=acodec,
+    )
     frames, _ = read_video_frames(path, fps=5.0)
     assert len(frames) == 10
     np.testing.assert_array_equal(frame_numbers(frames), np.arange(0, 50, 5))

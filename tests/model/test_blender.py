@@ -11,8 +11,17 @@ import torch.nn.functional as F
 from beatdance.errors import CheckpointError, ParameterError
 from beatdance.model import BeatBlender, BlenderConfig
 
-SMALL = dict(music_dim=12, dance_dim=9, num_segments=10, beat_slots=10, embed_dim=16, num_layers=2,
-             num_heads=4, ff_dim=24, beat_hidden=8)
+SMALL = dict(
+    music_dim=12,
+    dance_dim=9,
+    num_segments=10,
+    beat_slots=10,
+    embed_dim=16,
+    num_layers=2,
+    num_heads=4,
+    ff_dim=24,
+    beat_hidden=8,
+)
 
 
 def _inputs(batch: int, cfg: BlenderConfig, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -30,8 +39,10 @@ def _mha(q, k, v, w_in, b_in, w_out, b_out, heads):
     e = q.shape[-1]
     wq, wk, wv = w_in.split(e)
     bq, bk, bv = b_in.split(e)
+
     def split(x):  # (L, N, E) -> (N, heads, L, E/heads)
         return x.reshape(x.shape[0], x.shape[1], heads, e // heads).permute(1, 2, 0, 3)
+
     qh, kh, vh = split(q @ wq.T + bq), split(k @ wk.T + bk), split(v @ wv.T + bv)
     att = torch.softmax(qh @ kh.transpose(-1, -2) / math.sqrt(e // heads), dim=-1)
     out = (att @ vh).permute(2, 0, 1, 3).reshape(q.shape[0], q.shape[1], e)
@@ -42,10 +53,21 @@ def _encoder_ref(x, sd, prefix, layers, heads):
     """Post-LN TransformerEncoder with ReLU FFN, attention over axis 0 (PyTorch's batch_first=False)."""
     for i in range(layers):
         p = f"{prefix}.layers.{i}."
-        a = _mha(x, x, x, sd[p + "self_attn.in_proj_weight"], sd[p + "self_attn.in_proj_bias"],
-                 sd[p + "self_attn.out_proj.weight"], sd[p + "self_attn.out_proj.bias"], heads)
+        a = _mha(
+            x,
+            x,
+            x,
+            sd[p + "self_attn.in_proj_weight"],
+            sd[p + "self_attn.in_proj_bias"],
+            sd[p + "self_attn.out_proj.weight"],
+            sd[p + "self_attn.out_proj.bias"],
+            heads,
+        )
         x = F.layer_norm(x + a, x.shape[-1:], sd[p + "norm1.weight"], sd[p + "norm1.bias"], 1e-5)
-        h = F.relu(x @ sd[p + "linear1.weight"].T + sd[p + "linear1.bias"]) @ sd[p + "linear2.weight"].T + sd[p + "linear2.bias"]
+        h = (
+            F.relu(x @ sd[p + "linear1.weight"].T + sd[p + "linear1.bias"]) @ sd[p + "linear2.weight"].T
+            + sd[p + "linear2.bias"]
+        )
         x = F.layer_norm(x + h, x.shape[-1:], sd[p + "norm2.weight"], sd[p + "norm2.bias"], 1e-5)
     return x
 
@@ -62,10 +84,16 @@ def _official_reference(sd, inputs, cfg: BlenderConfig):
         b = _encoder_ref(b, sd, p + "beat_encoder", cfg.num_layers, cfg.num_heads)
         fused = torch.cat([x + b, x * b], -1) @ sd[p + "fuse.weight"].T + sd[p + "fuse.bias"]
         # cross-attention is batch_first: attention over the S segments of each clip
-        c = _mha(b.transpose(0, 1), x.transpose(0, 1), x.transpose(0, 1),
-                 sd[p + "cross_attention.in_proj_weight"], sd[p + "cross_attention.in_proj_bias"],
-                 sd[p + "cross_attention.out_proj.weight"], sd[p + "cross_attention.out_proj.bias"],
-                 cfg.num_heads).transpose(0, 1)
+        c = _mha(
+            b.transpose(0, 1),
+            x.transpose(0, 1),
+            x.transpose(0, 1),
+            sd[p + "cross_attention.in_proj_weight"],
+            sd[p + "cross_attention.in_proj_bias"],
+            sd[p + "cross_attention.out_proj.weight"],
+            sd[p + "cross_attention.out_proj.bias"],
+            cfg.num_heads,
+        ).transpose(0, 1)
         n = inputs[feat].shape[0]
         out[f"{mod}_fuse"] = fused.reshape(n, -1)
         out[f"{mod}_beat"] = c.reshape(n, -1)

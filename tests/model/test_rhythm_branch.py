@@ -25,8 +25,9 @@ RATIOS = (0.5, 1.0, 2.0, 3.0, 4.0)
 
 
 def _rhythm(tempi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.stack([np.stack([tempo_bump(tempo_bpm=t), 0.1 * rng.random(BINS), 0.1 * rng.random(BINS)])
-                     for t in tempi]).astype(np.float32)
+    return np.stack(
+        [np.stack([tempo_bump(tempo_bpm=t), 0.1 * rng.random(BINS), 0.1 * rng.random(BINS)]) for t in tempi]
+    ).astype(np.float32)
 
 
 def _tempo_world(n: int, *, seed: int) -> FeatureSet:
@@ -40,18 +41,36 @@ def _tempo_world(n: int, *, seed: int) -> FeatureSet:
     music[:, :, 0] += 3.0 * style[:, None]
     dance[:, :, 0] += 3.0 * style[:, None]
     grid = np.zeros((n, 10, 10), np.float32)
-    return FeatureSet(ids=[f"c{i}" for i in range(n)], music=music, dance=dance, music_beat=grid, dance_beat=grid.copy(),
-                      music_rhythm=_rhythm(tempo, rng), dance_rhythm=_rhythm(tempo / np.where(style == 0, 3.0, 2.0), rng))
+    return FeatureSet(
+        ids=[f"c{i}" for i in range(n)],
+        music=music,
+        dance=dance,
+        music_beat=grid,
+        dance_beat=grid.copy(),
+        music_rhythm=_rhythm(tempo, rng),
+        dance_rhythm=_rhythm(tempo / np.where(style == 0, 3.0, 2.0), rng),
+    )
 
 
 def _model(**kw) -> BlenderConfig:
-    return BlenderConfig(music_dim=6, dance_dim=5, embed_dim=16, num_layers=1, num_heads=2, ff_dim=32, pool="mean",
-                         positional="sinusoidal", **kw)
+    return BlenderConfig(
+        music_dim=6,
+        dance_dim=5,
+        embed_dim=16,
+        num_layers=1,
+        num_heads=2,
+        ff_dim=32,
+        pool="mean",
+        positional="sinusoidal",
+        **kw,
+    )
 
 
 def test_shift_matrix_moves_a_tempo_to_its_metre_level():
     for ratio in RATIOS:
-        moved = shift_matrix(bins=BINS, bins_per_octave=BPO, octaves=-np.log2(ratio)).numpy() @ tempo_bump(tempo_bpm=87.0)
+        moved = shift_matrix(bins=BINS, bins_per_octave=BPO, octaves=-np.log2(ratio)).numpy() @ tempo_bump(
+            tempo_bpm=87.0
+        )
         assert peak_tempo_bpm(moved) == pytest.approx(87.0 / ratio, rel=0.005)
 
 
@@ -81,15 +100,20 @@ def test_the_rhythm_branch_learns_tempo_and_metre_where_nothing_else_links_the_p
     train_set, test_set = _tempo_world(256, seed=1), _tempo_world(64, seed=2)
     model = _model(rhythm_branch=rhythm_branch, standardise=True)
     cfg = TrainConfig(epochs=8, batch_size=32, lr=1e-3, evals_per_epoch=0, save_every=0, seed=0, device="cpu")
-    result = train(train_set=train_set, val_set=None, model_config=model, config=cfg, out=tmp_path / "run",
-                   show_progress=False)
+    result = train(
+        train_set=train_set, val_set=None, model_config=model, config=cfg, out=tmp_path / "run", show_progress=False
+    )
     net, _ = load_checkpoint(result.best_checkpoint)
     music, dance = embed_featureset(net, test_set, dance_order_seed=0)
     medr = evaluate_retrieval(music=music, dance=dance)["m2d"]["metrics"]["MedR"]
     if rhythm_branch:
         assert medr <= 8  # tempo within 2 % among 64 clips of two styles
         assert sorted(p.name for p in (tmp_path / "run").iterdir() if not p.name.startswith(".")) == [
-            "best", "config.json", "history.jsonl", "last"]  # (hidden: the version folders best and last link to)
+            "best",
+            "config.json",
+            "history.jsonl",
+            "last",
+        ]  # (hidden: the version folders best and last link to)
     else:
         assert medr >= 16  # chance is 32: style alone halves it at best
 
@@ -98,8 +122,14 @@ def test_checkpoint_carries_the_standardisation(tmp_path):
     data = _tempo_world(64, seed=3)
     data.music[:] = data.music * 50.0 + 7.0
     cfg = TrainConfig(epochs=1, batch_size=16, evals_per_epoch=0, save_every=0, device="cpu")
-    result = train(train_set=data, val_set=None, model_config=_model(standardise=True), config=cfg, out=tmp_path / "r",
-                   show_progress=False)
+    result = train(
+        train_set=data,
+        val_set=None,
+        model_config=_model(standardise=True),
+        config=cfg,
+        out=tmp_path / "r",
+        show_progress=False,
+    )
     net, _ = load_checkpoint(result.best_checkpoint)
     flat = data.music.reshape(-1, 6)
     np.testing.assert_allclose(net.music_mean.numpy(), flat.mean(axis=0), rtol=1e-4, atol=1e-3)
@@ -108,7 +138,9 @@ def test_checkpoint_carries_the_standardisation(tmp_path):
         raw = net.encode_music(torch.from_numpy(data.music), torch.from_numpy(data.music_beat))["fuse"]
         net.music_mean.zero_()
         net.music_std.fill_(1.0)
-        by_hand = (torch.from_numpy(data.music) - torch.from_numpy(flat.mean(axis=0))) / torch.from_numpy(flat.std(axis=0))
+        by_hand = (torch.from_numpy(data.music) - torch.from_numpy(flat.mean(axis=0))) / torch.from_numpy(
+            flat.std(axis=0)
+        )
         again = net.encode_music(by_hand.float(), torch.from_numpy(data.music_beat))["fuse"]
     torch.testing.assert_close(raw, again, rtol=1e-4, atol=1e-4)
 
@@ -135,7 +167,14 @@ def test_augmentation_keeps_pairs_consistent_and_mismatch_moves_one_side():
 def test_mismatched_dances_are_negatives_of_the_music_rows_only():
     sims = torch.eye(3)
     plain = ContrastiveLoss()({"music_fuse": sims, "dance_fuse": sims, "music_beat": sims, "dance_beat": sims})[0]
-    harder = ContrastiveLoss()({"music_fuse": sims, "dance_fuse": sims, "music_beat": sims, "dance_beat": sims,
-                                "dance_fuse_mismatch": sims.clone()})[0]
+    harder = ContrastiveLoss()(
+        {
+            "music_fuse": sims,
+            "dance_fuse": sims,
+            "music_beat": sims,
+            "dance_beat": sims,
+            "dance_fuse_mismatch": sims.clone(),
+        }
+    )[0]
     # each music row gains one negative as similar as its positive: its CE becomes log 2 (scale 100, others ~0)
     assert float(harder - plain) == pytest.approx(0.5 * np.log(2.0), abs=1e-3)

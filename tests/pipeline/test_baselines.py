@@ -18,8 +18,14 @@ def _linked(n: int, *, seed: int, groups: list[str] | None = None) -> FeatureSet
     music = (z @ a)[:, None, :] + 0.3 * rng.normal(size=(n, 10, 20))
     dance = (z @ b)[:, None, :] + 0.3 * rng.normal(size=(n, 10, 15))
     grid = np.zeros((n, 10, 10), np.float32)
-    return FeatureSet(ids=[f"c{i}" for i in range(n)], music=music.astype(np.float32), dance=dance.astype(np.float32),
-                      music_beat=grid, dance_beat=grid.copy(), groups=groups)
+    return FeatureSet(
+        ids=[f"c{i}" for i in range(n)],
+        music=music.astype(np.float32),
+        dance=dance.astype(np.float32),
+        music_beat=grid,
+        dance_beat=grid.copy(),
+        groups=groups,
+    )
 
 
 def test_cca_recovers_a_planted_linear_link_and_chance_does_not():
@@ -37,5 +43,5 @@ def test_style_oracle_ranks_the_same_style_first_and_needs_labels():
     music, dance = style_oracle(test, seed=0)
     scores = music.fuse @ dance.fuse.T
     same = np.array([[a[6] == b[6] for b in groups] for a in groups])
-    assert (scores[same].min() > scores[~same].max())
+    assert scores[same].min() > scores[~same].max()
     assert style_oracle(_linked(6, seed=3), seed=0) is None  # clip ids carry no style

@@ -4,32 +4,51 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 import torch
+from conftest import cosine_scores, pessimistic_ranks, recall_table
 
 import beatdance.cli.bench_cmd  # noqa: F401  (registers the command)
 import beatdance.pipeline.bench as bench_mod
+from beatdance.beats.rhythm import RhythmConfig, tempo_bump
 from beatdance.cli.app import app
 from beatdance.errors import ParameterError
 from beatdance.features.folds import group_folds
 from beatdance.features.store import FeatureStore
 from beatdance.model import BeatBlender, BlenderConfig
-from beatdance.beats.rhythm import RhythmConfig, tempo_bump
 from beatdance.pipeline.baselines import metre_weights, tempo_embeddings
-from beatdance.pipeline.bench import (CCA_ROW, LIBRARY_QB_ROW, LIBRARY_ROW, RHYTHM_ROW, BenchConfig, load_bench_data,
-                                      run_bench, run_fold, trained_arms)
+from beatdance.pipeline.bench import (
+    CCA_ROW,
+    LIBRARY_QB_ROW,
+    LIBRARY_ROW,
+    RHYTHM_ROW,
+    BenchConfig,
+    load_bench_data,
+    run_bench,
+    run_fold,
+    trained_arms,
+)
 from beatdance.retrieval.embed import embed_featureset
-from beatdance.retrieval.evaluate import ModalityEmbeddings
 from beatdance.synth.features import SynthFeatureConfig, generate_synthetic_features
-from conftest import cosine_scores, pessimistic_ranks, recall_table
 
 GROUPS = 6
 CLIPS_PER_GROUP = 3
-TINY = dict(folds=2, seeds=2, val_groups=1, epochs=1, batch_size=8, embed_dim=8, num_layers=1, num_heads=2, ff_dim=16,
-            beta_sweep=(0.0,), head_weights=(1.0,))
+TINY = dict(
+    folds=2,
+    seeds=2,
+    val_groups=1,
+    epochs=1,
+    batch_size=8,
+    embed_dim=8,
+    num_layers=1,
+    num_heads=2,
+    ff_dim=16,
+    beta_sweep=(0.0,),
+    head_weights=(1.0,),
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +56,32 @@ def tiny_store(tmp_path_factory):
     """18 clips of 6 pairs (3 windows each) with per-frame features, beat grids, beat times, track tempos and
     rhythm arrays (each pair's dance at half its music's tempo)."""
     n = GROUPS * CLIPS_PER_GROUP
-    split = generate_synthetic_features(SynthFeatureConfig(num_train=n, num_val=2, num_test=2, music_dim=12,
-                                                           dance_dim=8, seed=3))["train"]
+    split = generate_synthetic_features(
+        SynthFeatureConfig(num_train=n, num_val=2, num_test=2, music_dim=12, dance_dim=8, seed=3)
+    )["train"]
     store = FeatureStore.create(tmp_path_factory.mktemp("bench") / "store", config={"origin": "test", "grid_fps": 10.0})
     rng = np.random.default_rng(0)
     for i, clip_id in enumerate(split.ids):
         group = f"pair{i // CLIPS_PER_GROUP}"
         bpm = 80.0 + 8.0 * (i // CLIPS_PER_GROUP)
-        rhythm = {name: np.stack([tempo_bump(tempo_bpm=t), rng.random(RhythmConfig().num_bins),
-                                  rng.random(RhythmConfig().num_bins)]) for name, t in (("music", bpm), ("dance", bpm / 2))}
-        store.put(clip_id, music=split.music[i], dance=split.dance[i], music_beat=split.music_beat[i],
-                  dance_beat=split.dance_beat[i], music_beat_times=np.flatnonzero(split.music_beat[i]) / 10.0,
-                  dance_beat_times=np.flatnonzero(split.dance_beat[i]) / 10.0, music_rhythm=rhythm["music"],
-                  dance_rhythm=rhythm["dance"],
-                  meta={"group": group, "music_tempo_bpm": bpm, "dance_tempo_bpm": bpm / 2})
+        rhythm = {
+            name: np.stack(
+                [tempo_bump(tempo_bpm=t), rng.random(RhythmConfig().num_bins), rng.random(RhythmConfig().num_bins)]
+            )
+            for name, t in (("music", bpm), ("dance", bpm / 2))
+        }
+        store.put(
+            clip_id,
+            music=split.music[i],
+            dance=split.dance[i],
+            music_beat=split.music_beat[i],
+            dance_beat=split.dance_beat[i],
+            music_beat_times=np.flatnonzero(split.music_beat[i]) / 10.0,
+            dance_beat_times=np.flatnonzero(split.dance_beat[i]) / 10.0,
+            music_rhythm=rhythm["music"],
+            dance_rhythm=rhythm["dance"],
+            meta={"group": group, "music_tempo_bpm": bpm, "dance_tempo_bpm": bpm / 2},
+        )
     return store.path
 
 
@@ -99,8 +130,12 @@ def bench_results(tiny_store, tmp_path_factory):
         return report
 
     with pytest.MonkeyPatch.context() as mp:
-        for name, value in (("ProcessPoolExecutor", _InlineExecutor), ("run_fold", run_fold), ("train", train),
-                            ("evaluate_retrieval", evaluate_retrieval)):
+        for name, value in (
+            ("ProcessPoolExecutor", _InlineExecutor),
+            ("run_fold", run_fold),
+            ("train", train),
+            ("evaluate_retrieval", evaluate_retrieval),
+        ):
             mp.setattr(bench_mod, name, value)
         results = run_bench(store=tiny_store, out=out, config=BenchConfig(**TINY), workers=2, show_progress=False)
     return out, results, spy
@@ -115,8 +150,12 @@ def test_group_folds_partition_pairs_and_never_mix_splits():
         parts = [{groups[i] for i in ix} for ix in (f.train, f.val, f.test)]
         assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
         assert len(parts[1]) == 2 and len(f.train) + len(f.val) + len(f.test) == 30
-    assert [f.test.tolist() for f in folds] == [f.test.tolist() for f in group_folds(groups, folds=3, seed=5, val_groups=2)]
-    assert [f.test.tolist() for f in folds] != [f.test.tolist() for f in group_folds(groups, folds=3, seed=6, val_groups=2)]
+    assert [f.test.tolist() for f in folds] == [
+        f.test.tolist() for f in group_folds(groups, folds=3, seed=5, val_groups=2)
+    ]
+    assert [f.test.tolist() for f in folds] != [
+        f.test.tolist() for f in group_folds(groups, folds=3, seed=6, val_groups=2)
+    ]
     with pytest.raises(ParameterError, match="folds"):
         group_folds(groups, folds=8, seed=0)
 
@@ -141,8 +180,11 @@ def test_bench_splits_by_pair_without_leakage(tiny_store, bench_results):
         assert len(trained) == arms and all(ids == trained[0] for ids in trained)  # every arm, the same clips
         inputs = [kw for k, kw in spy.evaluated.values() if k == key]
         tested = {i for kw in inputs for i in kw["music"].ids + kw["dance"].ids}
-        banks = [kw["bank_music"].ids for kw in inputs
-                 if kw.get("bank_music") is not None and not kw.get("bank_without_query_group")]
+        banks = [
+            kw["bank_music"].ids
+            for kw in inputs
+            if kw.get("bank_music") is not None and not kw.get("bank_without_query_group")
+        ]
         library_banks = [kw["bank_music"].ids for kw in inputs if kw.get("bank_without_query_group")]
         assert not groups(trained[0]) & groups(tested)
         assert sorted(groups(trained[0])) == run["train_groups"] and sorted(groups(tested)) == run["test_groups"]
@@ -164,10 +206,21 @@ def test_bench_reports_every_arm_and_renders_markdown(bench_results):
     out, results, spy = bench_results
     saved = json.loads((out / "results.json").read_text())
     rows = set(saved["summary"])
-    expected = {"chance", RHYTHM_ROW, CCA_ROW, "official, pair-ordered batches (LEAKS)",
-                "official + DIS (train qb)", "official + DIS (val qb)", "default + DIS (train qb)",
-                "default + DIS (val qb)", "default, score + 1 x beat head", "default -metre loss", "temporal",
-                LIBRARY_QB_ROW, LIBRARY_ROW}
+    expected = {
+        "chance",
+        RHYTHM_ROW,
+        CCA_ROW,
+        "official, pair-ordered batches (LEAKS)",
+        "official + DIS (train qb)",
+        "official + DIS (val qb)",
+        "default + DIS (train qb)",
+        "default + DIS (val qb)",
+        "default, score + 1 x beat head",
+        "default -metre loss",
+        "temporal",
+        LIBRARY_QB_ROW,
+        LIBRARY_ROW,
+    }
     assert expected | {a.name for a in trained_arms(BenchConfig(**TINY))} <= rows
     assert not any(row.startswith("style oracle") for row in rows)  # no style labels in these pair names
     # Every plain row (cosine of the embeddings, nothing added) against ranks counted here from its embeddings.
@@ -191,8 +244,10 @@ def test_bench_reports_every_arm_and_renders_markdown(bench_results):
             assert stat == pytest.approx({"mean": np.mean(values), "std": np.std(values, ddof=1)})
     md = (out / "results.md").read_text()
     for row in ("default", "default -beat branch"):
-        cells = [f"{saved['summary'][row][d]['R@1']['mean']:.1f} ± {saved['summary'][row][d]['R@1']['std']:.1f}"
-                 for d in ("m2d", "d2m")]
+        cells = [
+            f"{saved['summary'][row][d]['R@1']['mean']:.1f} ± {saved['summary'][row][d]['R@1']['std']:.1f}"
+            for d in ("m2d", "d2m")
+        ]
         lines = [line for line in md.splitlines() if line.startswith(f"| {row} |")]
         assert [line.split(" | ")[1] for line in lines] == cells  # R@1 is the first column, m2d table first
     assert "dance -> music (d2m)" in md and "better)" in md
@@ -242,8 +297,17 @@ def test_metre_weights_count_the_training_ratios():
 def test_dance_order_seed_removes_the_official_batch_dependence_of_the_pairing(tiny_store):
     data, _ = load_bench_data(tiny_store)
     for variant in ("official", "temporal"):
-        net = BeatBlender(BlenderConfig(music_dim=data.music_dim, dance_dim=data.dance_dim, embed_dim=8, num_layers=1,
-                                        num_heads=2, ff_dim=16, variant=variant))  # type: ignore[arg-type]
+        net = BeatBlender(
+            BlenderConfig(
+                music_dim=data.music_dim,
+                dance_dim=data.dance_dim,
+                embed_dim=8,
+                num_layers=1,
+                num_heads=2,
+                ff_dim=16,
+                variant=variant,
+            )
+        )  # type: ignore[arg-type]
         _, paired = embed_featureset(net, data, batch_size=4)
         _, shuffled = embed_featureset(net, data, batch_size=4, dance_order_seed=1)
         assert shuffled.ids == paired.ids
@@ -255,9 +319,28 @@ def test_dance_order_seed_removes_the_official_batch_dependence_of_the_pairing(t
 def test_bench_command_prints_tables(tiny_store, tmp_path):
     from typer.testing import CliRunner
 
-    result = CliRunner().invoke(app, ["bench", str(tiny_store), "--out", str(tmp_path / "b"), "--seeds", "1",
-                                      "--folds", "2", "--epochs", "1", "--val-groups", "1", "--no-progress",
-                                      "--pool", "flatten", "--positional", "learned"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(tiny_store),
+            "--out",
+            str(tmp_path / "b"),
+            "--seeds",
+            "1",
+            "--folds",
+            "2",
+            "--epochs",
+            "1",
+            "--val-groups",
+            "1",
+            "--no-progress",
+            "--pool",
+            "flatten",
+            "--positional",
+            "learned",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "| chance |" in result.output and "| official, pool=" not in result.output
     saved = json.loads((tmp_path / "b" / "results.json").read_text())

@@ -59,8 +59,15 @@ def media(pair: SynthPair, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 @pytest.fixture(scope="module")
 def exported(media: dict[str, Path]) -> ExportReport:
-    return export_pair(music=media["music"], dance=media["dance"], out=media["root"] / "out.mp4", duration_s=DURATION_S,
-                       width=SIZE, height=SIZE, **START)
+    return export_pair(
+        music=media["music"],
+        dance=media["dance"],
+        out=media["root"] / "out.mp4",
+        duration_s=DURATION_S,
+        width=SIZE,
+        height=SIZE,
+        **START,
+    )
 
 
 def _decode(path: Path) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
@@ -112,15 +119,47 @@ def test_mp4_has_the_dance_and_the_music_at_the_offset(exported: ExportReport, m
 def test_unshifted_music_keeps_offset_near_zero(pair: SynthPair, media: dict[str, Path], tmp_path: Path) -> None:
     music = tmp_path / "song.flac"
     sf.write(music, pair.music.audio, pair.music.sr)
-    report = export_pair(music=music, dance=media["dance"], out=tmp_path / "o.mp4", duration_s=4.0, dance_start_s=1.0,
-                         music_start_s=1.0, width=SIZE, height=SIZE, fps=20.0)
+    report = export_pair(
+        music=music,
+        dance=media["dance"],
+        out=tmp_path / "o.mp4",
+        duration_s=4.0,
+        dance_start_s=1.0,
+        music_start_s=1.0,
+        width=SIZE,
+        height=SIZE,
+        fps=20.0,
+    )
     assert report.offset_s == pytest.approx(0.0, abs=TOLERANCE_S)
     assert report.duration_s == pytest.approx(4.0)
 
 
 # For each DWM23 joint, the COCO-17 joints it is the mean of.
-_DWM_FROM_COCO = ((4,), (3,), (5, 6, 11, 12), (6,), (8,), (8, 10), (10,), (12,), (14,), (16,), (16,), (16,),
-                  (5,), (7,), (7, 9), (9,), (11,), (13,), (15,), (15,), (15,), (9,), (10,))
+_DWM_FROM_COCO = (
+    (4,),
+    (3,),
+    (5, 6, 11, 12),
+    (6,),
+    (8,),
+    (8, 10),
+    (10,),
+    (12,),
+    (14,),
+    (16,),
+    (16,),
+    (16,),
+    (5,),
+    (7,),
+    (7, 9),
+    (9,),
+    (11,),
+    (13,),
+    (15,),
+    (15,),
+    (15,),
+    (9,),
+    (10,),
+)
 
 
 def _dwm_folder(path: Path, pair: SynthPair) -> Path:
@@ -140,8 +179,15 @@ def _dwm_folder(path: Path, pair: SynthPair) -> Path:
 
 
 def test_dance_with_melody_folder_is_drawn_in_3d(pair: SynthPair, media: dict[str, Path], tmp_path: Path) -> None:
-    report = export_pair(music=media["music"], dance=_dwm_folder(tmp_path / "dwm", pair), out=tmp_path / "dwm.mp4",
-                         duration_s=6.0, width=SIZE, height=SIZE, **START)
+    report = export_pair(
+        music=media["music"],
+        dance=_dwm_folder(tmp_path / "dwm", pair),
+        out=tmp_path / "dwm.mp4",
+        duration_s=6.0,
+        width=SIZE,
+        height=SIZE,
+        **START,
+    )
     assert report.dance_kind == "keypoints"
     assert report.offset_s == pytest.approx(SHIFT_S, abs=TOLERANCE_S)
     frames, _, _, types = _decode(tmp_path / "dwm.mp4")
@@ -152,8 +198,15 @@ def test_dance_with_melody_folder_is_drawn_in_3d(pair: SynthPair, media: dict[st
 @pytest.mark.slow
 def test_video_dance_uses_mediapipe(pair: SynthPair, media: dict[str, Path], tmp_path: Path) -> None:
     render_video(pair=pair, path=tmp_path / "dancer.mp4", width=256, height=256)
-    report = export_pair(music=media["music"], dance=tmp_path / "dancer.mp4", out=tmp_path / "v.mp4", duration_s=6.0,
-                         width=SIZE, height=SIZE, **START)
+    report = export_pair(
+        music=media["music"],
+        dance=tmp_path / "dancer.mp4",
+        out=tmp_path / "v.mp4",
+        duration_s=6.0,
+        width=SIZE,
+        height=SIZE,
+        **START,
+    )
     assert report.dance_kind == "video"
     assert report.offset_s == pytest.approx(SHIFT_S, abs=2 * TOLERANCE_S)
     assert report.score_after > report.score_before
@@ -162,10 +215,27 @@ def test_video_dance_uses_mediapipe(pair: SynthPair, media: dict[str, Path], tmp
 
 
 def test_cli_json_and_plot(media: dict[str, Path], tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, [
-        "export", "--music", str(media["music"]), "--dance", str(media["dance"]), "--out", str(tmp_path / "c.mp4"),
-        "--music-start", str(MUSIC_START_S), "--dance-start", str(DANCE_START_S),
-        "--duration", "4", "--plot", str(tmp_path / "c.png"), "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            "--music",
+            str(media["music"]),
+            "--dance",
+            str(media["dance"]),
+            "--out",
+            str(tmp_path / "c.mp4"),
+            "--music-start",
+            str(MUSIC_START_S),
+            "--dance-start",
+            str(DANCE_START_S),
+            "--duration",
+            "4",
+            "--plot",
+            str(tmp_path / "c.png"),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["offset_s"] == pytest.approx(SHIFT_S, abs=TOLERANCE_S)
@@ -175,9 +245,24 @@ def test_cli_json_and_plot(media: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_cli_summary(media: dict[str, Path], tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["export", "--music", str(media["music"]), "--dance", str(media["dance"]),
-                                      "--out", str(tmp_path / "s.mp4"), "--duration", "5",
-                                      "--music-start", str(MUSIC_START_S), "--dance-start", str(DANCE_START_S)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            "--music",
+            str(media["music"]),
+            "--dance",
+            str(media["dance"]),
+            "--out",
+            str(tmp_path / "s.mp4"),
+            "--duration",
+            "5",
+            "--music-start",
+            str(MUSIC_START_S),
+            "--dance-start",
+            str(DANCE_START_S),
+        ],
+    )
     assert result.exit_code == 0, result.output
     offset = re.search(r"offset ([-+]\d\.\d+) s", result.stdout)
     assert offset and float(offset.group(1)) == pytest.approx(SHIFT_S, abs=TOLERANCE_S)
@@ -190,27 +275,54 @@ def _bad_inputs(root: Path, media: dict[str, Path], pair: SynthPair) -> dict[str
     silent_video.write_bytes(encode_mp4(frames=np.zeros((10, 64, 64, 3), np.uint8), fps=10.0, audio=None, sr=None))
     corrupt = root / "corrupt.wav"
     corrupt.write_bytes(b"RIFF" + bytes(range(256)) * 8)
-    still = _write_npz(root / "still.npz", joints=np.repeat(pair.motion.joints[:1], 100, axis=0), fps=25.0,
-                       skeleton=COCO17.name)
+    still = _write_npz(
+        root / "still.npz", joints=np.repeat(pair.motion.joints[:1], 100, axis=0), fps=25.0, skeleton=COCO17.name
+    )
     missing = root / "nowhere.wav"
     music, dance = media["music"], media["dance"]
     return {
         "missing music": (["--music", str(missing), "--dance", str(dance)], MediaError, "does not exist", missing),
         "corrupt music": (["--music", str(corrupt), "--dance", str(dance)], MediaError, "corrupt", corrupt),
-        "music without audio": (["--music", str(silent_video), "--dance", str(dance)], MediaError, "no audio",
-                                silent_video),
+        "music without audio": (
+            ["--music", str(silent_video), "--dance", str(dance)],
+            MediaError,
+            "no audio",
+            silent_video,
+        ),
         "motionless dance": (["--music", str(music), "--dance", str(still)], MediaError, "no dance beats", still),
-        "dance span outside": (["--music", str(music), "--dance", str(dance), "--dance-start", "60"], MediaError,
-                               "outside", dance),
-        "music span too short": (["--music", str(music), "--dance", str(dance), "--music-start", "9", "--duration", "5"],
-                                 MediaError, "shorter --duration", music),
-        "bad duration": (["--music", str(music), "--dance", str(dance), "--duration", "-1"], ParameterError,
-                         "duration_s=-1", Path("duration_s")),
+        "dance span outside": (
+            ["--music", str(music), "--dance", str(dance), "--dance-start", "60"],
+            MediaError,
+            "outside",
+            dance,
+        ),
+        "music span too short": (
+            ["--music", str(music), "--dance", str(dance), "--music-start", "9", "--duration", "5"],
+            MediaError,
+            "shorter --duration",
+            music,
+        ),
+        "bad duration": (
+            ["--music", str(music), "--dance", str(dance), "--duration", "-1"],
+            ParameterError,
+            "duration_s=-1",
+            Path("duration_s"),
+        ),
     }
 
 
-@pytest.mark.parametrize("case", ["missing music", "corrupt music", "music without audio", "motionless dance",
-                                  "dance span outside", "music span too short", "bad duration"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing music",
+        "corrupt music",
+        "music without audio",
+        "motionless dance",
+        "dance span outside",
+        "music span too short",
+        "bad duration",
+    ],
+)
 def test_cli_bad_inputs_name_the_file(case: str, pair: SynthPair, media: dict[str, Path], tmp_path: Path) -> None:
     args, error, words, named = _bad_inputs(tmp_path, media, pair)[case]
     result = CliRunner().invoke(app, ["export", *args, "--out", str(tmp_path / "x.mp4")])
@@ -219,8 +331,13 @@ def test_cli_bad_inputs_name_the_file(case: str, pair: SynthPair, media: dict[st
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_main_exits_2_with_the_message(pair: SynthPair, media: dict[str, Path], tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_exits_2_with_the_message(
+    pair: SynthPair,
+    media: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     args, _, _, named = _bad_inputs(tmp_path, media, pair)["motionless dance"]
     monkeypatch.setattr(sys, "argv", ["beatdance", "export", *args, "--out", str(tmp_path / "x.mp4")])
     with pytest.raises(SystemExit) as exit_info:
@@ -242,16 +359,24 @@ def test_dance_with_melody_from_shared_data(shared_data: Path, tmp_path: Path) -
     and the shift is, by brute force over every 20-ms step, the smallest whose BA is within 5 % of the best."""
     folder = shared_data / "dance_with_melody" / "DANCE_C_4"
     dwm = load_dwm_pair(folder)
-    report = export_pair(music=dwm.audio_path, dance=folder, out=tmp_path / "dwm.mp4", music_start_s=dwm.music_start_s,
-                         duration_s=6.0, width=SIZE, height=SIZE)
+    report = export_pair(
+        music=dwm.audio_path,
+        dance=folder,
+        out=tmp_path / "dwm.mp4",
+        music_start_s=dwm.music_start_s,
+        duration_s=6.0,
+        width=SIZE,
+        height=SIZE,
+    )
     frames, audio, sr, _ = _decode(tmp_path / "dwm.mp4")
     assert len(audio) / sr == pytest.approx(6.0, abs=0.1)
     _assert_drawn(frames)
     _assert_plays_from(audio, sr, song=dwm.audio_path, start_s=dwm.music_start_s + report.offset_s)
     # The music beats that export compares: our tracker on the song from 2 s before to 2 s after the clip.
     window_s = dwm.music_start_s - 2.0
-    song, song_sr = load_audio(dwm.audio_path, sr=min(probe_media(dwm.audio_path).audio_sr, 48000), start_s=window_s,
-                               duration_s=10.0)
+    song, song_sr = load_audio(
+        dwm.audio_path, sr=min(probe_media(dwm.audio_path).audio_sr, 48000), start_s=window_s, duration_s=10.0
+    )
     music = track_music_beats(y=song, sr=song_sr).times_s + window_s - dwm.music_start_s  # from the music start
     dance, sigma = np.asarray(report.dance_beats_s), report.sigma_s
     assert dance.size >= 4 and sigma == 0.1

@@ -39,7 +39,9 @@ def test_prepare_mocap_corpus_reports_bad_inputs_and_resumes(tmp_path):
     assert rec.music.shape[1] > 0 and rec.dance_beat.shape == (100,)
     again = prepare(inputs=[corpus], out=out, config=PrepareConfig(), show_progress=False, workers=2)
     assert again.clips_written == 0 and again.clips_existing == 4
-    parallel = prepare(inputs=[corpus], out=tmp_path / "parallel", config=PrepareConfig(), show_progress=False, workers=2)
+    parallel = prepare(
+        inputs=[corpus], out=tmp_path / "parallel", config=PrepareConfig(), show_progress=False, workers=2
+    )
     assert parallel.clips_written == 4
     assert FeatureStore.open(tmp_path / "parallel").ids() == store.ids()
 
@@ -119,13 +121,27 @@ def test_every_kind_of_bad_input_is_reported_and_the_batch_goes_on(tmp_path):
     (bad / "notes.xyz").write_text("hello")
     blank = np.full((12 * 10, 64, 64, 3), 200, np.uint8)
     write_media(bad / "silent_video.mp4", frames=blank, fps=10)  # no audio stream
-    write_media(bad / "nobody.mp4", frames=blank, fps=10, audio=click_track(duration_s=12, sr=22050, clicks_s=(1, 2, 3)), sr=22050)
+    write_media(
+        bad / "nobody.mp4",
+        frames=blank,
+        fps=10,
+        audio=click_track(duration_s=12, sr=22050, clicks_s=(1, 2, 3)),
+        sr=22050,
+    )
     sf.write(bad / "silence.wav", np.zeros(22050 * 12, np.float32), 22050)
     (bad / "manifest.csv").write_text(f"music,dance,offset_s\nsilence.wav,{good / 'pair_000.npz'},0\n")
     with open(bad / "short.csv", "w") as fh:
         fh.write(f"music,dance,offset_s\n{good / 'pair_000.wav'},{good / 'pair_000.npz'},5\n")
-    inputs = [good, bad / "corrupt.mp4", bad / "empty.mkv", bad / "notes.xyz", bad / "silent_video.mp4",
-              bad / "nobody.mp4", bad / "manifest.csv", bad / "short.csv"]
+    inputs = [
+        good,
+        bad / "corrupt.mp4",
+        bad / "empty.mkv",
+        bad / "notes.xyz",
+        bad / "silent_video.mp4",
+        bad / "nobody.mp4",
+        bad / "manifest.csv",
+        bad / "short.csv",
+    ]
     report = prepare(inputs=inputs, out=tmp_path / "store", show_progress=False)
     assert report.clips_written == 1
     reasons = {Path(s["input"]).name.split("@")[0]: s["reason"] for s in report.skipped}

@@ -30,8 +30,9 @@ def ray_address():
         import ray  # CI installs the [scale] extra: a missing Ray is a failure there, not a skip
     else:
         ray = pytest.importorskip("ray", reason="Ray is the [scale] extra: pip install 'beatdance[scale]'")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             object_store_memory=128 * 1024**2)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=128 * 1024**2
+    )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -86,8 +87,9 @@ def test_a_dead_actor_loses_only_its_item_and_is_replaced(ray_address):
             os._exit(3)  # the actor's process dies, as when a decoder crashes
         return item * 10
 
-    results = list(map_unordered(work, list(range(7)), executor="ray", workers=2,
-                                 on_lost=lambda item, why: f"lost {item}: {why}"))
+    results = list(
+        map_unordered(work, list(range(7)), executor="ray", workers=2, on_lost=lambda item, why: f"lost {item}: {why}")
+    )
     lost = [r for r in results if isinstance(r, str)]
     assert sorted(r for r in results if isinstance(r, int)) == [0, 10, 30, 40, 50, 60]
     assert len(lost) == 1 and lost[0].startswith("lost 2: the Ray worker running it died")
@@ -96,8 +98,22 @@ def test_a_dead_actor_loses_only_its_item_and_is_replaced(ray_address):
 @pytest.mark.slow
 def test_killed_ray_driver_resumes_without_redoing_clips(ray_address, corpus, serial_store, tmp_path):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "beatdance.cli.__main__", "prepare", str(corpus), "--out", str(out), "--no-progress",
-           "--executor", "ray", "--ray-address", ray_address, "--workers", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "beatdance.cli.__main__",
+        "prepare",
+        str(corpus),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--executor",
+        "ray",
+        "--ray-address",
+        ray_address,
+        "--workers",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:

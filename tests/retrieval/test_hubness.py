@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from beatdance.errors import CheckpointError, ParameterError
-from beatdance.retrieval.hubness import (QuerybankStats, apply_hubness, dynamic_inverted_softmax, fit_querybank,
-                                         inverted_softmax, load_querybank, save_querybank)
+from beatdance.retrieval.hubness import (
+    QuerybankStats,
+    apply_hubness,
+    dynamic_inverted_softmax,
+    fit_querybank,
+    inverted_softmax,
+    load_querybank,
+    save_querybank,
+)
 
 
 def _loop_dis(test: np.ndarray, bank: np.ndarray, *, k: int, beta: float, dynamic: bool = True) -> np.ndarray:
@@ -34,10 +41,16 @@ def mats():
 def test_reference_matches_loop(mats, k):
     test, bank = mats
     test0, bank0 = test.copy(), bank.copy()
-    np.testing.assert_allclose(dynamic_inverted_softmax(scores=test, bank_scores=bank, k=k, beta=5.0),
-                               _loop_dis(test, bank, k=k, beta=5.0), rtol=1e-10)
-    np.testing.assert_allclose(inverted_softmax(scores=test, bank_scores=bank, beta=5.0),
-                               _loop_dis(test, bank, k=k, beta=5.0, dynamic=False), rtol=1e-10)
+    np.testing.assert_allclose(
+        dynamic_inverted_softmax(scores=test, bank_scores=bank, k=k, beta=5.0),
+        _loop_dis(test, bank, k=k, beta=5.0),
+        rtol=1e-10,
+    )
+    np.testing.assert_allclose(
+        inverted_softmax(scores=test, bank_scores=bank, beta=5.0),
+        _loop_dis(test, bank, k=k, beta=5.0, dynamic=False),
+        rtol=1e-10,
+    )
     np.testing.assert_array_equal(test, test0)
     np.testing.assert_array_equal(bank, bank0)
 
@@ -51,12 +64,17 @@ def test_large_beta_is_stable(mats):
 @pytest.mark.parametrize("method,k", [("is", 1), ("dis", 1), ("dis", 2)])
 def test_chunked_equals_full(mats, method, k):
     test, bank = mats
-    stats = fit_querybank((bank[i:i + 4] for i in range(0, len(bank), 4)), k=k, beta=20.0, source={"split": "train"})
+    stats = fit_querybank((bank[i : i + 4] for i in range(0, len(bank), 4)), k=k, beta=20.0, source={"split": "train"})
     assert stats.bank_size == len(bank) and stats.source == {"split": "train"}
     test0 = test.copy()
-    chunked = np.concatenate([apply_hubness(test[i:i + 5], stats=stats, method=method) for i in range(0, len(test), 5)])
-    ref = (inverted_softmax(scores=test, bank_scores=bank, beta=20.0) if method == "is"
-           else dynamic_inverted_softmax(scores=test, bank_scores=bank, k=k, beta=20.0))
+    chunked = np.concatenate(
+        [apply_hubness(test[i : i + 5], stats=stats, method=method) for i in range(0, len(test), 5)]
+    )
+    ref = (
+        inverted_softmax(scores=test, bank_scores=bank, beta=20.0)
+        if method == "is"
+        else dynamic_inverted_softmax(scores=test, bank_scores=bank, k=k, beta=20.0)
+    )
     np.testing.assert_allclose(chunked, ref, rtol=1e-10)
     np.testing.assert_array_equal(test, test0)
 

@@ -18,8 +18,13 @@ from beatdance.retrieval.search import LIBRARY_SEARCH, fit_gallery_querybank, sa
 
 DIM = 24
 # small PQ settings keep training fast: 8 one-byte codes, 16 lists (PQ still needs 39 x 256 training vectors)
-SMALL = {"ivf": {"nlist": 16}, "hnsw": {}, "flat": {}, "ivfpq": {"nlist": 16, "pq_m": 8},
-         "opq-ivfpq": {"nlist": 16, "pq_m": 8, "opq_dim": 24}}
+SMALL = {
+    "ivf": {"nlist": 16},
+    "hnsw": {},
+    "flat": {},
+    "ivfpq": {"nlist": 16, "pq_m": 8},
+    "opq-ivfpq": {"nlist": 16, "pq_m": 8, "opq_dim": 24},
+}
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +90,10 @@ def test_pq_codes_alone_miss_what_the_rerank_finds(data, exact):
     for factor in (1, 10):
         index = VectorIndex.build(x, config=IndexConfig(dim=DIM, kind="ivfpq", rerank_factor=factor, **SMALL["ivfpq"]))
         top1, top10 = index.search(q, k=1)[1], index.search(q, k=10)[1]
-        recall[factor] = (np.mean(top1[:, 0] == exact[1][:, 0]),
-                          np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top10, exact[1])]))
+        recall[factor] = (
+            np.mean(top1[:, 0] == exact[1][:, 0]),
+            np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top10, exact[1])]),
+        )
     assert recall[1][0] < 0.95 and recall[1][1] < 0.8
     assert recall[10][0] == 1.0 and recall[10][1] > 0.98
 
@@ -102,8 +109,11 @@ def test_shards_search_as_one_index(kind, built, data, tmp_path):
     np.testing.assert_array_equal(ids, one_ids)
     np.testing.assert_allclose(scores, one_scores, atol=1e-6)
     sharded.save(tmp_path / "dance.faiss")
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("dance.faiss.")
-                  and p.name[-1].isdigit()) == ["dance.faiss.0", "dance.faiss.1", "dance.faiss.2"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("dance.faiss.") and p.name[-1].isdigit()) == [
+        "dance.faiss.0",
+        "dance.faiss.1",
+        "dance.faiss.2",
+    ]
     np.testing.assert_array_equal(VectorIndex.load(tmp_path / "dance.faiss").search(data[1], k=10)[1], ids)
 
 
@@ -136,8 +146,16 @@ def test_indexes_of_older_versions_still_load(data, tmp_path):
     """An index .json written before the PQ kinds (no pq/shard fields) loads with the defaults."""
     index = VectorIndex.build(data[0][:500], config=IndexConfig(dim=DIM, kind="ivf", nlist=8))
     index.save(tmp_path / "music.faiss")
-    old = {"dim": DIM, "kind": "ivf", "nlist": 8, "nprobe": 16, "hnsw_m": 32, "hnsw_ef_search": 128, "threads": 0,
-           "ntotal": 500}
+    old = {
+        "dim": DIM,
+        "kind": "ivf",
+        "nlist": 8,
+        "nprobe": 16,
+        "hnsw_m": 32,
+        "hnsw_ef_search": 128,
+        "threads": 0,
+        "ntotal": 500,
+    }
     (tmp_path / "music.faiss.json").write_text(json.dumps(old))
     loaded = VectorIndex.load(tmp_path / "music.faiss", dim=DIM)
     assert loaded.config.shards == 1 and len(loaded) == 500
@@ -175,8 +193,12 @@ def test_auto_picks_flat_below_the_threshold_and_says_why():
 
 def _embeddings(rng: np.random.Generator, n: int) -> ModalityEmbeddings:
     fuse, head = normalize_rows(rng.normal(size=(n, DIM))), normalize_rows(rng.normal(size=(n, DIM)))
-    return ModalityEmbeddings(fuse=fuse, beat_head=head, beat_grid=(rng.random((n, 100)) < 0.2).astype(np.float32),
-                              ids=[f"b{i}" for i in range(n)])
+    return ModalityEmbeddings(
+        fuse=fuse,
+        beat_head=head,
+        beat_grid=(rng.random((n, 100)) < 0.2).astype(np.float32),
+        ids=[f"b{i}" for i in range(n)],
+    )
 
 
 def test_a_sampled_querybank_is_the_fit_on_a_seeded_subset():
@@ -186,8 +208,9 @@ def test_a_sampled_querybank_is_the_fit_on_a_seeded_subset():
     assert len(sample) == 120 and sample.ids == sorted(sample.ids, key=lambda i: int(i[1:]))
     assert sample.ids == sample_bank(bank, size=120, seed=7).ids != sample_bank(bank, size=120, seed=8).ids
     assert sample_bank(bank, size=0) is bank and sample_bank(bank, size=300) is bank
-    sampled = fit_gallery_querybank(bank=bank, gallery=gallery, direction="m2d", settings=LIBRARY_SEARCH,
-                                    bank_size=120, seed=7)
+    sampled = fit_gallery_querybank(
+        bank=bank, gallery=gallery, direction="m2d", settings=LIBRARY_SEARCH, bank_size=120, seed=7
+    )
     direct = fit_gallery_querybank(bank=sample, gallery=gallery, direction="m2d", settings=LIBRARY_SEARCH)
     np.testing.assert_allclose(sampled.log_normaliser, direct.log_normaliser)
     np.testing.assert_array_equal(sampled.activation, direct.activation)

@@ -23,11 +23,14 @@ def _pair(rng: np.random.Generator, n: int, *, noise: float, groups: list[str] |
     ids = [f"c{i}" for i in range(n)]
 
     def make(x: np.ndarray, g: np.ndarray) -> ModalityEmbeddings:
-        return ModalityEmbeddings(fuse=_unit(x), beat_head=_unit(rng.normal(size=(n, dim))), beat_grid=g, ids=ids,
-                                  groups=groups)
+        return ModalityEmbeddings(
+            fuse=_unit(x), beat_head=_unit(rng.normal(size=(n, dim))), beat_grid=g, ids=ids, groups=groups
+        )
 
-    return (make(base + noise * rng.normal(size=base.shape), grids),
-            make(base + noise * rng.normal(size=base.shape), (rng.random((n, 100)) < 0.1).astype(np.float32)))
+    return (
+        make(base + noise * rng.normal(size=base.shape), grids),
+        make(base + noise * rng.normal(size=base.shape), (rng.random((n, 100)) < 0.1).astype(np.float32)),
+    )
 
 
 def test_chunked_equals_unchunked_with_all_options():
@@ -47,7 +50,9 @@ def test_matches_direct_computation():
     rng = np.random.default_rng(1)
     music, dance = _pair(rng, 30, noise=1.0)
     bank_m, bank_d = _pair(rng, 50, noise=1.0)
-    report = evaluate_retrieval(music=music, dance=dance, bank_music=bank_m, bank_dance=bank_d, hubness="dis", chunk_size=8)
+    report = evaluate_retrieval(
+        music=music, dance=dance, bank_music=bank_m, bank_dance=bank_d, hubness="dis", chunk_size=8
+    )
     sims = music.fuse @ dance.fuse.T
     m2d = dynamic_inverted_softmax(scores=sims, bank_scores=bank_m.fuse @ dance.fuse.T, k=1, beta=20.0)
     d2m = dynamic_inverted_softmax(scores=sims.T, bank_scores=bank_d.fuse @ music.fuse.T, k=1, beta=20.0)
@@ -65,7 +70,9 @@ def test_perfect_embeddings_and_groups():
     for direction in ("m2d", "d2m"):
         assert report[direction]["metrics"]["R@1"] == 100.0
         assert report[direction]["metrics"]["MedR"] == 1.0
-        assert report[direction]["beat_similarity"]["BS@1"] == pytest.approx(report[direction]["beat_similarity"]["BS@GT"])
+        assert report[direction]["beat_similarity"]["BS@1"] == pytest.approx(
+            report[direction]["beat_similarity"]["BS@GT"]
+        )
     # two clips per song whose embeddings coincide: clip-level R@1 is 0 (pessimistic ties), pair-level is 100
     groups = [f"song{i // 2}" for i in range(20)]
     fuse = np.repeat(music.fuse[::2], 2, axis=0)
@@ -102,8 +109,12 @@ def test_format_table():
     assert lines[0] == "demo" and "BS@10" in lines[1] and lines[2].startswith("m2d") and lines[3].startswith("d2m")
     assert f"{report['m2d']['metrics']['R@1']:.2f}" in lines[2]
     several = format_table({"none": report, "dis": report})
-    assert [line.split()[:2] for line in several.splitlines()[1:]] == [["none", "m2d"], ["none", "d2m"],
-                                                                       ["dis", "m2d"], ["dis", "d2m"]]
+    assert [line.split()[:2] for line in several.splitlines()[1:]] == [
+        ["none", "m2d"],
+        ["none", "d2m"],
+        ["dis", "m2d"],
+        ["dis", "d2m"],
+    ]
     assert len({len(line) for line in several.splitlines()}) == 1
 
 
@@ -112,8 +123,15 @@ def test_bank_without_query_group_uses_a_bank_per_group():
     rng = np.random.default_rng(3)
     groups = [f"g{i // 4}" for i in range(24)]
     music, dance = _pair(rng, 24, noise=1.0, groups=groups)
-    report = evaluate_retrieval(music=music, dance=dance, bank_music=music, bank_dance=dance, hubness="dis",
-                                bank_without_query_group=True, bs_ks=())
+    report = evaluate_retrieval(
+        music=music,
+        dance=dance,
+        bank_music=music,
+        bank_dance=dance,
+        hubness="dis",
+        bank_without_query_group=True,
+        bs_ks=(),
+    )
     scores = music.fuse @ dance.fuse.T
     code = np.array([int(g[1:]) for g in groups])
     expected = np.empty_like(scores, dtype=np.float64)
@@ -121,7 +139,10 @@ def test_bank_without_query_group_uses_a_bank_per_group():
         rows = code == g
         expected[rows] = dynamic_inverted_softmax(scores=scores[rows], bank_scores=scores[~rows], k=1, beta=20.0)
     assert report["m2d"]["metrics"] == pytest.approx(recall_metrics(positive_ranks(expected, positives=np.arange(24))))
-    assert report["m2d"]["querybank"] == {"size": 20, "activation_size": report["m2d"]["querybank"]["activation_size"],
-                                          "without_query_group": True}
+    assert report["m2d"]["querybank"] == {
+        "size": 20,
+        "activation_size": report["m2d"]["querybank"]["activation_size"],
+        "without_query_group": True,
+    }
     whole = evaluate_retrieval(music=music, dance=dance, bank_music=music, bank_dance=dance, hubness="dis", bs_ks=())
     assert whole["m2d"]["querybank"]["size"] == 24

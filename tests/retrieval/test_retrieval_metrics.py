@@ -7,8 +7,14 @@ import pytest
 
 from beatdance.beats.alignment import beat_alignment_score
 from beatdance.errors import ParameterError
-from beatdance.retrieval.metrics import (beat_similarity_at_k, group_ranks, pair_alignment, positive_ranks,
-                                         recall_metrics, top_k_indices)
+from beatdance.retrieval.metrics import (
+    beat_similarity_at_k,
+    group_ranks,
+    pair_alignment,
+    positive_ranks,
+    recall_metrics,
+    top_k_indices,
+)
 
 
 def _argsort_ranks(scores: np.ndarray, positives: np.ndarray) -> np.ndarray:
@@ -20,8 +26,9 @@ def test_stable_ranks_match_argsort_with_ties():
     rng = np.random.default_rng(1)
     scores = rng.integers(0, 4, size=(30, 12)).astype(np.float32)
     positives = rng.integers(0, 12, size=30)
-    np.testing.assert_array_equal(positive_ranks(scores, positives=positives, ties="stable"),
-                                  _argsort_ranks(scores, positives))
+    np.testing.assert_array_equal(
+        positive_ranks(scores, positives=positives, ties="stable"), _argsort_ranks(scores, positives)
+    )
 
 
 def test_tie_rules_bound_the_stable_rank():
@@ -99,10 +106,14 @@ def test_bs_at_k_definition():
     for q in range(5):
         for r in range(3):
             j = items[q, r]
-            assert m2d[q, r] == pytest.approx(beat_alignment_score(
-                music_beats=np.flatnonzero(music[q]), dance_beats=np.flatnonzero(dance[j])), abs=1e-6)
-            assert d2m[q, r] == pytest.approx(beat_alignment_score(
-                music_beats=np.flatnonzero(music[j]), dance_beats=np.flatnonzero(dance[q])), abs=1e-6)
+            assert m2d[q, r] == pytest.approx(
+                beat_alignment_score(music_beats=np.flatnonzero(music[q]), dance_beats=np.flatnonzero(dance[j])),
+                abs=1e-6,
+            )
+            assert d2m[q, r] == pytest.approx(
+                beat_alignment_score(music_beats=np.flatnonzero(music[j]), dance_beats=np.flatnonzero(dance[q])),
+                abs=1e-6,
+            )
     bs = beat_similarity_at_k(m2d, ks=(1, 3, 50))
     assert bs["BS@1"] == pytest.approx(100 * m2d[:, 0].mean())
     assert bs["BS@3"] == pytest.approx(100 * m2d.mean())

@@ -15,9 +15,12 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def _emb(rng: np.random.Generator, n: int, *, dim: int = 16, frames: int = 100) -> ModalityEmbeddings:
-    return ModalityEmbeddings(fuse=_unit(rng.normal(size=(n, dim))), beat_head=_unit(rng.normal(size=(n, dim))),
-                              beat_grid=(rng.random((n, frames)) < 0.1).astype(np.float32),
-                              ids=[f"c{i}" for i in range(n)])
+    return ModalityEmbeddings(
+        fuse=_unit(rng.normal(size=(n, dim))),
+        beat_head=_unit(rng.normal(size=(n, dim))),
+        beat_grid=(rng.random((n, frames)) < 0.1).astype(np.float32),
+        ids=[f"c{i}" for i in range(n)],
+    )
 
 
 def test_combined_score_both_directions():
@@ -28,8 +31,9 @@ def test_combined_score_both_directions():
     expected = (music.fuse @ dance.fuse.T + 0.5 * music.beat_head @ dance.beat_head.T + 2.0 * ba)[1:4]
     np.testing.assert_allclose(m2d, expected, atol=1e-5)
     d2m = Scorer(music, direction="d2m", beat_weight_head=0.5, beat_weight_align=2.0).scores(dance, slice(0, 9))
-    np.testing.assert_allclose(d2m, (music.fuse @ dance.fuse.T + 0.5 * music.beat_head @ dance.beat_head.T + 2.0 * ba).T,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        d2m, (music.fuse @ dance.fuse.T + 0.5 * music.beat_head @ dance.beat_head.T + 2.0 * ba).T, atol=1e-5
+    )
     plain = Scorer(dance, direction="m2d").scores(music, slice(0, 6))
     np.testing.assert_allclose(plain, music.fuse @ dance.fuse.T, atol=1e-6)
 

@@ -17,16 +17,27 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def _emb(rng: np.random.Generator, n: int, *, dim: int = 16) -> ModalityEmbeddings:
-    return ModalityEmbeddings(fuse=_unit(rng.normal(size=(n, dim))), beat_head=_unit(rng.normal(size=(n, dim))),
-                              beat_grid=(rng.random((n, 100)) < 0.1).astype(np.float32), ids=[f"c{i}" for i in range(n)])
+    return ModalityEmbeddings(
+        fuse=_unit(rng.normal(size=(n, dim))),
+        beat_head=_unit(rng.normal(size=(n, dim))),
+        beat_grid=(rng.random((n, 100)) < 0.1).astype(np.float32),
+        ids=[f"c{i}" for i in range(n)],
+    )
 
 
-def _searcher(gallery: ModalityEmbeddings, bank: ModalityEmbeddings, settings: SearchSettings, direction: str) -> GallerySearch:
+def _searcher(
+    gallery: ModalityEmbeddings, bank: ModalityEmbeddings, settings: SearchSettings, direction: str
+) -> GallerySearch:
     index = VectorIndex(IndexConfig(dim=gallery.fuse.shape[1]))
     index.add(gallery.fuse)
     qb = fit_gallery_querybank(bank=bank, gallery=gallery, direction=direction, settings=settings)  # type: ignore[arg-type]
-    return GallerySearch(index=index, beat_head=gallery.beat_head, beat_grid=gallery.beat_grid, direction=direction,  # type: ignore[arg-type]
-                         querybank=qb)
+    return GallerySearch(
+        index=index,
+        beat_head=gallery.beat_head,
+        beat_grid=gallery.beat_grid,
+        direction=direction,  # type: ignore[arg-type]
+        querybank=qb,
+    )
 
 
 @pytest.mark.parametrize("direction", ["m2d", "d2m"])
@@ -57,7 +68,9 @@ def test_shortlist_and_settings_checks():
     assert all(set(hits.rows[i]) <= set(shortlist[i]) for i in range(3))
     with pytest.raises(ParameterError, match="querybank was fitted"):
         searcher.search(queries, top=3, settings=SearchSettings(hubness="dis", beat_weight_align=0.9))
-    plain = searcher.search(queries, top=60, settings=SearchSettings(hubness="none", beat_weight_align=0.9, candidates=5))
+    plain = searcher.search(
+        queries, top=60, settings=SearchSettings(hubness="none", beat_weight_align=0.9, candidates=5)
+    )
     assert plain.rows.shape == (3, 50) and not plain.normalised.any()
     with pytest.raises(ParameterError, match="candidates"):
         SearchSettings(candidates=0)

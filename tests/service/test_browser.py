@@ -46,10 +46,13 @@ def test_item_search_play_and_plot(page):
     media = page.locator("#match-media")
     src = media.get_attribute("src")
     assert src is not None and "/api/media/" in src and src.endswith("#t=0,10")
-    page.wait_for_function("document.getElementById('beat-plot').complete "
-                           "&& document.getElementById('beat-plot').naturalWidth > 0")
+    page.wait_for_function(
+        "document.getElementById('beat-plot').complete && document.getElementById('beat-plot').naturalWidth > 0"
+    )
     assert page.evaluate("document.getElementById('beat-plot').naturalWidth") > 100
-    page.wait_for_function("document.getElementById('match-media').readyState >= 1")  # the rendered MP4's metadata loaded
+    page.wait_for_function(
+        "document.getElementById('match-media').readyState >= 1"
+    )  # the rendered MP4's metadata loaded
     assert page.evaluate("document.getElementById('match-media').duration") == pytest.approx(10.0, abs=0.2)
     # The player's title names the match's span in its take, as its table row does (a rendered dance plays 0-10 s).
     spans = page.locator("#results-table tbody tr td:nth-child(4)").all_inner_texts()

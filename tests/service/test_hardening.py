@@ -68,21 +68,31 @@ def server(small_store, small_model, tmp_path_factory) -> Iterator[SimpleNamespa
     files uncapped (so that only the worker's 2-GB memory cap stops a big one), over a library of the store's
     train split (the other clips are added by the tests)."""
     library = tmp_path_factory.mktemp("grow") / "lib"
-    build_library(data=small_store, model=small_model, out=library, split="train", config=LibraryConfig(),
-                  show_progress=False)
-    app = create_app(library, max_upload_mb=1, cache_dir=tmp_path_factory.mktemp("hard-cache"),
-                     pool=PoolSettings(workers=1, queue=1, memory_mb=2048, timeout_s=TIMEOUT_S, start_timeout_s=120),
-                     limits=QueryLimits(max_keypoint_values=10**12))
+    build_library(
+        data=small_store, model=small_model, out=library, split="train", config=LibraryConfig(), show_progress=False
+    )
+    app = create_app(
+        library,
+        max_upload_mb=1,
+        cache_dir=tmp_path_factory.mktemp("hard-cache"),
+        pool=PoolSettings(workers=1, queue=1, memory_mb=2048, timeout_s=TIMEOUT_S, start_timeout_s=120),
+        limits=QueryLimits(max_keypoint_values=10**12),
+    )
     counter = _BodyCounter(app)
     with serving(counter) as url:
-        yield SimpleNamespace(url=url, port=int(url.rsplit(":", 1)[1]), svc=app.state.service, counter=counter,
-                              library=library)
+        yield SimpleNamespace(
+            url=url, port=int(url.rsplit(":", 1)[1]), svc=app.state.service, counter=counter, library=library
+        )
 
 
 def _post(server: SimpleNamespace, path: Path, modality: str, timeout_s: float = 120) -> httpx.Response:
     with path.open("rb") as fh:
-        return httpx.post(f"{server.url}/api/search", files={"file": (path.name, fh)}, data={"modality": modality, "top": "3"},
-                          timeout=timeout_s)
+        return httpx.post(
+            f"{server.url}/api/search",
+            files={"file": (path.name, fh)},
+            data={"modality": modality, "top": "3"},
+            timeout=timeout_s,
+        )
 
 
 def _wait_idle(pool: WorkerPool, timeout_s: float = 120) -> int:
@@ -149,8 +159,10 @@ def test_a_declared_oversize_body_is_refused_before_it_is_sent(server):
     before = server.counter.bytes
     t0 = time.monotonic()
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(b"POST /api/search HTTP/1.1\r\nHost: test\r\nContent-Length: 104857600\r\n"
-                     b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+        sock.sendall(
+            b"POST /api/search HTTP/1.1\r\nHost: test\r\nContent-Length: 104857600\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+        )
         status, body = hostile.read_response(sock, deadline=t0 + 10)
         assert sock.recv(1) == b"", "the server closes the connection instead of reading the body"
     detail = json.loads(body)["detail"]
@@ -203,8 +215,12 @@ def test_an_upload_over_the_query_limits_is_413_and_its_span_is_what_counts(serv
     assert "lasts 121.0 s, over the query limit max_seconds=120" in r.json()["detail"]
     assert "--max-query-seconds" in r.json()["detail"] and str(tmp_path) not in r.json()["detail"]
     with song.open("rb") as fh:
-        part = httpx.post(f"{server.url}/api/search", files={"file": (song.name, fh)}, timeout=120,
-                          data={"modality": "music", "start_s": "30", "duration_s": "20"})
+        part = httpx.post(
+            f"{server.url}/api/search",
+            files={"file": (song.name, fh)},
+            timeout=120,
+            data={"modality": "music", "start_s": "30", "duration_s": "20"},
+        )
     assert part.status_code == 200, part.text
     assert part.json()["query"]["start_s"] >= 30
 
@@ -279,8 +295,23 @@ def test_reload_after_index_add(server, small_store):
     assert httpx.post(f"{server.url}/api/reload").json()["reloaded"] is False
     val_id = (small_store / "splits" / "val.txt").read_text().split()[0]
     assert httpx.get(f"{server.url}/api/search", params={"music_id": val_id}).status_code == 200
-    done = subprocess.run([sys.executable, "-m", "beatdance.cli", "index", str(small_store), "--out", str(server.library),
-                           "--add", "--no-progress"], check=False, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "beatdance.cli",
+            "index",
+            str(small_store),
+            "--out",
+            str(server.library),
+            "--add",
+            "--no-progress",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     deadline = time.monotonic() + 20
     while httpx.get(f"{server.url}/api/library").json()["items"] != 12:

@@ -110,12 +110,18 @@ def test_search_by_keypoint_upload(client, small_library, small_corpus):
     body = r.json()
     local = Library.open(small_library).search(dance=small_corpus / "pair_002.npz", top=3)
     assert body["direction"] == local.direction == "d2m" and body["query"]["source"] == "dance.npz"
-    np.testing.assert_allclose([(w["start_s"], w["best_combined"]) for w in body["windows"]],
-                               [(w["start_s"], w["best_combined"]) for w in local.windows], atol=1e-6)
+    np.testing.assert_allclose(
+        [(w["start_s"], w["best_combined"]) for w in body["windows"]],
+        [(w["start_s"], w["best_combined"]) for w in local.windows],
+        atol=1e-6,
+    )
     assert body["query"]["start_s"] == local.query["start_s"]
     assert [m["id"] for m in body["matches"]] == [m.id for m in local.matches]
-    np.testing.assert_allclose([(m["score"], m["beat_alignment"]) for m in body["matches"]],
-                               [(m.score, m.beat_alignment) for m in local.matches], atol=1e-6)
+    np.testing.assert_allclose(
+        [(m["score"], m["beat_alignment"]) for m in body["matches"]],
+        [(m.score, m.beat_alignment) for m in local.matches],
+        atol=1e-6,
+    )
     assert all(m["modality"] == "music" for m in body["matches"])
 
 
@@ -149,7 +155,10 @@ def test_plot_png_for_query_beats_and_query_id(client, first_id):
     assert huge.status_code == 422 and "0..3600 s" in huge.json()["detail"]  # was a 500 (arange of 1e308 s)
 
 
-@pytest.mark.parametrize("url", ["/api/search?music_id=nope", "/api/media/nope/music", "/api/plot/nope.png?query_modality=music&query_beats=1"])
+@pytest.mark.parametrize(
+    "url",
+    ["/api/search?music_id=nope", "/api/media/nope/music", "/api/plot/nope.png?query_modality=music&query_beats=1"],
+)
 def test_unknown_ids_are_404(client, url):
     r = client.get(url)
     assert r.status_code == 404 and "'nope' is not in the library" in r.json()["detail"]
@@ -167,12 +176,15 @@ def test_oversize_upload_is_413(small_library, tmp_path):
     assert _uploads_left(tmp_path) == []
 
 
-@pytest.mark.parametrize(("name", "data", "modality", "needle"), [
-    ("tool.exe", b"MZ\x90\x00", "music", ".exe is not a music format"),
-    ("tool.wav", b"MZ\x90\x00" + bytes(range(256)) * 40, "music", "is not an audio or video file PyAV can open"),
-    ("song.wav", b"RIFF", "dance", ".wav is not a dance format"),
-    ("fake.npz", b"not a zip archive", "dance", "does not hold .npz keypoints"),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "modality", "needle"),
+    [
+        ("tool.exe", b"MZ\x90\x00", "music", ".exe is not a music format"),
+        ("tool.wav", b"MZ\x90\x00" + bytes(range(256)) * 40, "music", "is not an audio or video file PyAV can open"),
+        ("song.wav", b"RIFF", "dance", ".wav is not a dance format"),
+        ("fake.npz", b"not a zip archive", "dance", "does not hold .npz keypoints"),
+    ],
+)
 def test_wrong_types_are_415(client, cache_dir, name, data, modality, needle):
     r = _upload(client, name, data, modality=modality)
     assert r.status_code == 415 and needle in r.json()["detail"]
@@ -206,8 +218,13 @@ def test_form_validation_is_422(client, small_corpus):
 
 def test_openapi_documents_the_endpoints(client):
     spec = client.get("/openapi.json").json()
-    assert {"/api/library", "/api/items", "/api/search", "/api/media/{clip_id}/{modality}",
-            "/api/plot/{clip_id}.png"} <= set(spec["paths"])
+    assert {
+        "/api/library",
+        "/api/items",
+        "/api/search",
+        "/api/media/{clip_id}/{modality}",
+        "/api/plot/{clip_id}.png",
+    } <= set(spec["paths"])
     assert {"get", "post"} <= set(spec["paths"]["/api/search"])
     assert {"SearchOut", "MatchOut", "LibraryOut", "ItemsOut"} <= set(spec["components"]["schemas"])
 
@@ -250,8 +267,12 @@ def test_serve_removes_its_temporary_cache_folder_on_sigterm_and_sigint(small_li
 
     port = _free_port()
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "beatdance.cli", "serve", str(small_library), "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beatdance.cli", "serve", str(small_library), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:

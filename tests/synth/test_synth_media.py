@@ -63,8 +63,16 @@ def test_beat_grid_is_steady_with_downbeats_every_bar(meter: str) -> None:
 
 @pytest.mark.parametrize(
     ("style", "meter", "bpm"),
-    [("waltz", "3/4", 90), ("rock", "4/4", 150), ("funk", "4/4", 100), ("electronic", "4/4", 128),
-     ("latin", "6/8", 110), ("latin", "2/4", 120), ("hiphop", "4/4", 75), ("rock", "2/4", 100)],
+    [
+        ("waltz", "3/4", 90),
+        ("rock", "4/4", 150),
+        ("funk", "4/4", 100),
+        ("electronic", "4/4", 128),
+        ("latin", "6/8", 110),
+        ("latin", "2/4", 120),
+        ("hiphop", "4/4", 75),
+        ("rock", "2/4", 100),
+    ],
 )
 def test_our_tracker_finds_the_tempo_or_an_octave_of_it(style: str, meter: str, bpm: float) -> None:
     music = synthesize_music(bpm=bpm, meter=meter, style=style, duration_s=12, seed=11)
@@ -89,8 +97,9 @@ def test_motion_speed_minima_land_on_the_beats(style: str) -> None:
 def test_motion_layout_depth_and_style_dependence() -> None:
     beats, downbeats = beat_grid(bpm=120, meter="4/4", duration_s=6, first_beat_s=0.2)
     flat = synthesize_motion(beat_times_s=beats, downbeat_times_s=downbeats, style="waltz", duration_s=6, seed=1)
-    deep = synthesize_motion(beat_times_s=beats, downbeat_times_s=downbeats, style="waltz", duration_s=6, seed=1,
-                             with_depth=True)
+    deep = synthesize_motion(
+        beat_times_s=beats, downbeat_times_s=downbeats, style="waltz", duration_s=6, seed=1, with_depth=True
+    )
     rock = synthesize_motion(beat_times_s=beats, downbeat_times_s=downbeats, style="rock", duration_s=6, seed=1)
     assert flat.skeleton == "coco17" and flat.joints.shape == (150, 17, 2) and deep.joints.shape == (150, 17, 3)
     np.testing.assert_allclose(deep.joints[..., :2], flat.joints)
@@ -103,9 +112,11 @@ def test_motion_layout_depth_and_style_dependence() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"style": "polka"}, "style='polka' is not a synthetic style"),
-     ({"meter": "5/4"}, "meter='5/4' is not supported"),
-     ({"bpm": 200}, r"bpm=200 is outside the synthetic range \[70, 180\]")],
+    [
+        ({"style": "polka"}, "style='polka' is not a synthetic style"),
+        ({"meter": "5/4"}, "meter='5/4' is not supported"),
+        ({"bpm": 200}, r"bpm=200 is outside the synthetic range \[70, 180\]"),
+    ],
 )
 def test_bad_parameters_are_rejected(kwargs: dict, match: str) -> None:
     with pytest.raises(ParameterError, match=match):
@@ -114,8 +125,9 @@ def test_bad_parameters_are_rejected(kwargs: dict, match: str) -> None:
 
 def test_motion_needs_beats() -> None:
     with pytest.raises(ParameterError, match="at least 2 strictly increasing"):
-        synthesize_motion(beat_times_s=np.array([1.0]), downbeat_times_s=np.array([1.0]), style="rock",
-                          duration_s=2, seed=0)
+        synthesize_motion(
+            beat_times_s=np.array([1.0]), downbeat_times_s=np.array([1.0]), style="rock", duration_s=2, seed=0
+        )
 
 
 def test_audio_corpus_files_manifest_and_ground_truth(tmp_path: Path) -> None:
@@ -125,8 +137,10 @@ def test_audio_corpus_files_manifest_and_ground_truth(tmp_path: Path) -> None:
     assert corpus["pairs"] == records and corpus["num_pairs"] == 2
     with open(tmp_path / "manifest.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert rows == [{"music": "pair_000.wav", "dance": "pair_000.npz", "offset_s": "0.0"},
-                    {"music": "pair_001.wav", "dance": "pair_001.npz", "offset_s": "0.0"}]
+    assert rows == [
+        {"music": "pair_000.wav", "dance": "pair_000.npz", "offset_s": "0.0"},
+        {"music": "pair_001.wav", "dance": "pair_001.npz", "offset_s": "0.0"},
+    ]
     pair = synthesize_pair(seed=4 * 100003 + 1, duration_s=3)
     truth = json.loads((tmp_path / "pair_001.beats.json").read_text())
     assert (truth["bpm"], truth["meter"], truth["style"]) == (pair.bpm, pair.meter, pair.style)

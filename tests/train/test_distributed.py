@@ -52,9 +52,20 @@ def _config(batch_size: int, **kw) -> TrainConfig:
     """Dropout-free (TINY), with both tempo augmentations: every output the loss takes is gathered. No clipping in
     effect: clipped to norm 1, a gradient N times too small would look right. Adam's eps 1e-4: attention key biases
     have no gradient but float noise, which Adam at eps 1e-6 blows up to ~lr/100 moves."""
-    base = dict(epochs=2, batch_size=batch_size, lr=3e-3, seed=3, evals_per_epoch=1, selection_window=1, save_every=0,
-                warmup_fraction=0.0, tempo_stretch_octaves=0.1, mismatch_octaves=(0.04, 0.15), grad_clip=1e6,
-                adam_eps=1e-4)
+    base = dict(
+        epochs=2,
+        batch_size=batch_size,
+        lr=3e-3,
+        seed=3,
+        evals_per_epoch=1,
+        selection_window=1,
+        save_every=0,
+        warmup_fraction=0.0,
+        tempo_stretch_octaves=0.1,
+        mismatch_octaves=(0.04, 0.15),
+        grad_clip=1e6,
+        adam_eps=1e-4,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -68,8 +79,9 @@ def _data() -> tuple[FeatureSet, FeatureSet]:
 
 
 def _rank_main(rank: int, world_size: int, rendezvous: str, fn, args: tuple) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
-                      LOCAL_WORLD_SIZE=str(world_size))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size)
+    )
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
     try:
@@ -82,8 +94,9 @@ def _launch(fn, *args, world_size: int = 2, timeout_s: float = 300.0) -> None:
     """Run ``fn(rank, *args)`` in ``world_size`` fresh processes; a rank's error is raised here, and processes still
     running after ``timeout_s`` (a hung collective) are terminated and fail the test."""
     rendezvous = Path(tempfile.mkdtemp(prefix="rendezvous-")) / "file"
-    context = torch.multiprocessing.spawn(_rank_main, args=(world_size, str(rendezvous), fn, args),
-                                          nprocs=world_size, join=False)
+    context = torch.multiprocessing.spawn(
+        _rank_main, args=(world_size, str(rendezvous), fn, args), nprocs=world_size, join=False
+    )
     deadline = time.monotonic() + timeout_s
     try:
         while not context.join(timeout=1.0):
@@ -99,15 +112,26 @@ def _step_state(trainer: Trainer, idx: np.ndarray) -> dict[str, torch.Tensor]:
     """One optimizer step: its loss, the (averaged, clipped) gradients and the weights after it."""
     loss = trainer.step(idx, epoch=0, step=0)
     named = dict(trainer.model.named_parameters())
-    return {"loss": torch.tensor(loss), **{f"grad.{k}": p.grad.clone() for k, p in named.items()},
-            **{f"weight.{k}": p.detach().clone() for k, p in named.items()}}
+    return {
+        "loss": torch.tensor(loss),
+        **{f"grad.{k}": p.grad.clone() for k, p in named.items()},
+        **{f"weight.{k}": p.detach().clone() for k, p in named.items()},
+    }
 
 
 def _one_step_worker(rank: int, out: str) -> None:
     env = DistEnv.from_environ()
     tr, _ = _data()
-    trainer = Trainer(train_set=tr, val_set=None, model_config=_model(), config=_config(B), out=Path(out),
-                      data_info=None, show_progress=False, env=env)
+    trainer = Trainer(
+        train_set=tr,
+        val_set=None,
+        model_config=_model(),
+        config=_config(B),
+        out=Path(out),
+        data_info=None,
+        show_progress=False,
+        env=env,
+    )
     torch.save(_step_state(trainer, rank_share(np.arange(2 * B), env=env)), Path(out) / f"rank{rank}.pt")
 
 
@@ -117,8 +141,15 @@ def test_two_ranks_step_like_one_process_on_the_global_batch(tmp_path):
     gives the loss, gradients and weights of one process x 2B (a gather that dropped gradients would not)."""
     torch.set_num_threads(1)
     tr, _ = _data()
-    single = Trainer(train_set=tr, val_set=None, model_config=_model(), config=_config(2 * B), out=tmp_path,
-                     data_info=None, show_progress=False)
+    single = Trainer(
+        train_set=tr,
+        val_set=None,
+        model_config=_model(),
+        config=_config(2 * B),
+        out=tmp_path,
+        data_info=None,
+        show_progress=False,
+    )
     want = _step_state(single, np.arange(2 * B))
     _launch(_one_step_worker, str(tmp_path))
     for rank in (0, 1):
@@ -132,8 +163,18 @@ def test_two_ranks_step_like_one_process_on_the_global_batch(tmp_path):
 def _audit_writes(root: Path) -> list[str]:
     """From now on, record every write, folder change or removal under ``root`` made by this process."""
     events: list[str] = []
-    changes = {"os.mkdir", "os.rename", "os.symlink", "os.remove", "os.rmdir", "os.truncate", "os.chmod",
-               "shutil.rmtree", "os.link", "os.utime"}
+    changes = {
+        "os.mkdir",
+        "os.rename",
+        "os.symlink",
+        "os.remove",
+        "os.rmdir",
+        "os.truncate",
+        "os.chmod",
+        "shutil.rmtree",
+        "os.link",
+        "os.utime",
+    }
     flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
     def hook(event: str, args: tuple) -> None:
@@ -149,8 +190,14 @@ def _audit_writes(root: Path) -> list[str]:
     return events
 
 
-def _train_worker(rank: int, root: str, runs: list[tuple[str, bool, int | None]], model_cfg: BlenderConfig,
-                  config: TrainConfig, data: tuple) -> None:
+def _train_worker(
+    rank: int,
+    root: str,
+    runs: list[tuple[str, bool, int | None]],
+    model_cfg: BlenderConfig,
+    config: TrainConfig,
+    data: tuple,
+) -> None:
     """Train each of ``runs`` (folder, resume, stop after epoch) under the torchrun variables, in turn. A stop is
     every rank stopping there, as if killed right after ``last/`` was saved. Rank 1 logs every write it makes
     under ``root`` to root/../rank1_writes.txt."""
@@ -167,8 +214,15 @@ def _train_worker(rank: int, root: str, runs: list[tuple[str, bool, int | None]]
 
         trainer_mod.Trainer.save_last = save_last
         try:
-            train(train_set=data[0], val_set=data[1], model_config=model_cfg, config=config, out=Path(root) / out,
-                  resume=resume, show_progress=False)
+            train(
+                train_set=data[0],
+                val_set=data[1],
+                model_config=model_cfg,
+                config=config,
+                out=Path(root) / out,
+                resume=resume,
+                show_progress=False,
+            )
         except KeyboardInterrupt:
             assert stop is not None
     if rank == 1:
@@ -181,14 +235,24 @@ def test_a_two_process_run_equals_one_process_on_the_global_batch(tmp_path):
     validation and the run folder: 2 processes x B end where 1 process x 2B ends."""
     torch.set_num_threads(1)
     data = _data()
-    train(train_set=data[0], val_set=data[1], model_config=_model(), config=_config(2 * B), out=tmp_path / "one",
-          show_progress=False)
+    train(
+        train_set=data[0],
+        val_set=data[1],
+        model_config=_model(),
+        config=_config(2 * B),
+        out=tmp_path / "one",
+        show_progress=False,
+    )
     _launch(_train_worker, str(tmp_path / "runs"), [("two", False, None)], _model(), _config(B), data)
-    one, two = (load_file(str(run / "last" / "model.safetensors")) for run in (tmp_path / "one", tmp_path / "runs" / "two"))
+    one, two = (
+        load_file(str(run / "last" / "model.safetensors")) for run in (tmp_path / "one", tmp_path / "runs" / "two")
+    )
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-5, msg=lambda m, k=key: f"{k}: {m}")
-    rows = [[json.loads(r) for r in (run / "history.jsonl").read_text().splitlines()]
-            for run in (tmp_path / "one", tmp_path / "runs" / "two")]
+    rows = [
+        [json.loads(r) for r in (run / "history.jsonl").read_text().splitlines()]
+        for run in (tmp_path / "one", tmp_path / "runs" / "two")
+    ]
     assert len(rows[0]) == len(rows[1]) == 2
     for a, b in zip(*rows):
         assert b["global_step"] == a["global_step"] and b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-5)
@@ -210,8 +274,15 @@ def test_two_process_resume_equals_an_uninterrupted_two_process_run(tmp_path):
     assert (tmp_path / "rank1_writes.txt").read_text() == ""
     _assert_same_run(root / "full", root / "part")
     with pytest.raises(CheckpointError, match="trained by 2 processes"):
-        train(train_set=data[0], val_set=data[1], model_config=args[0], config=args[1], out=root / "part",
-              resume=True, show_progress=False)
+        train(
+            train_set=data[0],
+            val_set=data[1],
+            model_config=args[0],
+            config=args[1],
+            out=root / "part",
+            resume=True,
+            show_progress=False,
+        )
 
 
 def test_rank_shares_are_equal_and_disjoint():
@@ -246,8 +317,15 @@ def _forward_dtype(trainer: Trainer) -> torch.dtype:
 
 def test_the_cpu_forward_runs_in_float32(tmp_path):
     tr, _ = _data()
-    trainer = Trainer(train_set=tr, val_set=None, model_config=_model(), config=_config(2 * B, device="cpu"),
-                      out=tmp_path, data_info=None, show_progress=False)
+    trainer = Trainer(
+        train_set=tr,
+        val_set=None,
+        model_config=_model(),
+        config=_config(2 * B, device="cpu"),
+        out=tmp_path,
+        data_info=None,
+        show_progress=False,
+    )
     assert _forward_dtype(trainer) == torch.float32
 
 
@@ -256,8 +334,15 @@ def test_the_cpu_forward_runs_in_float32(tmp_path):
 def test_cuda_training_runs_under_bf16_autocast(tmp_path):
     """Two steps on CUDA: the forward in bf16, the loss finite, float32 weights saved."""
     config = _config(2 * B, device="cuda", epochs=1, evals_per_epoch=0)
-    trainer = Trainer(train_set=_with_rhythm(_featureset(32, 0), 7), val_set=None, model_config=_model(), config=config,
-                      out=tmp_path / "run", data_info=None, show_progress=False)
+    trainer = Trainer(
+        train_set=_with_rhythm(_featureset(32, 0), 7),
+        val_set=None,
+        model_config=_model(),
+        config=config,
+        out=tmp_path / "run",
+        data_info=None,
+        show_progress=False,
+    )
     assert trainer.device.type == "cuda" and _forward_dtype(trainer) == torch.bfloat16
     before = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
     trainer.step(np.arange(2 * B, 4 * B), epoch=0, step=1)
@@ -275,16 +360,50 @@ def test_torchrun_runs_the_train_command(tmp_path):
     from beatdance.features.official import write_official
     from beatdance.synth.features import SynthFeatureConfig, generate_synthetic_features
 
-    cfg = SynthFeatureConfig(num_train=24, num_val=8, num_test=4, music_dim=12, dance_dim=8, music_frames=20,
-                             dance_frames=20, latent_dim=4, seed=1)
+    cfg = SynthFeatureConfig(
+        num_train=24,
+        num_val=8,
+        num_test=4,
+        music_dim=12,
+        dance_dim=8,
+        music_frames=20,
+        dance_frames=20,
+        latent_dim=4,
+        seed=1,
+    )
     write_official(tmp_path / "data", splits=generate_synthetic_features(cfg))
     torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "beatdance", "train", "--data",
-               str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--epochs", "2", "--batch-size", "4",
-               "--embed-dim", "16", "--layers", "1", "--heads", "2", "--ff-dim", "32", "--evals-per-epoch", "1",
-               "--no-progress", "--json"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "beatdance",
+        "train",
+        "--data",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "run"),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--embed-dim",
+        "16",
+        "--layers",
+        "1",
+        "--heads",
+        "2",
+        "--ff-dim",
+        "32",
+        "--evals-per-epoch",
+        "1",
+        "--no-progress",
+        "--json",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)  # printed by rank 0 alone
     assert summary["last_validation"]["epoch"] == 2

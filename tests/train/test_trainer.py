@@ -13,11 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import beatdance.train.trainer as trainer_mod
 from beatdance.errors import CheckpointError, ParameterError
 from beatdance.features.featureset import FeatureSet
 from beatdance.model import BlenderConfig
 from beatdance.model.checkpoint import load_checkpoint
-import beatdance.train.trainer as trainer_mod
 from beatdance.train import TrainConfig, train
 from beatdance.train.trainer import eval_steps, lr_factor
 
@@ -52,8 +52,14 @@ def test_schedule_and_eval_points():
 def test_training_learns_and_writes_a_run(tmp_path, variant):
     tr, va = _featureset(64, 0), _featureset(24, 1)
     model_cfg = BlenderConfig(music_dim=6, dance_dim=5, variant=variant, **TINY)
-    result = train(train_set=tr, val_set=va, model_config=model_cfg, config=_config(epochs=6), out=tmp_path / "run",
-                   show_progress=False)
+    result = train(
+        train_set=tr,
+        val_set=va,
+        model_config=model_cfg,
+        config=_config(epochs=6),
+        out=tmp_path / "run",
+        show_progress=False,
+    )
     hist = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
     assert len(hist) == 12 and hist == result.history
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
@@ -131,7 +137,14 @@ def one_thread():
 def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch, one_thread):
     tr, va = _resume_data()
     model_cfg = _resume_model()
-    train(train_set=tr, val_set=va, model_config=model_cfg, config=_resume_config(), out=tmp_path / "full", show_progress=False)
+    train(
+        train_set=tr,
+        val_set=va,
+        model_config=model_cfg,
+        config=_resume_config(),
+        out=tmp_path / "full",
+        show_progress=False,
+    )
 
     real_save = trainer_mod.save_checkpoint
 
@@ -142,16 +155,43 @@ def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch, one_thread):
 
     monkeypatch.setattr(trainer_mod, "save_checkpoint", save_then_kill)
     with pytest.raises(KeyboardInterrupt):
-        train(train_set=tr, val_set=va, model_config=model_cfg, config=_resume_config(), out=tmp_path / "part",
-              show_progress=False)
+        train(
+            train_set=tr,
+            val_set=va,
+            model_config=model_cfg,
+            config=_resume_config(),
+            out=tmp_path / "part",
+            show_progress=False,
+        )
     monkeypatch.undo()
     with pytest.raises(ParameterError, match="--resume"):
-        train(train_set=tr, val_set=va, model_config=model_cfg, config=_resume_config(), out=tmp_path / "part", show_progress=False)
+        train(
+            train_set=tr,
+            val_set=va,
+            model_config=model_cfg,
+            config=_resume_config(),
+            out=tmp_path / "part",
+            show_progress=False,
+        )
     with pytest.raises(CheckpointError, match="lr"):
-        train(train_set=tr, val_set=va, model_config=model_cfg, config=_resume_config(lr=1e-3), out=tmp_path / "part",
-              resume=True, show_progress=False)
-    train(train_set=tr, val_set=va, model_config=model_cfg, config=_resume_config(), out=tmp_path / "part",
-          resume=True, show_progress=False)
+        train(
+            train_set=tr,
+            val_set=va,
+            model_config=model_cfg,
+            config=_resume_config(lr=1e-3),
+            out=tmp_path / "part",
+            resume=True,
+            show_progress=False,
+        )
+    train(
+        train_set=tr,
+        val_set=va,
+        model_config=model_cfg,
+        config=_resume_config(),
+        out=tmp_path / "part",
+        resume=True,
+        show_progress=False,
+    )
     _assert_same_run(tmp_path / "full", tmp_path / "part")
 
 
@@ -159,16 +199,37 @@ def test_resume_after_a_kill_mid_epoch_equals_uninterrupted_run(tmp_path, one_th
     """SIGKILLed in epoch 2 after its first validation (history and maybe best/ already hold epoch-2 results, last/
     holds epoch 1), a resumed run ends with the weights, best checkpoint and history of an uninterrupted one."""
     tr, va = _resume_data()
-    train(train_set=tr, val_set=va, model_config=_resume_model(), config=_resume_config(), out=tmp_path / "full",
-          show_progress=False)
-    killed = subprocess.run([sys.executable, "-c", _KILLED_MID_EPOCH, str(Path(__file__).parent), str(tmp_path / "part"),
-                             "8"], capture_output=True, text=True, timeout=120)
+    train(
+        train_set=tr,
+        val_set=va,
+        model_config=_resume_model(),
+        config=_resume_config(),
+        out=tmp_path / "full",
+        show_progress=False,
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_EPOCH, str(Path(__file__).parent), str(tmp_path / "part"), "8"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     state = json.loads((tmp_path / "part" / "last" / "config.json").read_text())["state"]
     history = [json.loads(r) for r in (tmp_path / "part" / "history.jsonl").read_text().splitlines()]
-    assert state["epoch"] == 1 and [h["epoch"] for h in history] == [1, 1, 2]  # killed after epoch 2's step-2 validation
-    train(train_set=tr, val_set=va, model_config=_resume_model(), config=_resume_config(), out=tmp_path / "part",
-          resume=True, show_progress=False)
+    assert state["epoch"] == 1 and [h["epoch"] for h in history] == [
+        1,
+        1,
+        2,
+    ]  # killed after epoch 2's step-2 validation
+    train(
+        train_set=tr,
+        val_set=va,
+        model_config=_resume_model(),
+        config=_resume_config(),
+        out=tmp_path / "part",
+        resume=True,
+        show_progress=False,
+    )
     _assert_same_run(tmp_path / "full", tmp_path / "part")
 
 
@@ -177,8 +238,16 @@ def test_the_learnable_temperature_is_not_decayed(tmp_path):
 
     data = _featureset(64, seed=5)
     model = BlenderConfig(music_dim=6, dance_dim=5, **TINY)
-    cfg = _config(epochs=2, lr=1e-2, weight_decay=5.0, evals_per_epoch=0, save_every=0, temperature=0.05,
-                  learnable_temperature=True, warmup_fraction=0.0)
+    cfg = _config(
+        epochs=2,
+        lr=1e-2,
+        weight_decay=5.0,
+        evals_per_epoch=0,
+        save_every=0,
+        temperature=0.05,
+        learnable_temperature=True,
+        warmup_fraction=0.0,
+    )
     train(train_set=data, val_set=None, model_config=model, config=cfg, out=tmp_path / "run", show_progress=False)
     weights = load_file(str(tmp_path / "run" / "last" / "extra.safetensors"))
     # decayed at lr x wd = 5 % a step for 16 steps, log(20) = 3.0 would fall below 1.5; Adam alone moves it ~0.16

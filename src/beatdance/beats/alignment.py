@@ -102,8 +102,9 @@ def alignment_matrix(*, music_grids: np.ndarray, dance_grids: np.ndarray, sigma_
     return beat_side(music, music=True) @ beat_side(dance, music=False, sigma_frames=sigma_frames).T
 
 
-def best_offset(*, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, max_offset_s: float, step_s: float,
-                sigma_s: float) -> tuple[float, float]:
+def best_offset(
+    *, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, max_offset_s: float, step_s: float, sigma_s: float
+) -> tuple[float, float]:
     """The shift of the music (seconds, in [-max_offset_s, max_offset_s]) that maximises BA, and that BA.
 
     A positive offset delays the music: a music beat at t is heard at t + offset. Among equal scores the

@@ -160,16 +160,25 @@ def kinematic_beats(*, motion: Motion, config: DanceBeatConfig = DanceBeatConfig
     lo, hi = np.percentile(env, [5, 95])
     if not hi - lo > 1e-9 * max(float(hi), 1.0):
         return empty
-    minima, _ = scipy.signal.find_peaks(-env.astype(np.float64), prominence=config.min_prominence * (hi - lo),
-                                        distance=max(1, int(round(config.min_interval_s * fps))),
-                                        wlen=max(3, int(round(config.prominence_window_s * fps)) | 1))
+    minima, _ = scipy.signal.find_peaks(
+        -env.astype(np.float64),
+        prominence=config.min_prominence * (hi - lo),
+        distance=max(1, int(round(config.min_interval_s * fps))),
+        wlen=max(3, int(round(config.prominence_window_s * fps)) | 1),
+    )
     tempo = dance_tempo(envelope=env, envelope_fps=fps, min_bpm=config.min_bpm, max_bpm=config.max_bpm)
-    return DanceBeats(times_s=minima / fps, tempo_bpm=tempo, speed_envelope=env, envelope_fps=fps,
-                      beat_tempo_bpm=beat_level_tempo(speed=raw, fps=fps, dominant_bpm=tempo))
+    return DanceBeats(
+        times_s=minima / fps,
+        tempo_bpm=tempo,
+        speed_envelope=env,
+        envelope_fps=fps,
+        beat_tempo_bpm=beat_level_tempo(speed=raw, fps=fps, dominant_bpm=tempo),
+    )
 
 
-def beat_level_tempo(*, speed: np.ndarray, fps: float, dominant_bpm: float, min_bpm: float = BEAT_MIN_BPM,
-                     max_bpm: float = BEAT_MAX_BPM) -> float:
+def beat_level_tempo(
+    *, speed: np.ndarray, fps: float, dominant_bpm: float, min_bpm: float = BEAT_MIN_BPM, max_bpm: float = BEAT_MAX_BPM
+) -> float:
     """The step rate in BPM: a whole multiple k of ``dominant_bpm`` within ``min_bpm``..``max_bpm``; 0 if none.
 
     A dance beat is a stop of the body, so the unsmoothed joint ``speed`` is turned into a stops envelope,

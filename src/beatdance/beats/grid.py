@@ -17,7 +17,9 @@ def times_to_grid(times_s: np.ndarray, *, duration_s: float, fps: float = 10.0, 
     A beat at time t lands on frame ``round((t - start_s) * fps)``; beats outside the window are dropped.
     """
     if fps <= 0:
-        raise ParameterError(f"fps={fps} must be strictly positive. Pass the grid rate in frames per second, e.g. fps=10.")
+        raise ParameterError(
+            f"fps={fps} must be strictly positive. Pass the grid rate in frames per second, e.g. fps=10."
+        )
     if duration_s <= 0:
         raise ParameterError(f"duration_s={duration_s} must be strictly positive.")
     n = int(round(duration_s * fps))

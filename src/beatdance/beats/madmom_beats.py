@@ -99,8 +99,9 @@ def _stack(lstms: list[Any]) -> _Stacked:
     gates = [(lstm.input_gate, lstm.forget_gate, lstm.cell, lstm.output_gate) for lstm in lstms]
     return _Stacked(
         weights=[np.concatenate([g.weights for g in gs], axis=1).astype(np.float32) for gs in gates],
-        recurrent=np.stack([np.concatenate([g.recurrent_weights for g in gs], axis=1)
-                            for gs in gates]).astype(np.float32),
+        recurrent=np.stack([np.concatenate([g.recurrent_weights for g in gs], axis=1) for gs in gates]).astype(
+            np.float32
+        ),
         bias=np.stack([np.concatenate([g.bias for g in gs]) for gs in gates]).astype(np.float32),
         peep=np.stack([np.stack([gs[i].peephole_weights for gs in gates]) for i in (0, 1, 3)]).astype(np.float32),
         h0=np.stack([lstm.init for lstm in lstms]).astype(np.float32),
@@ -126,9 +127,9 @@ def _run_lstms(lstms: list[Any], inputs: list[np.ndarray]) -> list[np.ndarray]:
         for t in range(stop - start):
             z = projected[t] + np.matmul(h[:, None, :], s.recurrent)[:, 0]
             i = _sigmoid(z[:, :hidden] + c * pi)
-            f = _sigmoid(z[:, hidden:2 * hidden] + c * pf)
-            c = np.tanh(z[:, 2 * hidden:3 * hidden]) * i + c * f
-            o = _sigmoid(z[:, 3 * hidden:] + c * po)
+            f = _sigmoid(z[:, hidden : 2 * hidden] + c * pf)
+            c = np.tanh(z[:, 2 * hidden : 3 * hidden]) * i + c * f
+            o = _sigmoid(z[:, 3 * hidden :] + c * po)
             h = np.tanh(c) * o
             out[:, start + t] = h
     return list(out)
@@ -162,8 +163,15 @@ def phase_means(values: np.ndarray, k: int) -> np.ndarray:
     return groups.mean(axis=0) / max(float(groups.mean()), 1e-12)
 
 
-def metrical_level(beats_s: np.ndarray, *, beat_act: np.ndarray, downbeat_act: np.ndarray, onset: np.ndarray,
-                   onset_fps: float, min_bpm: float) -> tuple[np.ndarray, str]:
+def metrical_level(
+    beats_s: np.ndarray,
+    *,
+    beat_act: np.ndarray,
+    downbeat_act: np.ndarray,
+    onset: np.ndarray,
+    onset_fps: float,
+    min_bpm: float,
+) -> tuple[np.ndarray, str]:
     """The beats at the metrical level of the beat, from the DBN's pulse ``beats_s``, and what was decided.
 
     The DBN finds the most regular pulse in the beat activation, which is sometimes a subdivision of the
@@ -197,8 +205,11 @@ def metrical_level(beats_s: np.ndarray, *, beat_act: np.ndarray, downbeat_act: n
     no_bars = max(bar2, bar3) < HALVE_BAR_CONTRAST
     triple = bar3 >= HALVE_BAR_CONTRAST > bar2
     slow_enough = 30.0 / float(np.median(np.diff(beats_s))) >= min_bpm
-    if slow_enough and not triple and (alternate >= HALVE_ALTERNATE_STRONG
-                                       or (no_bars and alternate >= HALVE_ALTERNATE_RATIO)):
+    if (
+        slow_enough
+        and not triple
+        and (alternate >= HALVE_ALTERNATE_STRONG or (no_bars and alternate >= HALVE_ALTERNATE_RATIO))
+    ):
         return beats_s[phase::2], f"halved (alternate beats {alternate:.2f}, bar contrast {max(bar2, bar3):.2f})"
     if bar3 > bar2:
         mid = (beats_s[:-1] + beats_s[1:]) / 2
@@ -221,11 +232,12 @@ def trim_weak_ends(beats_s: np.ndarray, activation: np.ndarray) -> np.ndarray:
         return beats_s
     strength = accents(activation, FPS, beats_s)
     strong = np.flatnonzero(strength >= 0.5 * np.sqrt(np.mean(strength**2)))
-    return beats_s[strong[0]:strong[-1] + 1]
+    return beats_s[strong[0] : strong[-1] + 1]
 
 
-def track(*, y: np.ndarray, tracker: str, onset: np.ndarray, onset_fps: float, min_bpm: float,
-          max_bpm: float, trim: bool) -> tuple[np.ndarray, str]:
+def track(
+    *, y: np.ndarray, tracker: str, onset: np.ndarray, onset_fps: float, min_bpm: float, max_bpm: float, trim: bool
+) -> tuple[np.ndarray, str]:
     """Beat times (float64 s) of mono audio ``y`` at 44.1 kHz with ``tracker`` "madmom" or "madmom-metre",
     and a note of the metrical decision; ``onset`` is the onset strength that :func:`metrical_level` uses.
     With ``trim``, weak beats at the start and end are dropped (:func:`trim_weak_ends`)."""
@@ -236,6 +248,7 @@ def track(*, y: np.ndarray, tracker: str, onset: np.ndarray, onset_fps: float, m
         act = activations(y=y, kind="downbeats")
         beat_act = act.sum(axis=1)
         pulse = dbn_beats(beat_act, min_bpm=min_bpm, max_bpm=max_bpm)
-        beats_s, level = metrical_level(pulse, beat_act=beat_act, downbeat_act=act[:, 1], onset=onset,
-                                        onset_fps=onset_fps, min_bpm=min_bpm)
+        beats_s, level = metrical_level(
+            pulse, beat_act=beat_act, downbeat_act=act[:, 1], onset=onset, onset_fps=onset_fps, min_bpm=min_bpm
+        )
     return (trim_weak_ends(beats_s, beat_act) if trim else beats_s), level

@@ -37,7 +37,8 @@ def import_madmom() -> ModuleType:
         except importlib.metadata.PackageNotFoundError:
             raise MissingWeightsError(
                 f"the madmom beat tracker needs the {DISTRIBUTION} package (pip install '{DISTRIBUTION}==0.17.post1'), "
-                "or use MusicBeatConfig(tracker='librosa').") from None
+                "or use MusicBeatConfig(tracker='librosa')."
+            ) from None
         importlib.metadata.distribution = distribution  # type: ignore[assignment]  # the shim's whole point
         try:
             return importlib.import_module("madmom")

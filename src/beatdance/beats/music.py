@@ -94,12 +94,16 @@ class MusicBeatConfig:
                 "or None for a flat tempo prior."
             )
         if self.onset_aggregate not in ("mean", "median"):
-            raise ParameterError(f"MusicBeatConfig.onset_aggregate={self.onset_aggregate!r}; expected 'mean' or 'median'.")
+            raise ParameterError(
+                f"MusicBeatConfig.onset_aggregate={self.onset_aggregate!r}; expected 'mean' or 'median'."
+            )
         if self.tracker not in TRACKERS:
             raise ParameterError(f"MusicBeatConfig.tracker={self.tracker!r}; expected one of {', '.join(TRACKERS)}.")
         if not 0 < self.dbn_min_bpm < self.dbn_max_bpm:
-            raise ParameterError(f"MusicBeatConfig.dbn_min_bpm={self.dbn_min_bpm}, dbn_max_bpm={self.dbn_max_bpm}: "
-                                 "need 0 < dbn_min_bpm < dbn_max_bpm, e.g. 55 and 215.")
+            raise ParameterError(
+                f"MusicBeatConfig.dbn_min_bpm={self.dbn_min_bpm}, dbn_max_bpm={self.dbn_max_bpm}: "
+                "need 0 < dbn_min_bpm < dbn_max_bpm, e.g. 55 and 215."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,8 +136,15 @@ def onset_envelope(*, y: np.ndarray, config: MusicBeatConfig) -> np.ndarray:
         y = librosa.effects.percussive(y, margin=config.hpss_margin)
     aggregate = np.median if config.onset_aggregate == "median" else np.mean
     return librosa.onset.onset_strength(
-        y=y, sr=config.sr, n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.n_mels,
-        fmax=config.fmax_hz, lag=config.onset_lag, max_size=config.onset_max_size, aggregate=aggregate,
+        y=y,
+        sr=config.sr,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        n_mels=config.n_mels,
+        fmax=config.fmax_hz,
+        lag=config.onset_lag,
+        max_size=config.onset_max_size,
+        aggregate=aggregate,
     ).astype(np.float32)
 
 
@@ -155,29 +166,57 @@ def track_music_beats(*, y: np.ndarray, sr: int, config: MusicBeatConfig = Music
         return MusicBeats(times_s=np.zeros(0), tempo_bpm=0.0, onset_envelope=env, envelope_fps=fps)
     if config.tracker != "librosa":
         if original_sr != madmom_beats.SAMPLE_RATE:
-            original = librosa.resample(original, orig_sr=original_sr, target_sr=madmom_beats.SAMPLE_RATE,
-                                        res_type="soxr_hq")
-        beats_s, level = madmom_beats.track(y=original, tracker=config.tracker, onset=env, onset_fps=fps,
-                                            min_bpm=config.dbn_min_bpm, max_bpm=config.dbn_max_bpm, trim=config.trim)
+            original = librosa.resample(
+                original, orig_sr=original_sr, target_sr=madmom_beats.SAMPLE_RATE, res_type="soxr_hq"
+            )
+        beats_s, level = madmom_beats.track(
+            y=original,
+            tracker=config.tracker,
+            onset=env,
+            onset_fps=fps,
+            min_bpm=config.dbn_min_bpm,
+            max_bpm=config.dbn_max_bpm,
+            trim=config.trim,
+        )
         fallback = 60.0 / float(np.median(np.diff(beats_s))) if beats_s.size > 1 else 0.0
-        return MusicBeats(times_s=beats_s, tempo_bpm=_refined_tempo_bpm(beats_s, fallback_bpm=fallback),
-                          onset_envelope=env, envelope_fps=fps, level=level)
+        return MusicBeats(
+            times_s=beats_s,
+            tempo_bpm=_refined_tempo_bpm(beats_s, fallback_bpm=fallback),
+            onset_envelope=env,
+            envelope_fps=fps,
+            level=level,
+        )
     if config.prior_bpm_std_octaves is None:
         prior = scipy.stats.uniform(0.0, config.max_tempo_bpm)
         std_bpm = 1.0
     else:
         prior, std_bpm = None, config.prior_bpm_std_octaves
     tempo = librosa.feature.tempo(
-        onset_envelope=env, sr=config.sr, hop_length=config.hop_length, start_bpm=config.start_bpm,
-        std_bpm=std_bpm, ac_size=config.ac_size_s, max_tempo=config.max_tempo_bpm, prior=prior,
+        onset_envelope=env,
+        sr=config.sr,
+        hop_length=config.hop_length,
+        start_bpm=config.start_bpm,
+        std_bpm=std_bpm,
+        ac_size=config.ac_size_s,
+        max_tempo=config.max_tempo_bpm,
+        prior=prior,
     )
     _, beats_s = librosa.beat.beat_track(
-        onset_envelope=env, sr=config.sr, hop_length=config.hop_length, bpm=float(tempo[0]),
-        tightness=config.tightness, trim=config.trim, units="time",
+        onset_envelope=env,
+        sr=config.sr,
+        hop_length=config.hop_length,
+        bpm=float(tempo[0]),
+        tightness=config.tightness,
+        trim=config.trim,
+        units="time",
     )
     beats_s = np.asarray(beats_s, dtype=np.float64)
-    return MusicBeats(times_s=beats_s, tempo_bpm=_refined_tempo_bpm(beats_s, fallback_bpm=float(tempo[0])),
-                      onset_envelope=env, envelope_fps=fps)
+    return MusicBeats(
+        times_s=beats_s,
+        tempo_bpm=_refined_tempo_bpm(beats_s, fallback_bpm=float(tempo[0])),
+        onset_envelope=env,
+        envelope_fps=fps,
+    )
 
 
 def _refined_tempo_bpm(beats_s: np.ndarray, *, fallback_bpm: float) -> float:

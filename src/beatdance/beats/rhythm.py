@@ -1,8 +1,9 @@
 """Rhythm features on a shared log-tempo axis, for music and dance alike.
 
 Both modalities are described on one axis of log2 tempo (``RhythmConfig``: 20-480 BPM, 48 bins per
-octave, so a waltz danced once a bar at 28 BPM is on it). On that axis a metre ratio is a fixed shift: a dancer stepping once a bar in 3/4 sits
-``log2 3`` octaves below the music's beat, a dancer on every other beat one octave below. The model's
+octave, so a waltz danced once a bar at 28 BPM is on it). On that axis a metre ratio is a fixed shift: a
+dancer stepping once a bar in 3/4 sits ``log2 3`` octaves below the music's beat, a dancer on every other
+beat one octave below. The model's
 rhythm branch (``model.rhythm``) learns which shifts each style uses.
 
 A clip's rhythm array has ``RHYTHM_CHANNELS`` rows over the axis:
@@ -50,11 +51,14 @@ class RhythmConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.min_bpm < self.max_bpm:
-            raise ParameterError(f"RhythmConfig min_bpm={self.min_bpm}, max_bpm={self.max_bpm}: need 0 < min < max, "
-                                 "e.g. 20 and 480.")
+            raise ParameterError(
+                f"RhythmConfig min_bpm={self.min_bpm}, max_bpm={self.max_bpm}: need 0 < min < max, e.g. 20 and 480."
+            )
         if int(self.bins_per_octave) != self.bins_per_octave or self.bins_per_octave < 6:
-            raise ParameterError(f"RhythmConfig.bins_per_octave={self.bins_per_octave} must be a whole number >= 6 "
-                                 "(24 or more resolves tempo to a few percent).")
+            raise ParameterError(
+                f"RhythmConfig.bins_per_octave={self.bins_per_octave} must be a whole number >= 6 "
+                "(24 or more resolves tempo to a few percent)."
+            )
         for name in ("peak_sigma_octaves", "detrend_s"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"RhythmConfig.{name}={getattr(self, name)} must be > 0.")
@@ -92,8 +96,8 @@ def log_tempogram(*, envelope: np.ndarray, envelope_fps: float, config: RhythmCo
     t = np.arange(x.size) / envelope_fps
     hz = tempo_axis_bpm(config) / 60.0
     for a in range(0, hz.size, _CHUNK_BINS):
-        phase = np.exp(-2j * np.pi * np.outer(hz[a:a + _CHUNK_BINS], t))
-        out[a:a + _CHUNK_BINS] = np.abs(phase @ x)
+        phase = np.exp(-2j * np.pi * np.outer(hz[a : a + _CHUNK_BINS], t))
+        out[a : a + _CHUNK_BINS] = np.abs(phase @ x)
     peak = float(out.max())
     return out / peak if peak > 0 else out
 
@@ -134,17 +138,28 @@ class TrackRhythm:
     tempogram: np.ndarray
 
 
-def track_rhythm(*, envelope: np.ndarray, envelope_fps: float, tempo_bpm: float,
-                 config: RhythmConfig = RhythmConfig()) -> TrackRhythm:
+def track_rhythm(
+    *, envelope: np.ndarray, envelope_fps: float, tempo_bpm: float, config: RhythmConfig = RhythmConfig()
+) -> TrackRhythm:
     """Rows 0 and 1 of every window's rhythm array, computed once per track."""
-    return TrackRhythm(tempo_bpm=float(tempo_bpm), tempo=tempo_bump(tempo_bpm=tempo_bpm, config=config),
-                       tempogram=log_tempogram(envelope=envelope, envelope_fps=envelope_fps, config=config))
+    return TrackRhythm(
+        tempo_bpm=float(tempo_bpm),
+        tempo=tempo_bump(tempo_bpm=tempo_bpm, config=config),
+        tempogram=log_tempogram(envelope=envelope, envelope_fps=envelope_fps, config=config),
+    )
 
 
-def window_rhythm(track: TrackRhythm, *, envelope: np.ndarray, envelope_fps: float, start_s: float, window_s: float,
-                  config: RhythmConfig = RhythmConfig()) -> np.ndarray:
+def window_rhythm(
+    track: TrackRhythm,
+    *,
+    envelope: np.ndarray,
+    envelope_fps: float,
+    start_s: float,
+    window_s: float,
+    config: RhythmConfig = RhythmConfig(),
+) -> np.ndarray:
     """The (RHYTHM_CHANNELS, num_bins) rhythm array of the window [start_s, start_s + window_s) of a track."""
     a = max(0, int(round(start_s * envelope_fps)))
-    part = np.asarray(envelope)[a:a + int(round(window_s * envelope_fps))]
+    part = np.asarray(envelope)[a : a + int(round(window_s * envelope_fps))]
     own = log_tempogram(envelope=part, envelope_fps=envelope_fps, config=config)
     return np.stack([track.tempo, track.tempogram, own]).astype(np.float32)

@@ -21,12 +21,21 @@ def bench_command(
     folds: int = typer.Option(4, help="Cross-validation folds over pairs."),
     epochs: int = typer.Option(BenchConfig.epochs, help="Training epochs of every trained arm."),
     val_groups: int = typer.Option(3, help="Pairs held out of training per fold (the validation querybank)."),
-    positional: str = typer.Option(BenchConfig.positional, help="Positional encoding of the temporal arms: sinusoidal, learned or none."),
-    pool: str = typer.Option(BenchConfig.pool, help="Clip embedding of the temporal arms: mean (over segments) or flatten (official)."),
-    rhythm_branch: bool = typer.Option(BenchConfig.rhythm_branch, help="The default arm's rhythm branch (off: the default arm is temporal)."),
+    positional: str = typer.Option(
+        BenchConfig.positional, help="Positional encoding of the temporal arms: sinusoidal, learned or none."
+    ),
+    pool: str = typer.Option(
+        BenchConfig.pool, help="Clip embedding of the temporal arms: mean (over segments) or flatten (official)."
+    ),
+    rhythm_branch: bool = typer.Option(
+        BenchConfig.rhythm_branch, help="The default arm's rhythm branch (off: the default arm is temporal)."
+    ),
     device: str = typer.Option("cpu", help="Torch device for training and embedding."),
-    workers: int | None = typer.Option(None, help="Processes running (seed, fold) runs at once, one torch thread each "
-                                                 "(default: the cores this process may use)."),
+    workers: int | None = typer.Option(
+        None,
+        help="Processes running (seed, fold) runs at once, one torch thread each "
+        "(default: the cores this process may use).",
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of Markdown tables."),
 ) -> None:
@@ -36,8 +45,16 @@ def bench_command(
 
         beatdance bench dwm_store --out bench_out --seeds 2 --folds 4
     """
-    config = BenchConfig(seeds=seeds, folds=folds, epochs=epochs, val_groups=val_groups, device=device,
-                         positional=positional, pool=pool, rhythm_branch=rhythm_branch)  # type: ignore[arg-type]
+    config = BenchConfig(
+        seeds=seeds,
+        folds=folds,
+        epochs=epochs,
+        val_groups=val_groups,
+        device=device,
+        positional=positional,  # type: ignore[arg-type]
+        pool=pool,  # type: ignore[arg-type]
+        rhythm_branch=rhythm_branch,
+    )
     results = run_bench(store=store, out=out, config=config, workers=resolve_threads(workers), show_progress=progress)
     if as_json:
         typer.echo(json.dumps(results["summary"], indent=2))

@@ -36,28 +36,49 @@ def print_search(result: dict[str, Any]) -> None:
     q = result["query"]
     source = q.get("clip_id") or _name(q.get("source"))
     target = "dance" if result["direction"] == "m2d" else "music"
-    title = (f"{q['modality']} query {source} [{_span(q['start_s'], q['duration_s'])}, {_bpm(q['tempo_bpm'])} BPM] -> "
-             f"{target} ({result['settings']['hubness']}, {result['seconds'] * 1000:.0f} ms)")
+    title = (
+        f"{q['modality']} query {source} [{_span(q['start_s'], q['duration_s'])}, {_bpm(q['tempo_bpm'])} BPM] -> "
+        f"{target} ({result['settings']['hubness']}, {result['seconds'] * 1000:.0f} ms)"
+    )
     table = Table(title=title)
     for col in ("#", "item", "source", "span", "score", "similarity", "beat align", "BPM q/item"):
         table.add_column(col, justify="left" if col in ("item", "source") else "right")
     for m in result["matches"]:
-        table.add_row(str(m["rank"]), m["id"], _name(m.get("source")),
-                      _span(m["start_s"], m["duration_s"]), f"{m['score']:.4g}", f"{m['similarity']:.3f}",
-                      f"{m['beat_alignment']:.3f}", f"{_bpm(m['query_tempo_bpm'])}/{_bpm(m['tempo_bpm'])}")
+        table.add_row(
+            str(m["rank"]),
+            m["id"],
+            _name(m.get("source")),
+            _span(m["start_s"], m["duration_s"]),
+            f"{m['score']:.4g}",
+            f"{m['similarity']:.3f}",
+            f"{m['beat_alignment']:.3f}",
+            f"{_bpm(m['query_tempo_bpm'])}/{_bpm(m['tempo_bpm'])}",
+        )
     Console(width=160).print(table)
 
 
-def search_server(*, server: str, music: Path | None = None, dance: Path | None = None, music_id: str | None = None,
-                  dance_id: str | None = None, start_s: float = 0.0, duration_s: float | None = None, top: int = 10,
-                  hubness: str | None = None, timeout_s: float = 120.0) -> dict[str, Any]:
+def search_server(
+    *,
+    server: str,
+    music: Path | None = None,
+    dance: Path | None = None,
+    music_id: str | None = None,
+    dance_id: str | None = None,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+    top: int = 10,
+    hubness: str | None = None,
+    timeout_s: float = 120.0,
+) -> dict[str, Any]:
     """The search result (service JSON) for one query sent to ``beatdance serve`` at ``server``."""
     import httpx
 
     given = {"music": music, "dance": dance, "music_id": music_id, "dance_id": dance_id}
     chosen = [k for k, v in given.items() if v is not None]
     if len(chosen) != 1:
-        raise ParameterError(f"pass exactly one query (--music, --dance, --music-id or --dance-id); got {chosen or 'none'}.")
+        raise ParameterError(
+            f"pass exactly one query (--music, --dance, --music-id or --dance-id); got {chosen or 'none'}."
+        )
     url = server.rstrip("/") + "/api/search"
     extra: dict[str, Any] = {"hubness": hubness} if hubness else {}
     try:
@@ -75,8 +96,10 @@ def search_server(*, server: str, music: Path | None = None, dance: Path | None 
             with open(path, "rb") as fh:
                 response = httpx.post(url, data=form, files={"file": (path.name, fh)}, timeout=timeout_s)
     except httpx.HTTPError as exc:
-        raise BeatDanceError(f"cannot reach the beatdance service at {server} ({exc}). Start it with "
-                             "`beatdance serve LIBRARY` or check --server.") from exc
+        raise BeatDanceError(
+            f"cannot reach the beatdance service at {server} ({exc}). Start it with "
+            "`beatdance serve LIBRARY` or check --server."
+        ) from exc
     if response.status_code != 200:
         try:
             detail = response.json().get("detail", response.text)

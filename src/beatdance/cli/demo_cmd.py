@@ -22,7 +22,9 @@ def demo_command(
     lr: float = typer.Option(_D.lr, help="Learning rate (the default recipe's)."),
     seed: int = typer.Option(_D.seed, help="Seed of the media, the split and the training."),
     workers: int = typer.Option(_D.workers, help="Processes for `prepare`."),
-    threads: int | None = typer.Option(None, help="Torch, BLAS and OpenMP threads (default: the cores this process may use)."),
+    threads: int | None = typer.Option(
+        None, help="Torch, BLAS and OpenMP threads (default: the cores this process may use)."
+    ),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Synthesize songs and dances, prepare them, train a model, evaluate it, index a library, search it with

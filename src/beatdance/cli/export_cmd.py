@@ -14,8 +14,9 @@ from .app import app
 @app.command("export")
 def export_command(
     music: Path = typer.Option(..., "--music", help="Music: an audio file, or a video whose soundtrack is used."),
-    dance: Path = typer.Option(..., "--dance", help="Dance: a video, a keypoint file (.npz/.csv/.pkl) or a "
-                                                    "Dance-with-Melody folder."),
+    dance: Path = typer.Option(
+        ..., "--dance", help="Dance: a video, a keypoint file (.npz/.csv/.pkl) or a Dance-with-Melody folder."
+    ),
     out: Path = typer.Option(..., "--out", help="The MP4 to write (H.264 + AAC)."),
     music_start: float = typer.Option(0.0, "--music-start", help="Music time (s) to align from, before the shift."),
     dance_start: float = typer.Option(0.0, "--dance-start", help="Dance time (s) where the export begins."),
@@ -34,14 +35,25 @@ def export_command(
 
         beatdance export --music song.mp3 --dance dancer.mp4 --out synced.mp4 --duration 10 --plot beats.png
     """
-    report = export_pair(music=music, dance=dance, out=out, music_start_s=music_start, dance_start_s=dance_start,
-                         duration_s=duration, max_offset_s=max_offset, fps=fps, plot=plot)
+    report = export_pair(
+        music=music,
+        dance=dance,
+        out=out,
+        music_start_s=music_start,
+        dance_start_s=dance_start,
+        duration_s=duration,
+        max_offset_s=max_offset,
+        fps=fps,
+        plot=plot,
+    )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
     typer.echo(f"wrote {report.out} ({report.duration_s:.2f} s, {report.dance_kind} dance) in {report.seconds:.1f} s")
     typer.echo(f"music starts at {report.music_start_s + report.offset_s:.3f} s (offset {report.offset_s:+.3f} s)")
-    typer.echo(f"beat alignment {report.score_before:.3f} -> {report.score_after:.3f}; tempo music "
-               f"{report.music_tempo_bpm:.1f} BPM, dance {report.dance_tempo_bpm:.1f} BPM")
+    typer.echo(
+        f"beat alignment {report.score_before:.3f} -> {report.score_after:.3f}; tempo music "
+        f"{report.music_tempo_bpm:.1f} BPM, dance {report.dance_tempo_bpm:.1f} BPM"
+    )
     if report.plot:
         typer.echo(f"plot: {report.plot}")

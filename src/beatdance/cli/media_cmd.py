@@ -22,7 +22,9 @@ from .app import app
 
 @app.command("beats")
 def beats_command(
-    file: Path = typer.Argument(..., help="Music file, video (soundtrack and dance), keypoint file or Dance-with-Melody folder."),
+    file: Path = typer.Argument(
+        ..., help="Music file, video (soundtrack and dance), keypoint file or Dance-with-Melody folder."
+    ),
     pose_fps: float = typer.Option(15.0, help="Frames per second sampled from a video for pose estimation."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG plot of the envelope(s) and beats (one per stream)."),
@@ -48,14 +50,23 @@ def beats_command(
             with PoseEstimator() as est:
                 out["dance"] = {"beats": kinematic_beats(motion=est.process(frames=frames, fps=fps, source=str(file)))}
     else:
-        raise typer.BadParameter(f"{file}: unknown format {ext!r}; pass audio, video, keypoints or a Dance-with-Melody folder.")
-    result: dict[str, dict[str, Any]] = {name: {"tempo_bpm": float(v["beats"].tempo_bpm), "beat_times_s": [round(float(t), 3) for t in v["beats"].times_s]}
-              for name, v in out.items()}
+        raise typer.BadParameter(
+            f"{file}: unknown format {ext!r}; pass audio, video, keypoints or a Dance-with-Melody folder."
+        )
+    result: dict[str, dict[str, Any]] = {
+        name: {
+            "tempo_bpm": float(v["beats"].tempo_bpm),
+            "beat_times_s": [round(float(t), 3) for t in v["beats"].times_s],
+        }
+        for name, v in out.items()
+    }
     if "music" in result:
         result["music"]["tracker"] = tracker
     if "dance" in result:
-        result["dance"].update(beat_tempo_bpm=float(out["dance"]["beats"].beat_tempo_bpm),
-                               bar_tempo_bpm=float(out["dance"]["beats"].bar_tempo_bpm))
+        result["dance"].update(
+            beat_tempo_bpm=float(out["dance"]["beats"].beat_tempo_bpm),
+            bar_tempo_bpm=float(out["dance"]["beats"].bar_tempo_bpm),
+        )
     if plot:
         for name, v in out.items():
             b = v["beats"]
@@ -63,8 +74,14 @@ def beats_command(
             env = getattr(b, "onset_envelope", None)
             if env is None:
                 env = b.speed_envelope
-            plot_beats(path=target, envelope=env, envelope_fps=b.envelope_fps, beat_times_s=b.times_s,
-                       tempo_bpm=b.tempo_bpm, title=f"{file.name}: {name} beats")
+            plot_beats(
+                path=target,
+                envelope=env,
+                envelope_fps=b.envelope_fps,
+                beat_times_s=b.times_s,
+                tempo_bpm=b.tempo_bpm,
+                title=f"{file.name}: {name} beats",
+            )
             result[name]["plot"] = str(target)
     if as_json:
         typer.echo(json.dumps({"file": str(file), **result}, indent=2))

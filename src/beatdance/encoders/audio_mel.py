@@ -48,10 +48,22 @@ class AudioMelEncoder(Encoder):
     modality = "music"
     needs = frozenset({"audio"})
 
-    def __init__(self, *, sr: int = 22050, fps: float = 25.0, n_mels: int = 64, n_fft: int = 2048,
-                 fmin_hz: float = 30.0, fmax_hz: float | None = None, contrast_bands: int = 6,
-                 contrast_fmin_hz: float = 200.0, tempo_window_s: float = 4.0, tempo_bands: int = 8,
-                 tempo_min_bpm: float = 40.0, tempo_max_bpm: float = 240.0) -> None:
+    def __init__(
+        self,
+        *,
+        sr: int = 22050,
+        fps: float = 25.0,
+        n_mels: int = 64,
+        n_fft: int = 2048,
+        fmin_hz: float = 30.0,
+        fmax_hz: float | None = None,
+        contrast_bands: int = 6,
+        contrast_fmin_hz: float = 200.0,
+        tempo_window_s: float = 4.0,
+        tempo_bands: int = 8,
+        tempo_min_bpm: float = 40.0,
+        tempo_max_bpm: float = 240.0,
+    ) -> None:
         hop = sr / fps if fps > 0 else 0.0
         if sr <= 0 or fps <= 0 or hop != int(hop):
             raise ParameterError(
@@ -60,22 +72,33 @@ class AudioMelEncoder(Encoder):
             )
         nyquist = sr / 2
         if not 0 <= fmin_hz < (fmax_hz or nyquist) <= nyquist:
-            raise ParameterError(f"Mel range fmin_hz={fmin_hz}, fmax_hz={fmax_hz} must satisfy 0 <= fmin < fmax <= sr/2 = {nyquist}.")
+            raise ParameterError(
+                f"Mel range fmin_hz={fmin_hz}, fmax_hz={fmax_hz} must satisfy 0 <= fmin < fmax <= sr/2 = {nyquist}."
+            )
         if contrast_fmin_hz * 2 ** (contrast_bands - 1) >= nyquist:
             raise ParameterError(
                 f"contrast_bands={contrast_bands} octaves above contrast_fmin_hz={contrast_fmin_hz} exceed sr/2={nyquist}. "
                 "Use fewer bands or a lower contrast_fmin_hz."
             )
         self._settings: dict[str, Any] = {
-            "sr": int(sr), "fps": float(fps), "n_mels": int(n_mels), "n_fft": int(n_fft), "fmin_hz": float(fmin_hz),
-            "fmax_hz": None if fmax_hz is None else float(fmax_hz), "contrast_bands": int(contrast_bands),
-            "contrast_fmin_hz": float(contrast_fmin_hz), "tempo_window_s": float(tempo_window_s),
-            "tempo_bands": int(tempo_bands), "tempo_min_bpm": float(tempo_min_bpm), "tempo_max_bpm": float(tempo_max_bpm),
+            "sr": int(sr),
+            "fps": float(fps),
+            "n_mels": int(n_mels),
+            "n_fft": int(n_fft),
+            "fmin_hz": float(fmin_hz),
+            "fmax_hz": None if fmax_hz is None else float(fmax_hz),
+            "contrast_bands": int(contrast_bands),
+            "contrast_fmin_hz": float(contrast_fmin_hz),
+            "tempo_window_s": float(tempo_window_s),
+            "tempo_bands": int(tempo_bands),
+            "tempo_min_bpm": float(tempo_min_bpm),
+            "tempo_max_bpm": float(tempo_max_bpm),
         }
         self._hop = int(hop)
         self._win = int(round(tempo_window_s * fps))
-        self._tempo_lags = _tempo_band_lags(fps=fps, window=self._win, bands=tempo_bands, min_bpm=tempo_min_bpm,
-                                            max_bpm=tempo_max_bpm)
+        self._tempo_lags = _tempo_band_lags(
+            fps=fps, window=self._win, bands=tempo_bands, min_bpm=tempo_min_bpm, max_bpm=tempo_max_bpm
+        )
 
     @property
     def dim(self) -> int:
@@ -96,19 +119,29 @@ class AudioMelEncoder(Encoder):
         n_frames = int(round(len(y) / self._hop))
         power = np.abs(librosa.stft(y, n_fft=s["n_fft"], hop_length=self._hop, center=True)) ** 2
         mel_db = librosa.power_to_db(
-            librosa.feature.melspectrogram(S=power, sr=s["sr"], n_mels=s["n_mels"], fmin=s["fmin_hz"], fmax=s["fmax_hz"]),
-            ref=1.0, amin=1e-10, top_db=_TOP_DB,
+            librosa.feature.melspectrogram(
+                S=power, sr=s["sr"], n_mels=s["n_mels"], fmin=s["fmin_hz"], fmax=s["fmax_hz"]
+            ),
+            ref=1.0,
+            amin=1e-10,
+            top_db=_TOP_DB,
         )
         onset = librosa.onset.onset_strength(S=mel_db, sr=s["sr"], hop_length=self._hop)
         chroma = librosa.feature.chroma_stft(S=power, sr=s["sr"], n_fft=s["n_fft"], hop_length=self._hop, tuning=0.0)
         contrast = librosa.feature.spectral_contrast(
-            S=np.sqrt(power), sr=s["sr"], n_fft=s["n_fft"], hop_length=self._hop,
-            fmin=s["contrast_fmin_hz"], n_bands=s["contrast_bands"],
+            S=np.sqrt(power),
+            sr=s["sr"],
+            n_fft=s["n_fft"],
+            hop_length=self._hop,
+            fmin=s["contrast_fmin_hz"],
+            n_bands=s["contrast_bands"],
         )
-        tempogram = librosa.feature.tempogram(onset_envelope=onset, sr=s["sr"], hop_length=self._hop,
-                                              win_length=self._win)
-        rms_db = librosa.amplitude_to_db(librosa.feature.rms(S=np.sqrt(power), frame_length=s["n_fft"]),
-                                         ref=1.0, amin=1e-5, top_db=_TOP_DB)
+        tempogram = librosa.feature.tempogram(
+            onset_envelope=onset, sr=s["sr"], hop_length=self._hop, win_length=self._win
+        )
+        rms_db = librosa.amplitude_to_db(
+            librosa.feature.rms(S=np.sqrt(power), frame_length=s["n_fft"]), ref=1.0, amin=1e-5, top_db=_TOP_DB
+        )
         columns = [
             (mel_db - mel_db.mean()) / _DB_SCALE,
             _zscore(onset[None]),
@@ -131,7 +164,9 @@ class AudioMelEncoder(Encoder):
             )
         y = np.asarray(clip.audio, dtype=np.float32)
         if y.ndim != 1:
-            raise MediaError(f"{name}: audio has shape {y.shape}; expected mono (n_samples,). Average the channels first.")
+            raise MediaError(
+                f"{name}: audio has shape {y.shape}; expected mono (n_samples,). Average the channels first."
+            )
         if not np.all(np.isfinite(y)):
             raise MediaError(f"{name}: audio contains NaN or infinite samples. Check the decoder output.")
         if clip.sr != self._settings["sr"]:

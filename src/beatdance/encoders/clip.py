@@ -42,8 +42,14 @@ class ClipEncoder(Encoder):
     modality = "dance"
     needs = frozenset({"frames"})
 
-    def __init__(self, *, model_dir: str | os.PathLike[str] | None = None, fps: float = 5.0, batch_size: int = 32,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        model_dir: str | os.PathLike[str] | None = None,
+        fps: float = 5.0,
+        batch_size: int = 32,
+        device: str = "cpu",
+    ) -> None:
         if not fps > 0:
             raise ParameterError(f"fps={fps} must be strictly positive (embeddings per second of video).")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -56,11 +62,13 @@ class ClipEncoder(Encoder):
             import transformers
             from transformers.utils import is_torchvision_available
 
-            processor_cls = (transformers.CLIPImageProcessor if is_torchvision_available()
-                             else transformers.CLIPImageProcessorPil)
+            processor_cls = (
+                transformers.CLIPImageProcessor if is_torchvision_available() else transformers.CLIPImageProcessorPil
+            )
             self._processor = processor_cls.from_pretrained(self._dir, local_files_only=True)
-        self._model = load_model(transformers.CLIPVisionModelWithProjection, self._dir, source=_SOURCE,
-                                 device=self._device)
+        self._model = load_model(
+            transformers.CLIPVisionModelWithProjection, self._dir, source=_SOURCE, device=self._device
+        )
 
     @property
     def dim(self) -> int:
@@ -76,8 +84,12 @@ class ClipEncoder(Encoder):
         return weights_sha256(self._dir)
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "model_dir": self._dir.name, "weights_sha256": self._weights_sha256,
-                "layer": "image_embeds"}
+        return {
+            **super().config(),
+            "model_dir": self._dir.name,
+            "weights_sha256": self._weights_sha256,
+            "layer": "image_embeds",
+        }
 
     def encode(self, clip: MediaClip) -> np.ndarray:
         """Unit-norm image embeddings, float32 (T, dim), T = round(duration of the frames * fps)."""
@@ -85,8 +97,9 @@ class ClipEncoder(Encoder):
         assert clip.frames_fps is not None  # checked by _checked_frames
         indices = sample_frame_indices(num_frames=len(frames), frames_fps=float(clip.frames_fps), fps=self._fps)
         unique, inverse = np.unique(indices, return_inverse=True)
-        embeddings = np.concatenate([self._embed(frames[unique[a:a + self._batch_size]])
-                                     for a in range(0, len(unique), self._batch_size)])
+        embeddings = np.concatenate(
+            [self._embed(frames[unique[a : a + self._batch_size]]) for a in range(0, len(unique), self._batch_size)]
+        )
         return embeddings[inverse]
 
     @torch.inference_mode()
@@ -100,14 +113,20 @@ def _checked_frames(clip: MediaClip) -> np.ndarray:
     """The clip's (T, H, W, 3) uint8 frames, or MediaError naming the source."""
     name = clip.source or "<clip>"
     if clip.frames is None:
-        raise MediaError(f"{name}: the 'clip' encoder needs video frames, but the clip has none. "
-                         "Use a video source, or --dance-encoder pose for keypoint-only data.")
+        raise MediaError(
+            f"{name}: the 'clip' encoder needs video frames, but the clip has none. "
+            "Use a video source, or --dance-encoder pose for keypoint-only data."
+        )
     if not (clip.frames_fps or 0) > 0:
         raise MediaError(f"{name}: frames_fps={clip.frames_fps}; expected the positive frame rate of the video frames.")
     frames = np.asarray(clip.frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise MediaError(f"{name}: frames have shape {frames.shape} and dtype {frames.dtype}; expected (T, H, W, 3) "
-                         "uint8 RGB. Decode the video to RGB24 frames.")
+        raise MediaError(
+            f"{name}: frames have shape {frames.shape} and dtype {frames.dtype}; expected (T, H, W, 3) "
+            "uint8 RGB. Decode the video to RGB24 frames."
+        )
     if len(frames) == 0:
-        raise MediaError(f"{name}: the clip has 0 video frames; the window lies outside the video. Check its start time.")
+        raise MediaError(
+            f"{name}: the clip has 0 video frames; the window lies outside the video. Check its start time."
+        )
     return frames

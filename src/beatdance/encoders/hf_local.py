@@ -40,8 +40,9 @@ class PretrainedSource:
         )
 
     def missing(self, problem: str) -> MissingWeightsError:
-        return MissingWeightsError(f"The {self.encoder!r} encoder needs pretrained weights in a local folder, but {problem}. "
-                                   f"{self.fix()}")
+        return MissingWeightsError(
+            f"The {self.encoder!r} encoder needs pretrained weights in a local folder, but {problem}. {self.fix()}"
+        )
 
 
 def weight_files(model_dir: Path) -> list[Path]:
@@ -53,8 +54,12 @@ def weight_files(model_dir: Path) -> list[Path]:
     return []
 
 
-def check_model_dir(model_dir: str | os.PathLike[str] | None, *, source: PretrainedSource,
-                    required: Sequence[str] = ("config.json", "preprocessor_config.json")) -> Path:
+def check_model_dir(
+    model_dir: str | os.PathLike[str] | None,
+    *,
+    source: PretrainedSource,
+    required: Sequence[str] = ("config.json", "preprocessor_config.json"),
+) -> Path:
     """The resolved folder, after checking it holds ``required`` files and at least one weight file."""
     if model_dir is None:
         raise source.missing("no folder was given")
@@ -106,8 +111,9 @@ def loading(model_dir: Path, *, source: PretrainedSource) -> Iterator[None]:
         hf_logging.set_verbosity(verbosity)
 
 
-def load_model(model_cls: Any, model_dir: Path, *, source: PretrainedSource, device: torch.device,
-               **kwargs: Any) -> torch.nn.Module:
+def load_model(
+    model_cls: Any, model_dir: Path, *, source: PretrainedSource, device: torch.device, **kwargs: Any
+) -> torch.nn.Module:
     """``model_cls.from_pretrained`` from the folder only, in eval mode on ``device``.
 
     Weights that do not cover the model (which transformers would silently leave random) are an error.
@@ -116,6 +122,8 @@ def load_model(model_cls: Any, model_dir: Path, *, source: PretrainedSource, dev
         model, info = model_cls.from_pretrained(model_dir, local_files_only=True, output_loading_info=True, **kwargs)
     missing = sorted(info.get("missing_keys", ()))
     if missing:
-        raise source.missing(f"the weights in {str(model_dir)!r} lack {len(missing)} parameters of "
-                             f"{type(model).__name__} (e.g. {missing[0]!r}); they are for another model")
+        raise source.missing(
+            f"the weights in {str(model_dir)!r} lack {len(missing)} parameters of "
+            f"{type(model).__name__} (e.g. {missing[0]!r}); they are for another model"
+        )
     return model.to(device).eval()

@@ -34,8 +34,14 @@ _SOURCE = PretrainedSource(encoder="mert", modality="music", repo_id="m-a-p/MERT
 def _remote_code_files(model_dir: Path) -> list[str]:
     """The .py files named by the config's ``auto_map`` (e.g. modeling_MERT.py), which must be in the folder."""
     auto_map = read_json(model_dir / "config.json").get("auto_map", {})
-    return sorted({ref.split("--")[-1].rsplit(".", 1)[0] + ".py"
-                   for refs in auto_map.values() for ref in ([refs] if isinstance(refs, str) else refs) if ref})
+    return sorted(
+        {
+            ref.split("--")[-1].rsplit(".", 1)[0] + ".py"
+            for refs in auto_map.values()
+            for ref in ([refs] if isinstance(refs, str) else refs)
+            if ref
+        }
+    )
 
 
 @register_encoder("mert")
@@ -45,8 +51,13 @@ class MertEncoder(Encoder):
     modality = "music"
     needs = frozenset({"audio"})
 
-    def __init__(self, *, model_dir: str | os.PathLike[str] | None = None, layer: Literal["mean"] | int = "mean",
-                 device: str = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        model_dir: str | os.PathLike[str] | None = None,
+        layer: Literal["mean"] | int = "mean",
+        device: str = "cpu",
+    ) -> None:
         self._dir = check_model_dir(model_dir, source=_SOURCE)
         with loading(self._dir, source=_SOURCE):
             missing_code = [name for name in _remote_code_files(self._dir) if not (self._dir / name).is_file()]
@@ -95,8 +106,13 @@ class MertEncoder(Encoder):
         return weights_sha256(self._dir)
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "model_dir": self._dir.name, "weights_sha256": self._weights_sha256,
-                "layer": self._layer, "sr": self._sr}
+        return {
+            **super().config(),
+            "model_dir": self._dir.name,
+            "weights_sha256": self._weights_sha256,
+            "layer": self._layer,
+            "sr": self._sr,
+        }
 
     @torch.inference_mode()
     def encode(self, clip: MediaClip) -> np.ndarray:
@@ -112,8 +128,10 @@ class MertEncoder(Encoder):
     def _audio_at_model_rate(self, clip: MediaClip) -> np.ndarray:
         name = clip.source or "<clip>"
         if clip.audio is None or not clip.sr:
-            raise MediaError(f"{name}: the 'mert' encoder needs audio with a sample rate, but the clip has none. "
-                             "Use a source with a music track.")
+            raise MediaError(
+                f"{name}: the 'mert' encoder needs audio with a sample rate, but the clip has none. "
+                "Use a source with a music track."
+            )
         audio = np.asarray(clip.audio, dtype=np.float32)
         if audio.ndim != 1:
             raise MediaError(f"{name}: audio has shape {audio.shape}; expected mono (n_samples,). Mix it down first.")
@@ -122,6 +140,8 @@ class MertEncoder(Encoder):
 
             audio = librosa.resample(audio, orig_sr=clip.sr, target_sr=self._sr).astype(np.float32)
         if len(audio) < self._min_samples:
-            raise MediaError(f"{name}: {len(audio)} samples at {self._sr} Hz are too short for MERT, which needs at "
-                             f"least {self._min_samples} ({self._min_samples / self._sr * 1000:.1f} ms).")
+            raise MediaError(
+                f"{name}: {len(audio)} samples at {self._sr} Hz are too short for MERT, which needs at "
+                f"least {self._min_samples} ({self._min_samples / self._sr * 1000:.1f} ms)."
+            )
         return audio

@@ -50,16 +50,23 @@ class PoseEncoder(Encoder):
     modality = "dance"
     needs = frozenset({"motion"})
 
-    def __init__(self, *, fps: float = 25.0, confidence_threshold: float = 0.3, velocity_scale_s: float = 0.1,
-                 smoothing_sigma_s: float = DanceBeatConfig.smoothing_sigma_s) -> None:
+    def __init__(
+        self,
+        *,
+        fps: float = 25.0,
+        confidence_threshold: float = 0.3,
+        velocity_scale_s: float = 0.1,
+        smoothing_sigma_s: float = DanceBeatConfig.smoothing_sigma_s,
+    ) -> None:
         if not (np.isfinite(fps) and fps > 0):
             raise ParameterError(f"fps={fps} must be a positive frame rate in frames per second, e.g. 25.")
         if not velocity_scale_s > 0:
             raise ParameterError(f"velocity_scale_s={velocity_scale_s} must be a positive time in seconds, e.g. 0.1.")
         self._fps = float(fps)
         self.velocity_scale_s = float(velocity_scale_s)
-        self.speed_config = DanceBeatConfig(joints="body", confidence_threshold=confidence_threshold,
-                                            smoothing_sigma_s=smoothing_sigma_s)
+        self.speed_config = DanceBeatConfig(
+            joints="body", confidence_threshold=confidence_threshold, smoothing_sigma_s=smoothing_sigma_s
+        )
 
     @property
     def dim(self) -> int:
@@ -70,8 +77,12 @@ class PoseEncoder(Encoder):
         return self._fps
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "layout": "body13-xy", "velocity_scale_s": self.velocity_scale_s,
-                "speed": self.speed_config.to_dict()}
+        return {
+            **super().config(),
+            "layout": "body13-xy",
+            "velocity_scale_s": self.velocity_scale_s,
+            "speed": self.speed_config.to_dict(),
+        }
 
     def encode(self, clip: MediaClip) -> np.ndarray:
         """(round(clip.duration_s * fps), 56) float32 features of ``clip.motion``."""
@@ -99,8 +110,9 @@ class PoseEncoder(Encoder):
         travel = _velocity(centre / scale) * per_step
         resampled = Motion(joints=xy.astype(np.float32), fps=self._fps, skeleton=BODY13.name)
         speed = speed_envelope(motion=resampled, config=self.speed_config) * self.velocity_scale_s
-        return np.concatenate([pose.reshape(n_out, -1), velocity.reshape(n_out, -1), travel, speed[:, None], visible],
-                              axis=1).astype(np.float32)
+        return np.concatenate(
+            [pose.reshape(n_out, -1), velocity.reshape(n_out, -1), travel, speed[:, None], visible], axis=1
+        ).astype(np.float32)
 
 
 def _resample(values: np.ndarray, source_pos: np.ndarray) -> np.ndarray:

@@ -45,7 +45,9 @@ class FeatureSet:
             if not np.isfinite(arr).all():
                 raise DataError(f"FeatureSet.{name} contains NaN or inf values; clean or re-extract the features.")
         if self.music_beat.shape != self.dance_beat.shape:
-            raise DataError(f"music_beat {self.music_beat.shape} and dance_beat {self.dance_beat.shape} differ in shape.")
+            raise DataError(
+                f"music_beat {self.music_beat.shape} and dance_beat {self.dance_beat.shape} differ in shape."
+            )
         if self.groups is None:
             self.groups = list(self.ids)
         elif len(self.groups) != n:

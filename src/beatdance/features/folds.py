@@ -31,8 +31,10 @@ def group_folds(groups: Sequence[str], *, folds: int, seed: int, val_groups: int
     if folds < 2 or folds > len(names):
         raise ParameterError(f"folds={folds} with {len(names)} groups; expected 2 <= folds <= number of groups.")
     if val_groups < 0 or len(names) - -(-len(names) // folds) - val_groups < 1:
-        raise ParameterError(f"val_groups={val_groups} leaves no training group with {len(names)} groups in "
-                             f"{folds} folds; use fewer validation groups or fewer folds.")
+        raise ParameterError(
+            f"val_groups={val_groups} leaves no training group with {len(names)} groups in "
+            f"{folds} folds; use fewer validation groups or fewer folds."
+        )
     rng = np.random.default_rng(seed)
     order = [names[i] for i in rng.permutation(len(names))]
     fold_of = {g: i % folds for i, g in enumerate(order)}
@@ -40,8 +42,14 @@ def group_folds(groups: Sequence[str], *, folds: int, seed: int, val_groups: int
     out = []
     for k in range(folds):
         rest = [g for g in order if fold_of[g] != k]
-        val = set(rest[len(rest) - val_groups:]) if val_groups else set()
+        val = set(rest[len(rest) - val_groups :]) if val_groups else set()
         in_val = np.array([g in val for g in groups], dtype=bool)
-        out.append(Fold(index=k, train=np.flatnonzero((codes != k) & ~in_val), val=np.flatnonzero(in_val),
-                        test=np.flatnonzero(codes == k)))
+        out.append(
+            Fold(
+                index=k,
+                train=np.flatnonzero((codes != k) & ~in_val),
+                val=np.flatnonzero(in_val),
+                test=np.flatnonzero(codes == k),
+            )
+        )
     return out

@@ -11,8 +11,10 @@ from .featureset import FeatureSet
 from .official import DEFAULT_BEAT_FPS, is_official_layout, read_id_list, read_official_clip, read_official_split
 from .store import SPLIT_NAMES, FeatureStore
 
-_LAYOUTS = ("a feature store (store.json, clips/, splits/ from `beatdance prepare`) or the official BeatDance "
-            "layout (train/val/test.txt with video_feature/, music_feature/, video_beat/, music_beat/)")
+_LAYOUTS = (
+    "a feature store (store.json, clips/, splits/ from `beatdance prepare`) or the official BeatDance "
+    "layout (train/val/test.txt with video_feature/, music_feature/, video_beat/, music_beat/)"
+)
 
 
 def layout_of(path: str | os.PathLike[str]) -> str:
@@ -43,11 +45,22 @@ def dataset_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         if not ids:
             raise DataError(f"the store {path} has no clips. Run `beatdance prepare` to fill it.")
         rec = store.get(ids[0])
-        return {"layout": "store", "path": str(path), "music_dim": int(rec.music.shape[1]),
-                "dance_dim": int(rec.dance.shape[1]), "beat_fps": store.grid_fps, "store_config": store.config}
+        return {
+            "layout": "store",
+            "path": str(path),
+            "music_dim": int(rec.music.shape[1]),
+            "dance_dim": int(rec.dance.shape[1]),
+            "beat_fps": store.grid_fps,
+            "store_config": store.config,
+        }
     lists = [name for name in SPLIT_NAMES if (path / f"{name}.txt").is_file()]
     if not lists:
         raise DataError(f"{path} has none of the split lists {[f'{n}.txt' for n in SPLIT_NAMES]}. Add them.")
     clip = read_official_clip(path, read_id_list(path, split=lists[0])[0])
-    return {"layout": "official", "path": str(path), "music_dim": int(clip.music.shape[1]),
-            "dance_dim": int(clip.dance.shape[1]), "beat_fps": clip.beat_fps or DEFAULT_BEAT_FPS}
+    return {
+        "layout": "official",
+        "path": str(path),
+        "music_dim": int(clip.music.shape[1]),
+        "dance_dim": int(clip.dance.shape[1]),
+        "beat_fps": clip.beat_fps or DEFAULT_BEAT_FPS,
+    }

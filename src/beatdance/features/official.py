@@ -46,8 +46,13 @@ _INTEGER_DTYPES = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32
 
 def check_clip_id(clip_id: str) -> str:
     """Return ``clip_id`` if it can name a file and a line of a split list, else raise ParameterError."""
-    bad = (not isinstance(clip_id, str) or not clip_id or clip_id != clip_id.strip() or clip_id.startswith(".")
-           or any(c in _FORBIDDEN_ID_CHARS or ord(c) < 32 for c in clip_id))
+    bad = (
+        not isinstance(clip_id, str)
+        or not clip_id
+        or clip_id != clip_id.strip()
+        or clip_id.startswith(".")
+        or any(c in _FORBIDDEN_ID_CHARS or ord(c) < 32 for c in clip_id)
+    )
     if bad:
         raise ParameterError(
             f"clip id {clip_id!r} cannot name a file: expected a non-empty string without path separators, "
@@ -115,8 +120,10 @@ def _load_entry(path: Path, *, key: str, ndim: int) -> tuple[np.ndarray, float |
     if not isinstance(obj, dict):
         raise DataError(f"{path} holds a {type(obj).__name__}; expected a dict with the key {key!r} (and 'fps').")
     if key not in obj:
-        raise DataError(f"{path} has keys {sorted(map(str, obj))}; expected the key {key!r} (and 'fps'). "
-                        "Is the file in the right folder?")
+        raise DataError(
+            f"{path} has keys {sorted(map(str, obj))}; expected the key {key!r} (and 'fps'). "
+            "Is the file in the right folder?"
+        )
     t = obj[key]
     if not isinstance(t, torch.Tensor):
         raise DataError(f"{path}: {key!r} is a {type(t).__name__}; expected a torch tensor.")
@@ -127,8 +134,10 @@ def _load_entry(path: Path, *, key: str, ndim: int) -> tuple[np.ndarray, float |
         raise DataError(f"{path}: {key!r} has dtype {t.dtype}; expected a floating-point or integer tensor.")
     arr = t.detach().to(torch.float32).numpy()
     if not np.isfinite(arr).all():
-        raise DataError(f"{path}: {key!r} contains {int((~np.isfinite(arr)).sum())} NaN or inf values; "
-                        "expected finite numbers. Re-extract this clip.")
+        raise DataError(
+            f"{path}: {key!r} contains {int((~np.isfinite(arr)).sum())} NaN or inf values; "
+            "expected finite numbers. Re-extract this clip."
+        )
     fps = _read_fps(path, obj["fps"]) if "fps" in obj else None
     return arr, fps, obj
 
@@ -163,8 +172,9 @@ def read_official_clip(root: str | os.PathLike[str], clip_id: str) -> OfficialCl
     return OfficialClip(beat_fps=fps["music_beat"] or fps["dance_beat"], group=group, **arrays)
 
 
-def read_official_split(root: str | os.PathLike[str], *, split: str, num_segments: int = 10,
-                        slots: int = 10) -> FeatureSet:
+def read_official_split(
+    root: str | os.PathLike[str], *, split: str, num_segments: int = 10, slots: int = 10
+) -> FeatureSet:
     """Pool one split of the official layout into a FeatureSet (the official ``video`` is our ``dance``)."""
     root = Path(root)
     if not is_official_layout(root):
@@ -173,12 +183,25 @@ def read_official_split(root: str | os.PathLike[str], *, split: str, num_segment
     ids = read_id_list(root, split=split)
     loaded = ((clip_id, read_official_clip(root, clip_id)) for clip_id in ids)
     first = next(loaded)
-    clips = (PerFrameClip(clip_id=clip_id, music=c.music, dance=c.dance, music_beat=c.music_beat,
-                          dance_beat=c.dance_beat, group=c.group,
-                          sources={name: str(_path(root, name, clip_id)) for name in OFFICIAL_FILES})
-             for clip_id, c in itertools.chain([first], loaded))
-    return pool_clips(clips, num_segments=num_segments, slots=slots, beat_fps=first[1].beat_fps or DEFAULT_BEAT_FPS,
-                      info={"layout": "official", "path": str(root), "split": split})
+    clips = (
+        PerFrameClip(
+            clip_id=clip_id,
+            music=c.music,
+            dance=c.dance,
+            music_beat=c.music_beat,
+            dance_beat=c.dance_beat,
+            group=c.group,
+            sources={name: str(_path(root, name, clip_id)) for name in OFFICIAL_FILES},
+        )
+        for clip_id, c in itertools.chain([first], loaded)
+    )
+    return pool_clips(
+        clips,
+        num_segments=num_segments,
+        slots=slots,
+        beat_fps=first[1].beat_fps or DEFAULT_BEAT_FPS,
+        info={"layout": "official", "path": str(root), "split": split},
+    )
 
 
 def _tensor(x: Any, *, ndim: int, what: str) -> torch.Tensor:
@@ -188,9 +211,17 @@ def _tensor(x: Any, *, ndim: int, what: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
-def write_official_clip(root: str | os.PathLike[str], *, clip_id: str, music: np.ndarray, dance: np.ndarray,
-                        music_beat: np.ndarray, dance_beat: np.ndarray, beat_fps: float = DEFAULT_BEAT_FPS,
-                        group: str | None = None) -> None:
+def write_official_clip(
+    root: str | os.PathLike[str],
+    *,
+    clip_id: str,
+    music: np.ndarray,
+    dance: np.ndarray,
+    music_beat: np.ndarray,
+    dance_beat: np.ndarray,
+    beat_fps: float = DEFAULT_BEAT_FPS,
+    group: str | None = None,
+) -> None:
     """Write the four official files of one clip (plain dicts of tensors, each file atomically).
 
     The feature ``fps`` is the frame count over the clip duration, which is ``len(music_beat) / beat_fps``.
@@ -199,10 +230,12 @@ def write_official_clip(root: str | os.PathLike[str], *, clip_id: str, music: np
     if not beat_fps > 0:
         raise ParameterError(f"beat_fps={beat_fps}; expected a positive frame rate (the official one is 10).")
     root = Path(root)
-    data = {"music": _tensor(music, ndim=2, what=f"{clip_id} music"),
-            "dance": _tensor(dance, ndim=2, what=f"{clip_id} dance"),
-            "music_beat": _tensor(music_beat, ndim=1, what=f"{clip_id} music_beat"),
-            "dance_beat": _tensor(dance_beat, ndim=1, what=f"{clip_id} dance_beat")}
+    data = {
+        "music": _tensor(music, ndim=2, what=f"{clip_id} music"),
+        "dance": _tensor(dance, ndim=2, what=f"{clip_id} dance"),
+        "music_beat": _tensor(music_beat, ndim=1, what=f"{clip_id} music_beat"),
+        "dance_beat": _tensor(dance_beat, ndim=1, what=f"{clip_id} dance_beat"),
+    }
     duration_s = data["music_beat"].shape[0] / beat_fps
     for name, (_, key, ndim) in OFFICIAL_FILES.items():
         t = data[name]
@@ -226,8 +259,9 @@ class PerFrameSplit(Protocol):
     dance_beat: Any
 
 
-def write_official(root: str | os.PathLike[str], *, splits: Mapping[str, PerFrameSplit],
-                   beat_fps: float = DEFAULT_BEAT_FPS) -> Path:
+def write_official(
+    root: str | os.PathLike[str], *, splits: Mapping[str, PerFrameSplit], beat_fps: float = DEFAULT_BEAT_FPS
+) -> Path:
     """Export per-frame ``splits`` (name -> data; an optional ``groups`` list is kept) to the official layout.
 
     Clip files are written first and each split list last, so an interrupted export never lists a
@@ -238,13 +272,22 @@ def write_official(root: str | os.PathLike[str], *, splits: Mapping[str, PerFram
     for name, data in splits.items():
         for clip_id in data.ids:
             if seen.setdefault(clip_id, name) != name:
-                raise ParameterError(f"clip id {clip_id!r} is in both split {seen[clip_id]!r} and {name!r}; "
-                                     "expected every id in one split only. Rename or drop one.")
+                raise ParameterError(
+                    f"clip id {clip_id!r} is in both split {seen[clip_id]!r} and {name!r}; "
+                    "expected every id in one split only. Rename or drop one."
+                )
     for name, data in splits.items():
         groups = getattr(data, "groups", None)
         for i, clip_id in enumerate(data.ids):
-            write_official_clip(root, clip_id=clip_id, music=data.music[i], dance=data.dance[i],
-                                music_beat=data.music_beat[i], dance_beat=data.dance_beat[i], beat_fps=beat_fps,
-                                group=None if groups is None else groups[i])
+            write_official_clip(
+                root,
+                clip_id=clip_id,
+                music=data.music[i],
+                dance=data.dance[i],
+                music_beat=data.music_beat[i],
+                dance_beat=data.dance_beat[i],
+                beat_fps=beat_fps,
+                group=None if groups is None else groups[i],
+            )
         write_id_list(root, split=name, ids=list(data.ids))
     return root

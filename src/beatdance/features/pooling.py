@@ -71,7 +71,7 @@ def beat_slots(vec: np.ndarray, *, num_segments: int, slots: int, source: str = 
             stacklevel=2,
         )
     head = arr[:need]
-    out[:head.shape[0]] = head > 0
+    out[: head.shape[0]] = head > 0
     return out.reshape(num_segments, slots)
 
 
@@ -96,8 +96,9 @@ class PerFrameClip:
         return self.sources.get(name, self.clip_id)
 
 
-def pool_clips(clips: Iterable[PerFrameClip], *, num_segments: int, slots: int, beat_fps: float,
-               info: dict[str, Any] | None = None) -> FeatureSet:
+def pool_clips(
+    clips: Iterable[PerFrameClip], *, num_segments: int, slots: int, beat_fps: float, info: dict[str, Any] | None = None
+) -> FeatureSet:
     """Pool every clip and stack them into a FeatureSet; all clips must share the music and dance dims."""
     ids: list[str] = []
     groups: list[str] = []
@@ -116,7 +117,9 @@ def pool_clips(clips: Iterable[PerFrameClip], *, num_segments: int, slots: int, 
                 )
             rows[name].append(pool_segments(x, num_segments=num_segments, source=clip.source(name)))
         for name in ("music_beat", "dance_beat"):
-            rows[name].append(beat_slots(getattr(clip, name), num_segments=num_segments, slots=slots, source=clip.source(name)))
+            rows[name].append(
+                beat_slots(getattr(clip, name), num_segments=num_segments, slots=slots, source=clip.source(name))
+            )
         for name in RHYTHM:
             value = getattr(clip, name)
             if value is not None:
@@ -130,9 +133,17 @@ def pool_clips(clips: Iterable[PerFrameClip], *, num_segments: int, slots: int, 
         for name in RHYTHM:
             arrs = rhythm.get(name, [])
             if len(arrs) != len(ids) or len({a.shape for a in arrs}) != 1:
-                raise DataError(f"{len(arrs)} of {len(ids)} clips have a {name} array (shapes "
-                                f"{sorted({a.shape for a in arrs})}); all clips need one of the same shape. "
-                                "Re-run `beatdance prepare` with one beatdance version.")
+                raise DataError(
+                    f"{len(arrs)} of {len(ids)} clips have a {name} array (shapes "
+                    f"{sorted({a.shape for a in arrs})}); all clips need one of the same shape. "
+                    "Re-run `beatdance prepare` with one beatdance version."
+                )
             stacked[name] = np.stack(arrs)
-    return FeatureSet(ids=ids, groups=groups, beat_fps=float(beat_fps), info=dict(info or {}),
-                      **{name: np.stack(arrs) for name, arrs in rows.items()}, **stacked)
+    return FeatureSet(
+        ids=ids,
+        groups=groups,
+        beat_fps=float(beat_fps),
+        info=dict(info or {}),
+        **{name: np.stack(arrs) for name, arrs in rows.items()},
+        **stacked,
+    )

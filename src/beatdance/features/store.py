@@ -74,7 +74,9 @@ def _normalise(config: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return json.loads(json.dumps(dict(config), sort_keys=True, allow_nan=False))
     except (TypeError, ValueError) as exc:
-        raise ParameterError(f"store config is not plain JSON ({exc}); expected str/number/bool/list/dict values.") from exc
+        raise ParameterError(
+            f"store config is not plain JSON ({exc}); expected str/number/bool/list/dict values."
+        ) from exc
 
 
 def _differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -134,16 +136,22 @@ class FeatureStore:
         path = Path(path)
         manifest = path / "store.json"
         if not manifest.is_file():
-            raise DataError(f"{path} is not a feature store: {manifest} is missing. Create it with `beatdance prepare`.")
+            raise DataError(
+                f"{path} is not a feature store: {manifest} is missing. Create it with `beatdance prepare`."
+            )
         try:
             head = read_json(manifest)
         except (OSError, ValueError) as exc:
             raise DataError(f"{manifest} is not readable JSON ({exc}). Restore it or re-create the store.") from exc
         if not isinstance(head, dict) or head.get("format") != STORE_FORMAT or not isinstance(head.get("config"), dict):
-            raise DataError(f"{manifest} is not a beatdance store manifest; expected format {STORE_FORMAT!r} and a config.")
+            raise DataError(
+                f"{manifest} is not a beatdance store manifest; expected format {STORE_FORMAT!r} and a config."
+            )
         if head.get("version") != STORE_VERSION:
-            raise CheckpointError(f"{manifest} has store version {head.get('version')!r}; this beatdance reads "
-                                  f"version {STORE_VERSION}. Use the matching beatdance version or re-prepare.")
+            raise CheckpointError(
+                f"{manifest} has store version {head.get('version')!r}; this beatdance reads "
+                f"version {STORE_VERSION}. Use the matching beatdance version or re-prepare."
+            )
         return cls(path, head["config"])
 
     @property
@@ -156,14 +164,30 @@ class FeatureStore:
     def clip_path(self, clip_id: str) -> Path:
         return self.path / "clips" / f"{check_clip_id(clip_id)}.safetensors"
 
-    def put(self, clip_id: str, *, music: np.ndarray, dance: np.ndarray, music_beat: np.ndarray,
-            dance_beat: np.ndarray, music_beat_times: np.ndarray, dance_beat_times: np.ndarray,
-            meta: Mapping[str, Any], music_rhythm: np.ndarray | None = None,
-            dance_rhythm: np.ndarray | None = None) -> None:
+    def put(
+        self,
+        clip_id: str,
+        *,
+        music: np.ndarray,
+        dance: np.ndarray,
+        music_beat: np.ndarray,
+        dance_beat: np.ndarray,
+        music_beat_times: np.ndarray,
+        dance_beat_times: np.ndarray,
+        meta: Mapping[str, Any],
+        music_rhythm: np.ndarray | None = None,
+        dance_rhythm: np.ndarray | None = None,
+    ) -> None:
         """Write one clip atomically (replacing an older version of it); rhythm arrays are optional."""
         path = self.clip_path(clip_id)
-        given: dict[str, Any] = {"music": music, "dance": dance, "music_beat": music_beat, "dance_beat": dance_beat,
-                 "music_beat_times": music_beat_times, "dance_beat_times": dance_beat_times}
+        given: dict[str, Any] = {
+            "music": music,
+            "dance": dance,
+            "music_beat": music_beat,
+            "dance_beat": dance_beat,
+            "music_beat_times": music_beat_times,
+            "dance_beat_times": dance_beat_times,
+        }
         if (music_rhythm is None) != (dance_rhythm is None):
             raise ParameterError(f"clip {clip_id!r}: give both music_rhythm and dance_rhythm, or neither.")
         if music_rhythm is not None:
@@ -173,12 +197,16 @@ class FeatureStore:
         for name, value in given.items():
             arr = np.ascontiguousarray(value, dtype=np.float64 if name.endswith("_times") else np.float32)
             if arr.ndim != ranks[name] or not np.isfinite(arr).all():
-                raise ParameterError(f"clip {clip_id!r}: {name} has shape {arr.shape} or non-finite values; "
-                                     f"expected a finite {ranks[name]}-D array.")
+                raise ParameterError(
+                    f"clip {clip_id!r}: {name} has shape {arr.shape} or non-finite values; "
+                    f"expected a finite {ranks[name]}-D array."
+                )
             arrays[name] = arr
         if arrays["music_beat"].shape != arrays["dance_beat"].shape:
-            raise ParameterError(f"clip {clip_id!r}: music_beat {arrays['music_beat'].shape} and dance_beat "
-                                 f"{arrays['dance_beat'].shape} must be grids of the same length.")
+            raise ParameterError(
+                f"clip {clip_id!r}: music_beat {arrays['music_beat'].shape} and dance_beat "
+                f"{arrays['dance_beat'].shape} must be grids of the same length."
+            )
         try:
             meta_json = json.dumps(dict(meta), sort_keys=True, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -191,28 +219,39 @@ class FeatureStore:
 
     def ids(self) -> list[str]:
         """Ids of all complete clips, sorted."""
-        return sorted(p.name[: -len(".safetensors")] for p in (self.path / "clips").glob("*.safetensors")
-                      if not p.name.startswith("."))
+        return sorted(
+            p.name[: -len(".safetensors")]
+            for p in (self.path / "clips").glob("*.safetensors")
+            if not p.name.startswith(".")
+        )
 
     def _read(self, clip_id: str, *, tensors: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         path = self.clip_path(clip_id)
         if not path.is_file():
-            raise DataError(f"{path} does not exist: clip {clip_id!r} is not in the store {self.path}. "
-                            "Re-run `beatdance prepare` to compute it, or drop it from the split list.")
+            raise DataError(
+                f"{path} does not exist: clip {clip_id!r} is not in the store {self.path}. "
+                "Re-run `beatdance prepare` to compute it, or drop it from the split list."
+            )
         try:
             with safetensors.safe_open(str(path), framework="np") as fh:
                 meta = json.loads((fh.metadata() or {}).get("meta", "{}"))
                 arrays = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}
         except Exception as exc:  # corrupt header or payload, whatever safetensors raises
-            raise DataError(f"{path} is not a readable clip file ({type(exc).__name__}: {exc}). "
-                            "Delete it and re-run `beatdance prepare` to recompute it.") from exc
+            raise DataError(
+                f"{path} is not a readable clip file ({type(exc).__name__}: {exc}). "
+                "Delete it and re-run `beatdance prepare` to recompute it."
+            ) from exc
         missing = sorted(set(_RANKS) - set(arrays)) if tensors else []
         if missing:
-            raise DataError(f"{path} lacks the arrays {missing}; expected {sorted(_RANKS)}. Delete it and re-run prepare.")
+            raise DataError(
+                f"{path} lacks the arrays {missing}; expected {sorted(_RANKS)}. Delete it and re-run prepare."
+            )
         bad = sorted(name for name, arr in arrays.items() if not np.isfinite(arr).all())
         if bad:
-            raise DataError(f"{path} has NaN or infinite values in {bad}; a clip file must hold finite numbers. "
-                            "Delete it and re-run `beatdance prepare` to recompute it.")
+            raise DataError(
+                f"{path} has NaN or infinite values in {bad}; a clip file must hold finite numbers. "
+                "Delete it and re-run `beatdance prepare` to recompute it."
+            )
         return arrays, meta
 
     def get(self, clip_id: str) -> ClipRecord:
@@ -223,10 +262,12 @@ class FeatureStore:
             frames = int(round(float(window_s) * self.grid_fps))
             got = {name: arrays[name].shape[0] for name in ("music_beat", "dance_beat")}
             if set(got.values()) != {frames}:
-                raise DataError(f"{self.clip_path(clip_id)} has beat grids of {got} frames, but the store's config "
-                                f"says {window_s:g}-s windows at {self.grid_fps:g} fps ({frames} frames): the clip "
-                                f"and {self.path / 'store.json'} disagree. Restore store.json, or re-run prepare "
-                                "into a new store.")
+                raise DataError(
+                    f"{self.clip_path(clip_id)} has beat grids of {got} frames, but the store's config "
+                    f"says {window_s:g}-s windows at {self.grid_fps:g} fps ({frames} frames): the clip "
+                    f"and {self.path / 'store.json'} disagree. Restore store.json, or re-run prepare "
+                    "into a new store."
+                )
         fields: dict[str, Any] = {**{k: arrays[k] for k in _RANKS}, **{k: arrays.get(k) for k in _OPTIONAL_RANKS}}
         return ClipRecord(clip_id=clip_id, meta=meta, **fields)
 
@@ -279,13 +320,16 @@ class FeatureStore:
                 if not self.has(clip_id):
                     raise ParameterError(f"split {name!r} lists {clip_id!r}, which is not in the store {self.path}.")
                 if owner.setdefault(clip_id, name) != name:
-                    raise ParameterError(f"clip {clip_id!r} is in both split {owner[clip_id]!r} and {name!r}; "
-                                         "expected each clip in one split only.")
+                    raise ParameterError(
+                        f"clip {clip_id!r} is in both split {owner[clip_id]!r} and {name!r}; "
+                        "expected each clip in one split only."
+                    )
         for name, ids in splits.items():
             write_id_list(self.path / "splits", split=name, ids=list(ids))
 
-    def make_splits(self, *, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
-                    by: str = "group") -> dict[str, list[str]]:
+    def make_splits(
+        self, *, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0, by: str = "group"
+    ) -> dict[str, list[str]]:
         """Split all clips into train/val/test by whole groups (source pairs) and write the lists.
 
         Groups are ordered by a hash of (seed, group), so the order does not depend on the listing, then
@@ -294,8 +338,9 @@ class FeatureStore:
         A split with fraction 0 gets no list file. ``by="clip"`` makes every clip its own group.
         """
         if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
-            raise ParameterError(f"fractions={fractions}; expected three non-negative numbers summing to 1, "
-                                 "e.g. (0.8, 0.1, 0.1).")
+            raise ParameterError(
+                f"fractions={fractions}; expected three non-negative numbers summing to 1, e.g. (0.8, 0.1, 0.1)."
+            )
         if by not in ("group", "clip"):
             raise ParameterError(f"by={by!r}; expected 'group' (keep source pairs together) or 'clip'.")
         members: dict[str, list[str]] = {}
@@ -329,26 +374,40 @@ class FeatureStore:
         """Pool the clips of ``split`` into a FeatureSet (groups from the clips' metadata)."""
         return self.load_clips(self.split_ids(split), num_segments=num_segments, slots=slots, split=split)
 
-    def load_clips(self, clip_ids: Sequence[str], *, num_segments: int = 10, slots: int = 10,
-                   split: str | None = None) -> FeatureSet:
+    def load_clips(
+        self, clip_ids: Sequence[str], *, num_segments: int = 10, slots: int = 10, split: str | None = None
+    ) -> FeatureSet:
         """Pool the given clips, in that order, into a FeatureSet (groups from the clips' metadata)."""
         return self.pool_records((self.get(c) for c in clip_ids), num_segments=num_segments, slots=slots, split=split)
 
-    def pool_records(self, records: Iterable[ClipRecord], *, num_segments: int = 10, slots: int = 10,
-                     split: str | None = None) -> FeatureSet:
+    def pool_records(
+        self, records: Iterable[ClipRecord], *, num_segments: int = 10, slots: int = 10, split: str | None = None
+    ) -> FeatureSet:
         """Pool clip records already read with :meth:`get` (for callers that also need their beat times or
         metadata, so that each clip file is read once)."""
 
         def clips() -> Any:
             for rec in records:
                 source = str(self.clip_path(rec.clip_id))
-                yield PerFrameClip(clip_id=rec.clip_id, music=rec.music, dance=rec.dance, music_beat=rec.music_beat,
-                                   dance_beat=rec.dance_beat, sources=dict.fromkeys(_RANKS, source),
-                                   group=str(rec.meta.get("group", rec.clip_id)), music_rhythm=rec.music_rhythm,
-                                   dance_rhythm=rec.dance_rhythm)
+                yield PerFrameClip(
+                    clip_id=rec.clip_id,
+                    music=rec.music,
+                    dance=rec.dance,
+                    music_beat=rec.music_beat,
+                    dance_beat=rec.dance_beat,
+                    sources=dict.fromkeys(_RANKS, source),
+                    group=str(rec.meta.get("group", rec.clip_id)),
+                    music_rhythm=rec.music_rhythm,
+                    dance_rhythm=rec.dance_rhythm,
+                )
 
-        return pool_clips(clips(), num_segments=num_segments, slots=slots, beat_fps=self.grid_fps,
-                          info={"layout": "store", "path": str(self.path), "split": split})
+        return pool_clips(
+            clips(),
+            num_segments=num_segments,
+            slots=slots,
+            beat_fps=self.grid_fps,
+            info={"layout": "store", "path": str(self.path), "split": split},
+        )
 
     # -- the official layout -------------------------------------------------------------------
 
@@ -362,9 +421,16 @@ class FeatureStore:
             ids = self.split_ids(name)
             for clip_id in ids:
                 rec = self.get(clip_id)
-                write_official_clip(root, clip_id=clip_id, music=rec.music, dance=rec.dance,
-                                    music_beat=rec.music_beat, dance_beat=rec.dance_beat, beat_fps=self.grid_fps,
-                                    group=rec.meta.get("group"))
+                write_official_clip(
+                    root,
+                    clip_id=clip_id,
+                    music=rec.music,
+                    dance=rec.dance,
+                    music_beat=rec.music_beat,
+                    dance_beat=rec.dance_beat,
+                    beat_fps=self.grid_fps,
+                    group=rec.meta.get("group"),
+                )
             write_id_list(root, split=name, ids=ids)
         return root
 
@@ -376,8 +442,10 @@ class FeatureStore:
         """
         root = Path(root)
         if not is_official_layout(root):
-            raise DataError(f"{root} is not in the official layout (video_feature/, music_feature/, video_beat/, "
-                            "music_beat/ and split lists). Point at the folder that holds those.")
+            raise DataError(
+                f"{root} is not in the official layout (video_feature/, music_feature/, video_beat/, "
+                "music_beat/ and split lists). Point at the folder that holds those."
+            )
         splits = {name: read_id_list(root, split=name) for name in SPLIT_NAMES if (root / f"{name}.txt").is_file()}
         if not splits:
             raise DataError(f"{root} has none of the split lists {[f'{n}.txt' for n in SPLIT_NAMES]}. Add them.")
@@ -389,9 +457,15 @@ class FeatureStore:
                 if store.has(clip_id):
                     continue
                 c = read_official_clip(root, clip_id)
-                store.put(clip_id, music=c.music, dance=c.dance, music_beat=c.music_beat, dance_beat=c.dance_beat,
-                          music_beat_times=np.flatnonzero(c.music_beat > 0) / beat_fps,
-                          dance_beat_times=np.flatnonzero(c.dance_beat > 0) / beat_fps,
-                          meta={"group": c.group or clip_id, "source": str(root)})
+                store.put(
+                    clip_id,
+                    music=c.music,
+                    dance=c.dance,
+                    music_beat=c.music_beat,
+                    dance_beat=c.dance_beat,
+                    music_beat_times=np.flatnonzero(c.music_beat > 0) / beat_fps,
+                    dance_beat_times=np.flatnonzero(c.dance_beat > 0) / beat_fps,
+                    meta={"group": c.group or clip_id, "source": str(root)},
+                )
         store.write_splits(splits)
         return store

@@ -17,8 +17,20 @@ from typing import Any, NamedTuple
 
 from ..errors import CheckpointError
 
-_COLUMNS = ("clip_id", "grp", "music_file", "dance_file", "dance_kind", "start_s", "music_start_s", "duration_s",
-            "music_tempo_bpm", "dance_tempo_bpm", "music_beats_s", "dance_beats_s")
+_COLUMNS = (
+    "clip_id",
+    "grp",
+    "music_file",
+    "dance_file",
+    "dance_kind",
+    "start_s",
+    "music_start_s",
+    "duration_s",
+    "music_tempo_bpm",
+    "dance_tempo_bpm",
+    "music_beats_s",
+    "dance_beats_s",
+)
 _SCHEMA = """CREATE TABLE items (
     row INTEGER PRIMARY KEY, clip_id TEXT UNIQUE NOT NULL, grp TEXT NOT NULL, music_file TEXT, dance_file TEXT,
     dance_kind TEXT, start_s REAL, music_start_s REAL, duration_s REAL, music_tempo_bpm REAL, dance_tempo_bpm REAL,
@@ -53,14 +65,25 @@ class Item:
     dance_beats_s: list[float] = field(default_factory=list)
 
     @classmethod
-    def from_store(cls, *, row: int, clip_id: str, meta: dict[str, Any], music_beats_s: list[float],
-                   dance_beats_s: list[float]) -> Item:
+    def from_store(
+        cls, *, row: int, clip_id: str, meta: dict[str, Any], music_beats_s: list[float], dance_beats_s: list[float]
+    ) -> Item:
         """An item from a feature-store clip's metadata (missing fields stay None)."""
-        return cls(row=row, clip_id=clip_id, grp=str(meta.get("group", clip_id)), music_file=meta.get("music_file"),
-                   dance_file=meta.get("dance_file"), dance_kind=meta.get("dance_kind"), start_s=meta.get("start_s"),
-                   music_start_s=meta.get("music_start_s"), duration_s=meta.get("duration_s"),
-                   music_tempo_bpm=meta.get("music_tempo_bpm"), dance_tempo_bpm=meta.get("dance_tempo_bpm"),
-                   music_beats_s=[float(t) for t in music_beats_s], dance_beats_s=[float(t) for t in dance_beats_s])
+        return cls(
+            row=row,
+            clip_id=clip_id,
+            grp=str(meta.get("group", clip_id)),
+            music_file=meta.get("music_file"),
+            dance_file=meta.get("dance_file"),
+            dance_kind=meta.get("dance_kind"),
+            start_s=meta.get("start_s"),
+            music_start_s=meta.get("music_start_s"),
+            duration_s=meta.get("duration_s"),
+            music_tempo_bpm=meta.get("music_tempo_bpm"),
+            dance_tempo_bpm=meta.get("dance_tempo_bpm"),
+            music_beats_s=[float(t) for t in music_beats_s],
+            dance_beats_s=[float(t) for t in dance_beats_s],
+        )
 
     def side(self, modality: str) -> Side:
         """The ``modality`` ("music" or "dance") of this item."""
@@ -80,9 +103,16 @@ def write_catalog(path: str | os.PathLike[str], items: list[Item]) -> None:
     con = sqlite3.connect(path)
     try:
         con.execute(_SCHEMA)
-        rows = [(it.row, *(json.dumps(v) if k.endswith("_beats_s") else v for k, v in
-                           ((c, getattr(it, c)) for c in _COLUMNS))) for it in items]
-        con.executemany(f"INSERT INTO items (row, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})", rows)
+        rows = [
+            (
+                it.row,
+                *(json.dumps(v) if k.endswith("_beats_s") else v for k, v in ((c, getattr(it, c)) for c in _COLUMNS)),
+            )
+            for it in items
+        ]
+        con.executemany(
+            f"INSERT INTO items (row, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})", rows
+        )
         con.commit()
     finally:
         con.close()
@@ -92,7 +122,9 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Item]:
     """Every item of the table at ``path``, by row."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"the library's metadata table {path} is missing; rebuild the library with `beatdance index`.")
+        raise CheckpointError(
+            f"the library's metadata table {path} is missing; rebuild the library with `beatdance index`."
+        )
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
@@ -100,7 +132,9 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Item]:
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
-        raise CheckpointError(f"{path} is not a readable library table ({exc}); rebuild the library with `beatdance index`.") from exc
+        raise CheckpointError(
+            f"{path} is not a readable library table ({exc}); rebuild the library with `beatdance index`."
+        ) from exc
     items = []
     for r in rows:
         values = dict(zip(("row", *_COLUMNS), r, strict=True))

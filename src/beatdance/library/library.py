@@ -100,9 +100,17 @@ class LibraryConfig:
 
     def index_choice(self, dim: int, *, items: int) -> IndexChoice:
         """The index of a library of ``items`` items (``auto`` picks the kind from the size) and why."""
-        base = IndexConfig(dim=dim, kind="flat" if self.index == "auto" else self.index, nlist=self.nlist,
-                           nprobe=self.nprobe, hnsw_m=self.hnsw_m, hnsw_ef_search=self.hnsw_ef_search, pq_m=self.pq_m,
-                           rerank_factor=self.rerank_factor, shards=self.shards)
+        base = IndexConfig(
+            dim=dim,
+            kind="flat" if self.index == "auto" else self.index,
+            nlist=self.nlist,
+            nprobe=self.nprobe,
+            hnsw_m=self.hnsw_m,
+            hnsw_ef_search=self.hnsw_ef_search,
+            pq_m=self.pq_m,
+            rerank_factor=self.rerank_factor,
+            shards=self.shards,
+        )
         if self.index == "auto":
             return choose_index(items=items, base=base)
         return IndexChoice(base, f"{self.index} ({base.factory})")
@@ -120,22 +128,36 @@ class LibraryConfig:
 
 def _embeddings_to_arrays(prefix: str, emb: ModalityEmbeddings) -> dict[str, np.ndarray]:
     assert emb.beat_head is not None
-    return {f"{prefix}_fuse": emb.fuse, f"{prefix}_beat": emb.beat_head,
-            f"{prefix}_grid": np.ascontiguousarray(emb.beat_grid, dtype=np.uint8)}
+    return {
+        f"{prefix}_fuse": emb.fuse,
+        f"{prefix}_beat": emb.beat_head,
+        f"{prefix}_grid": np.ascontiguousarray(emb.beat_grid, dtype=np.uint8),
+    }
 
 
-def _arrays_to_embeddings(arrays: dict[str, np.ndarray], prefix: str, ids: list[str], groups: list[str]) -> ModalityEmbeddings:
-    return ModalityEmbeddings(fuse=arrays[f"{prefix}_fuse"], beat_head=arrays[f"{prefix}_beat"],
-                              beat_grid=arrays[f"{prefix}_grid"].astype(np.float32), ids=ids, groups=groups)
+def _arrays_to_embeddings(
+    arrays: dict[str, np.ndarray], prefix: str, ids: list[str], groups: list[str]
+) -> ModalityEmbeddings:
+    return ModalityEmbeddings(
+        fuse=arrays[f"{prefix}_fuse"],
+        beat_head=arrays[f"{prefix}_beat"],
+        beat_grid=arrays[f"{prefix}_grid"].astype(np.float32),
+        ids=ids,
+        groups=groups,
+    )
 
 
 def _concat(a: ModalityEmbeddings | None, b: ModalityEmbeddings) -> ModalityEmbeddings:
     if a is None:
         return b
     assert a.beat_head is not None and b.beat_head is not None
-    return ModalityEmbeddings(fuse=np.concatenate([a.fuse, b.fuse]), beat_head=np.concatenate([a.beat_head, b.beat_head]),
-                              beat_grid=np.concatenate([a.beat_grid, b.beat_grid]), ids=a.ids + b.ids,
-                              groups=(a.groups or a.ids) + (b.groups or b.ids))
+    return ModalityEmbeddings(
+        fuse=np.concatenate([a.fuse, b.fuse]),
+        beat_head=np.concatenate([a.beat_head, b.beat_head]),
+        beat_grid=np.concatenate([a.beat_grid, b.beat_grid]),
+        ids=a.ids + b.ids,
+        groups=(a.groups or a.ids) + (b.groups or b.ids),
+    )
 
 
 def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -152,12 +174,22 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"cannot read {path} ({exc}); the library is damaged. Rebuild it with `beatdance index`.") from exc
+        raise CheckpointError(
+            f"cannot read {path} ({exc}); the library is damaged. Rebuild it with `beatdance index`."
+        ) from exc
 
 
-def _embed_store(*, net: BeatBlender, store: FeatureStore, ids: list[str], batch_size: int, chunk: int = 256,
-                 show_progress: bool, desc: str, items: list[Item] | None = None,
-                 ) -> tuple[ModalityEmbeddings | None, ModalityEmbeddings | None]:
+def _embed_store(
+    *,
+    net: BeatBlender,
+    store: FeatureStore,
+    ids: list[str],
+    batch_size: int,
+    chunk: int = 256,
+    show_progress: bool,
+    desc: str,
+    items: list[Item] | None = None,
+) -> tuple[ModalityEmbeddings | None, ModalityEmbeddings | None]:
     """Embed store clips ``ids`` chunk by chunk (bounded memory), checking they fit the model. With ``items``,
     an Item is appended for every clip (rows continue its numbering) from the same read of the clip file."""
     cfg = net.config
@@ -165,15 +197,24 @@ def _embed_store(*, net: BeatBlender, store: FeatureStore, ids: list[str], batch
     dance: ModalityEmbeddings | None = None
     bar = progress(desc=desc, total=len(ids), enabled=show_progress)
     for a in range(0, len(ids), chunk):
-        records = [store.get(clip_id) for clip_id in ids[a:a + chunk]]
+        records = [store.get(clip_id) for clip_id in ids[a : a + chunk]]
         fs = store.pool_records(records, num_segments=cfg.num_segments, slots=cfg.beat_slots)
         check_compatible(cfg, fs, source=f"feature store {store.path}")
         m, d = embed_featureset(net, fs, batch_size=batch_size)
         music, dance = _concat(music, m), _concat(dance, d)
         if items is not None:
-            items.extend([Item.from_store(row=row, clip_id=r.clip_id, meta=r.meta, music_beats_s=r.music_beat_times.tolist(),
-                                          dance_beats_s=r.dance_beat_times.tolist())
-                          for row, r in enumerate(records, start=len(items))])
+            items.extend(
+                [
+                    Item.from_store(
+                        row=row,
+                        clip_id=r.clip_id,
+                        meta=r.meta,
+                        music_beats_s=r.music_beat_times.tolist(),
+                        dance_beats_s=r.dance_beat_times.tolist(),
+                    )
+                    for row, r in enumerate(records, start=len(items))
+                ]
+            )
         bar.update(len(fs))
     bar.close()
     return music, dance
@@ -195,9 +236,18 @@ class IndexReport:
         return asdict(self)
 
 
-def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], model: str | os.PathLike[str] | None = None,
-                  split: str | None = None, config: LibraryConfig | None = None, add: bool = False,
-                  show_progress: bool = True, executor: Executor = "local", ray_address: str | None = None) -> IndexReport:
+def build_library(
+    *,
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    model: str | os.PathLike[str] | None = None,
+    split: str | None = None,
+    config: LibraryConfig | None = None,
+    add: bool = False,
+    show_progress: bool = True,
+    executor: Executor = "local",
+    ray_address: str | None = None,
+) -> IndexReport:
     """Embed the clips of feature store ``data`` (every clip, or ``split``) into library ``out``.
 
     A new library needs ``model`` (a checkpoint or run directory). With ``add`` the clips not yet in
@@ -213,15 +263,24 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
     if add:
         old = Library.open(current)
         if config is not None and config != old.config:
-            raise ParameterError(f"--add keeps the settings of {out}; drop the index/search options or build a new library.")
+            raise ParameterError(
+                f"--add keeps the settings of {out}; drop the index/search options or build a new library."
+            )
         config = old.config
-        if model is not None and resolve_checkpoint(model).joinpath(WEIGHTS).read_bytes() != (current / "model" / WEIGHTS).read_bytes():
-            raise CheckpointError(f"{model} is not the model of library {out}; --add embeds with the library's own "
-                                  "model. Drop --model, or build a new library for the new model.")
+        if (
+            model is not None
+            and resolve_checkpoint(model).joinpath(WEIGHTS).read_bytes() != (current / "model" / WEIGHTS).read_bytes()
+        ):
+            raise CheckpointError(
+                f"{model} is not the model of library {out}; --add embeds with the library's own "
+                "model. Drop --model, or build a new library for the new model."
+            )
         ckpt_dir = current / "model"
         if old.store_config != store.config:
-            raise CheckpointError(f"{data} was prepared with other extractor settings than library {out}; "
-                                  "prepare the new media with the library's settings (see its library.json).")
+            raise CheckpointError(
+                f"{data} was prepared with other extractor settings than library {out}; "
+                "prepare the new media with the library's settings (see its library.json)."
+            )
     elif model is None:
         raise ParameterError("a new library needs --model (a checkpoint or `beatdance train` run folder).")
     else:
@@ -231,19 +290,31 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
     config = config or LibraryConfig()
     net, ckpt = load_checkpoint(ckpt_dir)
     if net.config.variant == "official":
-        warnings.warn("the 'official' variant attends across the batch, so a clip's embedding depends on the clips "
-                      "embedded with it (library: store order, batches of --batch-size; a query: its own windows). "
-                      "Search results are only meaningful with the 'temporal' variant.", stacklevel=2)
+        warnings.warn(
+            "the 'official' variant attends across the batch, so a clip's embedding depends on the clips "
+            "embedded with it (library: store order, batches of --batch-size; a query: its own windows). "
+            "Search results are only meaningful with the 'temporal' variant.",
+            stacklevel=2,
+        )
     check_same_extractors(ckpt.get("data", {}), {"store_config": store.config}, data=Path(data))
     ids = store.split_ids(split) if split else store.ids()
     if not ids:
-        raise DataError(f"the feature store {data} has no clips{f' in split {split!r}' if split else ''}; "
-                        "run `beatdance prepare` on media first.")
+        raise DataError(
+            f"the feature store {data} has no clips{f' in split {split!r}' if split else ''}; "
+            "run `beatdance prepare` on media first."
+        )
     known = set(old.ids) if old is not None else set()
     new_ids = [i for i in ids if i not in known]
     items = list(old.items) if old is not None else []
-    music, dance = _embed_store(net=net, store=store, ids=new_ids, batch_size=config.batch_size,
-                                show_progress=show_progress, desc="embed", items=items)
+    music, dance = _embed_store(
+        net=net,
+        store=store,
+        ids=new_ids,
+        batch_size=config.batch_size,
+        show_progress=show_progress,
+        desc="embed",
+        items=items,
+    )
     if old is not None:
         prev_music, prev_dance = old.embeddings("music"), old.embeddings("dance")
         music = _concat(prev_music, music) if music is not None else prev_music
@@ -254,55 +325,122 @@ def build_library(*, data: str | os.PathLike[str], out: str | os.PathLike[str], 
         if old is not None:
             arrays = _load_arrays(current / "bank.safetensors")
             blank = [""] * len(arrays["music_fuse"])
-            bank = (_arrays_to_embeddings(arrays, "music", blank, blank), _arrays_to_embeddings(arrays, "dance", blank, blank))
+            bank = (
+                _arrays_to_embeddings(arrays, "music", blank, blank),
+                _arrays_to_embeddings(arrays, "dance", blank, blank),
+            )
         else:
-            bm, bd = _embed_store(net=net, store=store, ids=store.split_ids(config.querybank), batch_size=config.batch_size,
-                                  show_progress=show_progress, desc=f"querybank ({config.querybank})")
+            bm, bd = _embed_store(
+                net=net,
+                store=store,
+                ids=store.split_ids(config.querybank),
+                batch_size=config.batch_size,
+                show_progress=show_progress,
+                desc=f"querybank ({config.querybank})",
+            )
             if bm is None or bd is None:
-                raise DataError(f"split {config.querybank!r} of {data} is empty; pass another --querybank split or 'library'.")
+                raise DataError(
+                    f"split {config.querybank!r} of {data} is empty; pass another --querybank split or 'library'."
+                )
             bank = (bm, bd)
-    choice = write_library(out=out, checkpoint=ckpt_dir, items=items, music=music, dance=dance, config=config,
-                           store_config=store.config, bank=bank, executor=executor, ray_address=ray_address)
-    return IndexReport(library=str(out), items=len(items), added=len(new_ids), already_indexed=len(ids) - len(new_ids),
-                       querybank=config.querybank, seconds=round(time.perf_counter() - t0, 2), index=choice.reason)
+    choice = write_library(
+        out=out,
+        checkpoint=ckpt_dir,
+        items=items,
+        music=music,
+        dance=dance,
+        config=config,
+        store_config=store.config,
+        bank=bank,
+        executor=executor,
+        ray_address=ray_address,
+    )
+    return IndexReport(
+        library=str(out),
+        items=len(items),
+        added=len(new_ids),
+        already_indexed=len(ids) - len(new_ids),
+        querybank=config.querybank,
+        seconds=round(time.perf_counter() - t0, 2),
+        index=choice.reason,
+    )
 
 
-def write_library(*, out: str | os.PathLike[str], checkpoint: str | os.PathLike[str], items: list[Item],
-                  music: ModalityEmbeddings, dance: ModalityEmbeddings, config: LibraryConfig, store_config: dict[str, Any],
-                  bank: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None, executor: Executor = "local",
-                  ray_address: str | None = None) -> IndexChoice:
+def write_library(
+    *,
+    out: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str],
+    items: list[Item],
+    music: ModalityEmbeddings,
+    dance: ModalityEmbeddings,
+    config: LibraryConfig,
+    store_config: dict[str, Any],
+    bank: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None,
+    executor: Executor = "local",
+    ray_address: str | None = None,
+) -> IndexChoice:
     """Write a library from embeddings already made by ``checkpoint``'s model: indexes, querybank statistics,
     metadata, atomically; returns the index built. ``bank`` (music, dance) is the querybank; None: the library's
     own clips. ``executor="ray"`` fills the index shards as Ray tasks (``VectorIndex.build``)."""
     n = len(items)
     if len(music) != n or len(dance) != n:
-        raise ParameterError(f"{n} items but {len(music)} music and {len(dance)} dance embeddings; give one of each per item.")
+        raise ParameterError(
+            f"{n} items but {len(music)} music and {len(dance)} dance embeddings; give one of each per item."
+        )
     ckpt_dir = resolve_checkpoint(checkpoint)
     model_config = read_json(ckpt_dir / CONFIG)["model"]
     bank_music, bank_dance = bank if bank is not None else (music, dance)
-    pairs: dict[Direction, tuple[ModalityEmbeddings, ModalityEmbeddings]] = {"m2d": (bank_music, dance), "d2m": (bank_dance, music)}
-    stats = {d: fit_gallery_querybank(bank=b, gallery=g, direction=d, settings=config.search, bank_size=config.querybank_size,
-                                      source={"querybank": config.querybank}) for d, (b, g) in pairs.items()}
+    pairs: dict[Direction, tuple[ModalityEmbeddings, ModalityEmbeddings]] = {
+        "m2d": (bank_music, dance),
+        "d2m": (bank_dance, music),
+    }
+    stats = {
+        d: fit_gallery_querybank(
+            bank=b,
+            gallery=g,
+            direction=d,
+            settings=config.search,
+            bank_size=config.querybank_size,
+            source={"querybank": config.querybank},
+        )
+        for d, (b, g) in pairs.items()
+    }
     choice = config.index_choice(music.fuse.shape[1], items=n)
-    indexes = {name: VectorIndex.build(emb.fuse, config=choice.config, executor=executor, ray_address=ray_address)
-               for name, emb in (("music", music), ("dance", dance))}
+    indexes = {
+        name: VectorIndex.build(emb.fuse, config=choice.config, executor=executor, ray_address=ray_address)
+        for name, emb in (("music", music), ("dance", dance))
+    }
 
     def fill(tmp: Path) -> None:
         (tmp / "model").mkdir()
         for f in (WEIGHTS, CONFIG):
             shutil.copyfile(ckpt_dir / f, tmp / "model" / f)
         write_catalog(tmp / "meta.sqlite", items)
-        _save_arrays(tmp / "embeddings.safetensors", {**_embeddings_to_arrays("music", music), **_embeddings_to_arrays("dance", dance)})
+        _save_arrays(
+            tmp / "embeddings.safetensors",
+            {**_embeddings_to_arrays("music", music), **_embeddings_to_arrays("dance", dance)},
+        )
         if bank is not None:
-            _save_arrays(tmp / "bank.safetensors", {**_embeddings_to_arrays("music", bank_music), **_embeddings_to_arrays("dance", bank_dance)})
+            _save_arrays(
+                tmp / "bank.safetensors",
+                {**_embeddings_to_arrays("music", bank_music), **_embeddings_to_arrays("dance", bank_dance)},
+            )
         for name, index in indexes.items():
             index.save(tmp / f"{name}.faiss")
         for d, st in stats.items():
             save_querybank(tmp / f"querybank_{d}.safetensors", st)
-        atomic_write_json(tmp / "library.json", {
-            "format": FORMAT, "version": VERSION, "beatdance": __version__, "items": n,
-            "config": config.to_dict(), "model": model_config, "store_config": store_config,
-        })
+        atomic_write_json(
+            tmp / "library.json",
+            {
+                "format": FORMAT,
+                "version": VERSION,
+                "beatdance": __version__,
+                "items": n,
+                "config": config.to_dict(),
+                "model": model_config,
+                "store_config": store_config,
+            },
+        )
 
     write_dir_atomically(Path(out), fill)
     return choice
@@ -345,13 +483,23 @@ class SearchResult:
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "matches"},
-                "matches": [m.to_dict() for m in self.matches]}
+        return {
+            **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "matches"},
+            "matches": [m.to_dict() for m in self.matches],
+        }
 
 
-def extract_query_windows(*, config: PrepareConfig, rhythm_branch: bool, modality: Modality, path: str | os.PathLike[str],
-                          start_s: float = 0.0, duration_s: float | None = None, hop_s: float | None = None,
-                          limits: QueryLimits | None = None) -> tuple[list[Any], Any]:
+def extract_query_windows(
+    *,
+    config: PrepareConfig,
+    rhythm_branch: bool,
+    modality: Modality,
+    path: str | os.PathLike[str],
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+    hop_s: float | None = None,
+    limits: QueryLimits | None = None,
+) -> tuple[list[Any], Any]:
     """Windows of a query file extracted with a library's extractor settings ``config`` (``rhythm_branch``: the
     model takes rhythm arrays): (windows, track). Needs no model, so a worker process can run it for the model's owner.
     ``limits`` (default ``QueryLimits()``) caps what the file may cost, from its header before decoding and while
@@ -360,42 +508,89 @@ def extract_query_windows(*, config: PrepareConfig, rhythm_branch: bool, modalit
     hop = hop_s if hop_s is not None else config.window_s / 2
     if modality == "music":
         check_music_path(path)
-        track: Any = analyse_music(path, sr=config.sr, beat_config=config.music_beats, start_s=start_s,
-                                   duration_s=duration_s, min_duration_s=config.window_s, limits=limits)
+        track: Any = analyse_music(
+            path,
+            sr=config.sr,
+            beat_config=config.music_beats,
+            start_s=start_s,
+            duration_s=duration_s,
+            min_duration_s=config.window_s,
+            limits=limits,
+        )
         encoder = get_encoder(config.music_encoder, config.music_encoder_options, modality="music")
     else:
-        track = analyse_dance(path, beat_config=config.dance_beats, start_s=start_s, duration_s=duration_s,
-                              pose_fps=config.pose_fps, max_side=config.max_side, min_person_ratio=config.min_person_ratio,
-                              limits=limits)
+        track = analyse_dance(
+            path,
+            beat_config=config.dance_beats,
+            start_s=start_s,
+            duration_s=duration_s,
+            pose_fps=config.pose_fps,
+            max_side=config.max_side,
+            min_person_ratio=config.min_person_ratio,
+            limits=limits,
+        )
         encoder = get_encoder(config.dance_encoder, config.dance_encoder_options, modality="dance")
-    starts = window_starts(dance_duration_s=track.duration_s, music_duration_s=track.duration_s, offset_s=0.0,
-                           window_s=config.window_s, hop_s=hop)
+    starts = window_starts(
+        dance_duration_s=track.duration_s,
+        music_duration_s=track.duration_s,
+        offset_s=0.0,
+        window_s=config.window_s,
+        hop_s=hop,
+    )
     rhythm = rhythm_context(track, config.rhythm) if rhythm_branch and starts else None
     if not starts:
-        raise MediaError(f"{path}: the query is {track.duration_s:.1f} s long, shorter than the library's "
-                         f"{config.window_s:g}-s window. Pass a longer clip (or a longer --duration).")
+        raise MediaError(
+            f"{path}: the query is {track.duration_s:.1f} s long, shorter than the library's "
+            f"{config.window_s:g}-s window. Pass a longer clip (or a longer --duration)."
+        )
     windows, skipped = [], []
     for s in starts:
         try:
             if modality == "music":
-                windows.append(music_window(track, start_s=s, window_s=config.window_s, grid_fps=config.grid_fps,
-                                            encoder=encoder, rhythm=rhythm))
+                windows.append(
+                    music_window(
+                        track,
+                        start_s=s,
+                        window_s=config.window_s,
+                        grid_fps=config.grid_fps,
+                        encoder=encoder,
+                        rhythm=rhythm,
+                    )
+                )
             else:
-                windows.append(dance_window(track, start_s=s, window_s=config.window_s, grid_fps=config.grid_fps,
-                                            encoder=encoder, min_person_ratio=config.min_person_ratio, rhythm=rhythm))
+                windows.append(
+                    dance_window(
+                        track,
+                        start_s=s,
+                        window_s=config.window_s,
+                        grid_fps=config.grid_fps,
+                        encoder=encoder,
+                        min_person_ratio=config.min_person_ratio,
+                        rhythm=rhythm,
+                    )
+                )
         except WindowSkipped as why:
             skipped.append(f"{s:g} s: {why}")
     if not windows:
-        raise MediaError(f"{path}: no usable {config.window_s:g}-s window ({'; '.join(skipped)}). "
-                         "Pass a clip with audible music / a dancer in view.")
+        raise MediaError(
+            f"{path}: no usable {config.window_s:g}-s window ({'; '.join(skipped)}). "
+            "Pass a clip with audible music / a dancer in view."
+        )
     return windows, track
 
 
 class Library:
     """An opened library: ``Library.open(path).search(music="song.wav", top=10)``."""
 
-    def __init__(self, path: Path, head: dict[str, Any], net: BeatBlender, items: list[Item],
-                 arrays: dict[str, np.ndarray], searchers: dict[Direction, GallerySearch]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        head: dict[str, Any],
+        net: BeatBlender,
+        items: list[Item],
+        arrays: dict[str, np.ndarray],
+        searchers: dict[Direction, GallerySearch],
+    ) -> None:
         self.path = path
         self.config = LibraryConfig.from_dict(head["config"])
         self.store_config: dict[str, Any] = head["store_config"]
@@ -412,14 +607,20 @@ class Library:
         path = Path(path)
         root = resolve_dir(path)  # every file is read from the one version the path names now
         if not (root / "library.json").is_file():
-            raise CheckpointError(f"{path} is not a beatdance library (no library.json). Build one with `beatdance index`.")
+            raise CheckpointError(
+                f"{path} is not a beatdance library (no library.json). Build one with `beatdance index`."
+            )
         head = read_json(root / "library.json")
         if head.get("format") != FORMAT or head.get("version") != VERSION:
-            raise CheckpointError(f"{path}/library.json is format {head.get('format')!r} version {head.get('version')!r}; "
-                                  f"this beatdance reads {FORMAT!r} version {VERSION}. Rebuild it with `beatdance index`.")
+            raise CheckpointError(
+                f"{path}/library.json is format {head.get('format')!r} version {head.get('version')!r}; "
+                f"this beatdance reads {FORMAT!r} version {VERSION}. Rebuild it with `beatdance index`."
+            )
         net, _ = load_checkpoint(root / "model", device=device)
         if net.config != BlenderConfig.from_dict(head["model"]):
-            raise CheckpointError(f"{path}/model does not hold the model the library was built with; rebuild the library.")
+            raise CheckpointError(
+                f"{path}/model does not hold the model the library was built with; rebuild the library."
+            )
         items = read_catalog(root / "meta.sqlite")
         arrays = _load_arrays(root / "embeddings.safetensors")
         dim = net.config.output_dim
@@ -427,11 +628,17 @@ class Library:
         for modality, direction in _GALLERY.items():
             index = VectorIndex.load(root / f"{modality}.faiss", dim=dim)
             if len(index) != len(items) or len(arrays[f"{modality}_grid"]) != len(items):
-                raise CheckpointError(f"{path}: the {modality} index holds {len(index)} items but the table {len(items)}; "
-                                      "the library is inconsistent. Rebuild it with `beatdance index`.")
-            searchers[direction] = GallerySearch(index=index, beat_head=arrays[f"{modality}_beat"],
-                                                 beat_grid=arrays[f"{modality}_grid"].astype(np.float32), direction=direction,
-                                                 querybank=load_querybank(root / f"querybank_{direction}.safetensors"))
+                raise CheckpointError(
+                    f"{path}: the {modality} index holds {len(index)} items but the table {len(items)}; "
+                    "the library is inconsistent. Rebuild it with `beatdance index`."
+                )
+            searchers[direction] = GallerySearch(
+                index=index,
+                beat_head=arrays[f"{modality}_beat"],
+                beat_grid=arrays[f"{modality}_grid"].astype(np.float32),
+                direction=direction,
+                querybank=load_querybank(root / f"querybank_{direction}.safetensors"),
+            )
         lib = cls(path, head, net, items, arrays, searchers)
         for searcher in searchers.values():
             searcher.gallery_side(lib.config.search.sigma_frames)
@@ -446,8 +653,10 @@ class Library:
     def item(self, clip_id: str) -> Item:
         """The item with id ``clip_id``."""
         if clip_id not in self._rows:
-            raise ParameterError(f"clip {clip_id!r} is not in library {self.path} ({len(self)} items); "
-                                 "Library.ids (or GET /api/items of `beatdance serve`) lists the ids.")
+            raise ParameterError(
+                f"clip {clip_id!r} is not in library {self.path} ({len(self)} items); "
+                "Library.ids (or GET /api/items of `beatdance serve`) lists the ids."
+            )
         return self.items[self._rows[clip_id]]
 
     def embeddings(self, modality: Modality, rows: np.ndarray | None = None) -> ModalityEmbeddings:
@@ -455,12 +664,15 @@ class Library:
         sel = np.arange(len(self)) if rows is None else np.asarray(rows)
         ids = [self.ids[i] for i in sel]
         groups = [self.items[i].grp for i in sel]
-        return _arrays_to_embeddings({k: v[sel] for k, v in self._arrays.items() if k.startswith(modality)},
-                                     modality, ids, groups)
+        return _arrays_to_embeddings(
+            {k: v[sel] for k, v in self._arrays.items() if k.startswith(modality)}, modality, ids, groups
+        )
 
     def settings(self, **overrides: Any) -> SearchSettings:
         """The library's search settings with ``overrides`` (None values are ignored)."""
-        return SearchSettings(**{**self.config.search.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
+        return SearchSettings(
+            **{**self.config.search.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
+        )
 
     @cached_property
     def _prepare_config(self) -> PrepareConfig:
@@ -480,37 +692,66 @@ class Library:
         y[:: sr // 2] = 1.0  # a click every 0.5 s
         track_music_beats(y=y, sr=sr, config=cfg.music_beats)
         get_encoder(cfg.music_encoder, cfg.music_encoder_options, modality="music").encode(
-            MediaClip(duration_s=cfg.window_s, audio=y, sr=sr, source="warm-up"))
+            MediaClip(duration_s=cfg.window_s, audio=y, sr=sr, source="warm-up")
+        )
 
     @torch.no_grad()
     def _embed_windows(self, modality: Modality, windows: list[Any]) -> ModalityEmbeddings:
         cfg = self.model.config
         feats = np.stack([pool_segments(w.features, num_segments=cfg.num_segments) for w in windows])
-        beats = np.stack([beat_slots(w.beat_grid, num_segments=cfg.num_segments, slots=cfg.beat_slots) for w in windows])
+        beats = np.stack(
+            [beat_slots(w.beat_grid, num_segments=cfg.num_segments, slots=cfg.beat_slots) for w in windows]
+        )
         encode = self.model.encode_music if modality == "music" else self.model.encode_dance
         arrays = [feats, beats] + ([np.stack([w.rhythm for w in windows])] if cfg.rhythm_branch else [])
         device = next(self.model.parameters()).device  # the device the library was opened on
         out = encode(*(torch.from_numpy(a).to(device) for a in arrays))
-        return ModalityEmbeddings(fuse=F.normalize(out["fuse"], dim=-1).cpu().numpy(),
-                                  beat_head=F.normalize(out["beat"], dim=-1).cpu().numpy(),
-                                  beat_grid=np.stack([w.beat_grid for w in windows]).astype(np.float32),
-                                  ids=[f"window@{w.start_s:g}" for w in windows])
+        return ModalityEmbeddings(
+            fuse=F.normalize(out["fuse"], dim=-1).cpu().numpy(),
+            beat_head=F.normalize(out["beat"], dim=-1).cpu().numpy(),
+            beat_grid=np.stack([w.beat_grid for w in windows]).astype(np.float32),
+            ids=[f"window@{w.start_s:g}" for w in windows],
+        )
 
-    def extract_query(self, *, modality: Modality, path: str | os.PathLike[str], start_s: float = 0.0,
-                      duration_s: float | None = None, hop_s: float | None = None,
-                      limits: QueryLimits | None = None) -> tuple[ModalityEmbeddings, list[Any], Any]:
+    def extract_query(
+        self,
+        *,
+        modality: Modality,
+        path: str | os.PathLike[str],
+        start_s: float = 0.0,
+        duration_s: float | None = None,
+        hop_s: float | None = None,
+        limits: QueryLimits | None = None,
+    ) -> tuple[ModalityEmbeddings, list[Any], Any]:
         """Windows of a query file extracted like the library's clips: (embeddings, windows, track); ``limits``
         as in :func:`extract_query_windows`."""
-        windows, track = extract_query_windows(config=self._prepare_config, rhythm_branch=self.model.config.rhythm_branch,
-                                               modality=modality, path=path, start_s=start_s, duration_s=duration_s,
-                                               hop_s=hop_s, limits=limits)
+        windows, track = extract_query_windows(
+            config=self._prepare_config,
+            rhythm_branch=self.model.config.rhythm_branch,
+            modality=modality,
+            path=path,
+            start_s=start_s,
+            duration_s=duration_s,
+            hop_s=hop_s,
+            limits=limits,
+        )
         return self._embed_windows(modality, windows), windows, track
 
-    def search(self, *, music: str | os.PathLike[str] | None = None, dance: str | os.PathLike[str] | None = None,
-               music_id: str | None = None, dance_id: str | None = None, start_s: float = 0.0,
-               duration_s: float | None = None, hop_s: float | None = None, top: int = 10,
-               settings: SearchSettings | None = None, threads: int | None = 1,
-               limits: QueryLimits | None = None) -> SearchResult:
+    def search(
+        self,
+        *,
+        music: str | os.PathLike[str] | None = None,
+        dance: str | os.PathLike[str] | None = None,
+        music_id: str | None = None,
+        dance_id: str | None = None,
+        start_s: float = 0.0,
+        duration_s: float | None = None,
+        hop_s: float | None = None,
+        top: int = 10,
+        settings: SearchSettings | None = None,
+        threads: int | None = 1,
+        limits: QueryLimits | None = None,
+    ) -> SearchResult:
         """Rank the library's dances for a music query (``music`` file or ``music_id`` of an item), or its
         music for a dance query. A file is cut into windows; the best-matching window is reported.
 
@@ -522,17 +763,40 @@ class Library:
         header before decoding and while decoding (LimitError).
         """
         with limited_threads(threads):
-            return self._search(music=music, dance=dance, music_id=music_id, dance_id=dance_id, start_s=start_s,
-                                duration_s=duration_s, hop_s=hop_s, top=top, settings=settings, limits=limits)
+            return self._search(
+                music=music,
+                dance=dance,
+                music_id=music_id,
+                dance_id=dance_id,
+                start_s=start_s,
+                duration_s=duration_s,
+                hop_s=hop_s,
+                top=top,
+                settings=settings,
+                limits=limits,
+            )
 
-    def _search(self, *, music: str | os.PathLike[str] | None, dance: str | os.PathLike[str] | None,
-                music_id: str | None, dance_id: str | None, start_s: float, duration_s: float | None,
-                hop_s: float | None, top: int, settings: SearchSettings | None, limits: QueryLimits | None) -> SearchResult:
+    def _search(
+        self,
+        *,
+        music: str | os.PathLike[str] | None,
+        dance: str | os.PathLike[str] | None,
+        music_id: str | None,
+        dance_id: str | None,
+        start_s: float,
+        duration_s: float | None,
+        hop_s: float | None,
+        top: int,
+        settings: SearchSettings | None,
+        limits: QueryLimits | None,
+    ) -> SearchResult:
         t0 = time.perf_counter()
         given = {"music": music, "dance": dance, "music_id": music_id, "dance_id": dance_id}
         chosen = [k for k, v in given.items() if v is not None]
         if len(chosen) != 1:
-            raise ParameterError(f"pass exactly one query (music, dance, music_id or dance_id); got {chosen or 'none'}.")
+            raise ParameterError(
+                f"pass exactly one query (music, dance, music_id or dance_id); got {chosen or 'none'}."
+            )
         if top < 1:
             raise ParameterError(f"top={top} must be >= 1.")
         key = chosen[0]
@@ -548,16 +812,44 @@ class Library:
             span = item.duration_s
         else:
             path = str(given[key])
-            emb, windows, track = self.extract_query(modality=modality, path=path, start_s=start_s,
-                                                     duration_s=duration_s, hop_s=hop_s, limits=limits)
-            return self._rank_windows(modality, emb, windows, tempo_bpm=float(track.beats.tempo_bpm), file=path,
-                                      start_s=start_s, top=top, settings=settings, t0=t0)
-        return self._ranked(modality, emb, query=query, starts=starts, beat_lists=beat_lists, span=span, top=top,
-                            settings=settings, t0=t0)
+            emb, windows, track = self.extract_query(
+                modality=modality, path=path, start_s=start_s, duration_s=duration_s, hop_s=hop_s, limits=limits
+            )
+            return self._rank_windows(
+                modality,
+                emb,
+                windows,
+                tempo_bpm=float(track.beats.tempo_bpm),
+                file=path,
+                start_s=start_s,
+                top=top,
+                settings=settings,
+                t0=t0,
+            )
+        return self._ranked(
+            modality,
+            emb,
+            query=query,
+            starts=starts,
+            beat_lists=beat_lists,
+            span=span,
+            top=top,
+            settings=settings,
+            t0=t0,
+        )
 
-    def search_windows(self, *, modality: Modality, windows: list[Any], tempo_bpm: float, file: str | None = None,
-                       start_s: float = 0.0, top: int = 10, settings: SearchSettings | None = None,
-                       threads: int | None = 1) -> SearchResult:
+    def search_windows(
+        self,
+        *,
+        modality: Modality,
+        windows: list[Any],
+        tempo_bpm: float,
+        file: str | None = None,
+        start_s: float = 0.0,
+        top: int = 10,
+        settings: SearchSettings | None = None,
+        threads: int | None = 1,
+    ) -> SearchResult:
         """Rank the library for the windows of a query file already read by :func:`extract_query_windows` (e.g.
         in a worker process that holds no model): the embedding and ranking half of :meth:`search` with a
         file whose span starts at ``start_s``."""
@@ -565,19 +857,57 @@ class Library:
             raise ParameterError(f"top={top} must be >= 1.")
         t0 = time.perf_counter()
         with limited_threads(threads):
-            return self._rank_windows(modality, self._embed_windows(modality, windows), windows, tempo_bpm=tempo_bpm,
-                                      file=file, start_s=start_s, top=top, settings=settings or self.settings(), t0=t0)
+            return self._rank_windows(
+                modality,
+                self._embed_windows(modality, windows),
+                windows,
+                tempo_bpm=tempo_bpm,
+                file=file,
+                start_s=start_s,
+                top=top,
+                settings=settings or self.settings(),
+                t0=t0,
+            )
 
-    def _rank_windows(self, modality: Modality, emb: ModalityEmbeddings, windows: list[Any], *, tempo_bpm: float,
-                      file: str | None, start_s: float, top: int, settings: SearchSettings, t0: float) -> SearchResult:
+    def _rank_windows(
+        self,
+        modality: Modality,
+        emb: ModalityEmbeddings,
+        windows: list[Any],
+        *,
+        tempo_bpm: float,
+        file: str | None,
+        start_s: float,
+        top: int,
+        settings: SearchSettings,
+        t0: float,
+    ) -> SearchResult:
         query = {"clip_id": None, "modality": modality, "source": file, "tempo_bpm": tempo_bpm}
-        return self._ranked(modality, emb, query=query, starts=[start_s + w.start_s for w in windows],
-                            beat_lists=[w.beat_times_s.tolist() for w in windows], span=self._prepare_config.window_s,
-                            top=top, settings=settings, t0=t0)
+        return self._ranked(
+            modality,
+            emb,
+            query=query,
+            starts=[start_s + w.start_s for w in windows],
+            beat_lists=[w.beat_times_s.tolist() for w in windows],
+            span=self._prepare_config.window_s,
+            top=top,
+            settings=settings,
+            t0=t0,
+        )
 
-    def _ranked(self, modality: Modality, emb: ModalityEmbeddings, *, query: dict[str, Any], starts: list[float],
-                beat_lists: list[list[float]], span: float | None, top: int, settings: SearchSettings,
-                t0: float) -> SearchResult:
+    def _ranked(
+        self,
+        modality: Modality,
+        emb: ModalityEmbeddings,
+        *,
+        query: dict[str, Any],
+        starts: list[float],
+        beat_lists: list[list[float]],
+        span: float | None,
+        top: int,
+        settings: SearchSettings,
+        t0: float,
+    ) -> SearchResult:
         """The matches of the query window (row of ``emb``) that scores best against the other modality's gallery."""
         gallery_modality: Modality = "dance" if modality == "music" else "music"
         direction = _GALLERY[gallery_modality]
@@ -585,9 +915,14 @@ class Library:
         best = int(np.argmax(hits.combined.max(axis=1)))
         query.update(start_s=starts[best], duration_s=span, beats_s=beat_lists[best])
         windows_info = [{"start_s": s, "best_combined": float(hits.combined[i].max())} for i, s in enumerate(starts)]
-        return SearchResult(direction=direction, query=query, windows=windows_info, settings=settings.to_dict(),
-                            matches=self._matches(hits, best, gallery_modality, query["tempo_bpm"]),
-                            seconds=round(time.perf_counter() - t0, 4))
+        return SearchResult(
+            direction=direction,
+            query=query,
+            windows=windows_info,
+            settings=settings.to_dict(),
+            matches=self._matches(hits, best, gallery_modality, query["tempo_bpm"]),
+            seconds=round(time.perf_counter() - t0, 4),
+        )
 
     def _matches(self, hits: Hits, row: int, modality: Modality, query_tempo: float | None) -> list[Match]:
         out = []
@@ -596,9 +931,22 @@ class Library:
                 break
             it = self.items[int(r)]
             side = it.side(modality)
-            out.append(Match(rank=rank, id=it.clip_id, group=it.grp, modality=modality, source=side.file,
-                             start_s=side.start_s, duration_s=it.duration_s,
-                             score=float(hits.score[row, rank - 1]), similarity=float(hits.similarity[row, rank - 1]),
-                             beat_alignment=float(hits.beat_alignment[row, rank - 1]), tempo_bpm=side.tempo_bpm,
-                             query_tempo_bpm=query_tempo, beats_s=side.beats_s, item=it))
+            out.append(
+                Match(
+                    rank=rank,
+                    id=it.clip_id,
+                    group=it.grp,
+                    modality=modality,
+                    source=side.file,
+                    start_s=side.start_s,
+                    duration_s=it.duration_s,
+                    score=float(hits.score[row, rank - 1]),
+                    similarity=float(hits.similarity[row, rank - 1]),
+                    beat_alignment=float(hits.beat_alignment[row, rank - 1]),
+                    tempo_bpm=side.tempo_bpm,
+                    query_tempo_bpm=query_tempo,
+                    beats_s=side.beats_s,
+                    item=it,
+                )
+            )
         return out

@@ -134,8 +134,9 @@ def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
         )
 
 
-def check_span(*, path: str | os.PathLike[str], start_s: float, duration_s: float | None,
-               file_duration_s: float | None) -> None:
+def check_span(
+    *, path: str | os.PathLike[str], start_s: float, duration_s: float | None, file_duration_s: float | None
+) -> None:
     """Raise ParameterError for a negative start or non-positive duration, MediaError for a start past the end."""
     if not np.isfinite(start_s) or start_s < 0:
         raise ParameterError(f"start_s={start_s} must be a finite number >= 0 (seconds from the start of '{path}').")
@@ -148,8 +149,14 @@ def check_span(*, path: str | os.PathLike[str], start_s: float, duration_s: floa
         )
 
 
-def load_audio(path: str | os.PathLike[str], *, sr: int = 22050, start_s: float = 0.0,
-               duration_s: float | None = None, limits: QueryLimits | None = None) -> tuple[np.ndarray, int]:
+def load_audio(
+    path: str | os.PathLike[str],
+    *,
+    sr: int = 22050,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+    limits: QueryLimits | None = None,
+) -> tuple[np.ndarray, int]:
     """Decode ``[start_s, start_s + duration_s)`` of the first audio stream of ``path`` as mono float32 at ``sr`` Hz.
 
     Works for audio files and for the audio track of videos. Channels are averaged (as in librosa).
@@ -172,22 +179,29 @@ def load_audio(path: str | os.PathLike[str], *, sr: int = 22050, start_s: float 
         file_duration_s = container_duration_s(c)
         check_span(path=path, start_s=start_s, duration_s=duration_s, file_duration_s=file_duration_s)
         if limits is not None:
-            limits.check_seconds(path=path, what="the audio to read", seconds=span_s(
-                start_s=start_s, duration_s=duration_s, file_duration_s=file_duration_s))
+            limits.check_seconds(
+                path=path,
+                what="the audio to read",
+                seconds=span_s(start_s=start_s, duration_s=duration_s, file_duration_s=file_duration_s),
+            )
         declared_s = stream_duration_s(stream)
         cap = _DecodeCap(path=path, limits=limits, declared_s=file_duration_s) if limits is not None else None
         y, native_sr, first_s = _decode_audio(c, stream, start_s=start_s, duration_s=duration_s, cap=cap)
     decoded_end_s = first_s + len(y) / native_sr
     a = int(round((start_s - first_s) * native_sr))
     b = len(y) if duration_s is None else a + int(round(duration_s * native_sr))
-    y = y[max(a, 0):b]
+    y = y[max(a, 0) : b]
     if y.size == 0:
         raise MediaError(
             f"Span start_s={start_s:.3f} holds no audio in '{path}' (the decoded audio ends at {decoded_end_s:.3f} s). "
             "Pass a start inside the file."
         )
-    _check_not_truncated(path=path, decoded_end_s=decoded_end_s, declared_s=declared_s,
-                         wanted_end_s=None if duration_s is None else start_s + duration_s)
+    _check_not_truncated(
+        path=path,
+        decoded_end_s=decoded_end_s,
+        declared_s=declared_s,
+        wanted_end_s=None if duration_s is None else start_s + duration_s,
+    )
     if native_sr != sr:
         y = soxr.resample(y, native_sr, sr, quality="HQ")
     return np.ascontiguousarray(y, dtype=np.float32), sr
@@ -205,14 +219,23 @@ class _DecodeCap:
         cap_s = self.limits.max_seconds + _PREROLL_S + 1.0
         if decoded_s > cap_s:
             declared = "no duration" if self.declared_s is None else f"{self.declared_s:.1f} s"
-            raise self.limits.exceeded(path=self.path, limit="max_seconds",
-                                       measured=f"decoding passed {cap_s:g} s of audio (the file declares {declared})",
-                                       remedy=f"Pass --start/--duration to search at most {self.limits.max_seconds:g} s of it")
+            raise self.limits.exceeded(
+                path=self.path,
+                limit="max_seconds",
+                measured=f"decoding passed {cap_s:g} s of audio (the file declares {declared})",
+                remedy=f"Pass --start/--duration to search at most {self.limits.max_seconds:g} s of it",
+            )
 
 
-def _decode_audio(c: av.container.InputContainer, stream: av.audio.stream.AudioStream, *, start_s: float,
-                  duration_s: float | None, seek: bool = True,
-                  cap: _DecodeCap | None = None) -> tuple[np.ndarray, int, float]:
+def _decode_audio(
+    c: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    *,
+    start_s: float,
+    duration_s: float | None,
+    seek: bool = True,
+    cap: _DecodeCap | None = None,
+) -> tuple[np.ndarray, int, float]:
     """Mono float32 samples at the native rate from just before ``start_s``, and the time of the first one.
 
     When a seek lands after ``start_s`` (an inexact index), the span is decoded again from the start.
@@ -221,7 +244,7 @@ def _decode_audio(c: av.container.InputContainer, stream: av.audio.stream.AudioS
     origin_s = container_start_s(c)
     seek_s = max(0.0, start_s - _PREROLL_S) if seek else 0.0
     if seek_s > 0:
-        c.seek(int((seek_s + origin_s) / stream.time_base), stream=stream, backward=True)
+        c.seek(int((seek_s + origin_s) / stream.time_base), stream=stream, backward=True)  # type: ignore[operator]
     end_s = None if duration_s is None else start_s + duration_s
     chunks: list[np.ndarray] = []
     resampler = None
@@ -250,8 +273,9 @@ def _decode_audio(c: av.container.InputContainer, stream: av.audio.stream.AudioS
     return np.concatenate(chunks).astype(np.float32, copy=False), resampler.rate, first_s
 
 
-def _check_not_truncated(*, path: str | os.PathLike[str], decoded_end_s: float, declared_s: float | None,
-                         wanted_end_s: float | None) -> None:
+def _check_not_truncated(
+    *, path: str | os.PathLike[str], decoded_end_s: float, declared_s: float | None, wanted_end_s: float | None
+) -> None:
     """MediaError when decoding stopped well before both the wanted end and the stream's declared duration.
 
     The tolerance (0.5 s or 2 % of the file) absorbs inexact durations that some containers estimate
@@ -267,8 +291,14 @@ def _check_not_truncated(*, path: str | os.PathLike[str], decoded_end_s: float, 
         )
 
 
-def check_audio(y: np.ndarray, *, sr: int, path: str | os.PathLike[str] = "<array>", min_duration_s: float = 0.0,
-                silence_dbfs: float = -60.0) -> None:
+def check_audio(
+    y: np.ndarray,
+    *,
+    sr: int,
+    path: str | os.PathLike[str] = "<array>",
+    min_duration_s: float = 0.0,
+    silence_dbfs: float = -60.0,
+) -> None:
     """Raise MediaError when ``y`` holds NaN/inf, is silent (RMS below ``silence_dbfs``) or is too short.
 
     ``path`` only names the source in the message.

@@ -62,8 +62,9 @@ class DwmPair:
     music_start_s: float
 
 
-def load_keypoints(path: str | os.PathLike[str], *, fps: float | None = None, camera: int = 0,
-                   limits: QueryLimits | None = None) -> Motion:
+def load_keypoints(
+    path: str | os.PathLike[str], *, fps: float | None = None, camera: int = 0, limits: QueryLimits | None = None
+) -> Motion:
     """Motion from a keypoint file or Dance-with-Melody folder, detecting the format (see the module doc).
 
     ``fps`` is needed only for a CSV without a ``# fps=`` line; for formats that store their rate it
@@ -123,8 +124,12 @@ def load_dwm_pair(folder: str | os.PathLike[str], *, limits: QueryLimits | None 
         with gzip.open(skel_path, "rb") as fh:
             raw = fh.read() if limits is None else fh.read(2 * limits.max_keypoint_values + 1)
         if limits is not None and len(raw) > 2 * limits.max_keypoint_values:
-            raise limits.exceeded(path=skel_path, limit="max_keypoint_values", remedy="Pass a shorter take",
-                                  measured=f"the skeleton JSON inflates past {2 * limits.max_keypoint_values} bytes")
+            raise limits.exceeded(
+                path=skel_path,
+                limit="max_keypoint_values",
+                remedy="Pass a shorter take",
+                measured=f"the skeleton JSON inflates past {2 * limits.max_keypoint_values} bytes",
+            )
         data = json.loads(raw)
         skeletons = np.asarray(data["skeletons"], dtype=np.float64)
         center = np.asarray(data["center"], dtype=np.float64)
@@ -172,9 +177,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         self._values += values
         self._bytes += values * np.dtype(dtype).itemsize
         if self._limits is not None:
-            self._limits.check_values(path=self._path, what="the arrays in the pickle declare",
-                                      values=max(self._values, self._bytes // 8))
-        return np._core.multiarray._reconstruct(np.ndarray, shape, dtype)
+            self._limits.check_values(
+                path=self._path, what="the arrays in the pickle declare", values=max(self._values, self._bytes // 8)
+            )
+        return np._core.multiarray._reconstruct(np.ndarray, shape, dtype)  # type: ignore[attr-defined]
 
 
 def load_numpy_pickle(path: str | os.PathLike[str], *, limits: QueryLimits | None = None) -> Any:
@@ -183,21 +189,36 @@ def load_numpy_pickle(path: str | os.PathLike[str], *, limits: QueryLimits | Non
     top or in a top-level dict) holding more than ``limits.max_keypoint_values`` numbers in all after loading."""
     path = Path(path)
     if limits is not None and (size := path.stat().st_size) > 8 * limits.max_keypoint_values + (1 << 20):
-        raise limits.exceeded(path=path, limit="max_keypoint_values", remedy="Pass a shorter take",
-                              measured=f"the pickle has {size} bytes (room for over {size // 8} float64 values)")
+        raise limits.exceeded(
+            path=path,
+            limit="max_keypoint_values",
+            remedy="Pass a shorter take",
+            measured=f"the pickle has {size} bytes (room for over {size // 8} float64 values)",
+        )
     try:
         with open(path, "rb") as fh:
             data = _NumpyOnlyUnpickler(fh, path=path, limits=limits).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, OverflowError,
-            MemoryError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        OverflowError,
+        MemoryError,
+    ) as exc:
         raise MediaError(
             f"{path}: refused or unreadable pickle ({exc}). Only pickles of plain numpy arrays (AIST++ "
             "keypoints2d) are read; convert other data to .npz."
         ) from exc
     if limits is not None:
         arrays = data.values() if isinstance(data, dict) else [data]
-        limits.check_values(path=path, what="the arrays in the pickle hold",
-                            values=sum(a.size for a in arrays if isinstance(a, np.ndarray)))
+        limits.check_values(
+            path=path,
+            what="the arrays in the pickle hold",
+            values=sum(a.size for a in arrays if isinstance(a, np.ndarray)),
+        )
     return data
 
 
@@ -221,8 +242,7 @@ def _load_aist(path: Path, *, camera: int, limits: QueryLimits | None) -> Motion
         raise MediaError(f"{path}: timestamps {stamps[:3]}... are not increasing microseconds; cannot get the fps.")
     view = kp[camera].astype(np.float64)
     fps = 1e6 * (stamps.size - 1) / (stamps[-1] - stamps[0])
-    return _checked_motion(path, joints=view[..., :2], fps=fps, confidence=view[..., 2],
-                           skeleton="coco17")
+    return _checked_motion(path, joints=view[..., :2], fps=fps, confidence=view[..., 2], skeleton="coco17")
 
 
 def _check_npz_headers(path: Path, *, limits: QueryLimits) -> None:
@@ -230,15 +250,21 @@ def _check_npz_headers(path: Path, *, limits: QueryLimits) -> None:
     headers = npz_headers(path, _NPZ_KEYS)
     for key, (shape, dtype) in headers.items():
         number = dtype.kind in "biuf"
-        fits = {"joints": number and len(shape) == 3 and shape[2] in (2, 3), "confidence": number and len(shape) == 2,
-                "fps": number and math.prod(shape) == 1,
-                "skeleton": dtype.kind in "US" and math.prod(shape) == 1 and dtype.itemsize <= 1024}[key]
+        fits = {
+            "joints": number and len(shape) == 3 and shape[2] in (2, 3),
+            "confidence": number and len(shape) == 2,
+            "fps": number and math.prod(shape) == 1,
+            "skeleton": dtype.kind in "US" and math.prod(shape) == 1 and dtype.itemsize <= 1024,
+        }[key]
         if not fits:
-            raise MediaError(f"{path}: '{key}' is declared as {dtype} {shape}; expected numbers for 'joints' (T, J, 2|3), "
-                             "'confidence' (T, J) and 'fps' (a scalar), and a skeleton name for 'skeleton'.")
+            raise MediaError(
+                f"{path}: '{key}' is declared as {dtype} {shape}; expected numbers for 'joints' (T, J, 2|3), "
+                "'confidence' (T, J) and 'fps' (a scalar), and a skeleton name for 'skeleton'."
+            )
     shapes = ", ".join(f"'{k}' {shape}" for k, (shape, _) in headers.items())
-    limits.check_values(path=path, what=f"the arrays {shapes} declare",
-                        values=sum(math.prod(shape) for shape, _ in headers.values()))
+    limits.check_values(
+        path=path, what=f"the arrays {shapes} declare", values=sum(math.prod(shape) for shape, _ in headers.values())
+    )
 
 
 def _load_npz(path: Path, *, fps: float | None, limits: QueryLimits | None) -> Motion:
@@ -249,11 +275,15 @@ def _load_npz(path: Path, *, fps: float | None, limits: QueryLimits | None) -> M
             keys = sorted(npz.files)
             data = {k: npz[k] for k in _NPZ_KEYS if k in keys}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise MediaError(f"{path}: not a readable .npz without pickled objects ({exc}). Re-save the keypoints "
-                         "with numpy.savez (joints, fps, optional confidence and skeleton).") from exc
+        raise MediaError(
+            f"{path}: not a readable .npz without pickled objects ({exc}). Re-save the keypoints "
+            "with numpy.savez (joints, fps, optional confidence and skeleton)."
+        ) from exc
     if "joints" not in data:
-        raise MediaError(f"{path}: keys {keys}; expected 'joints' (T, J, 2|3), 'fps' and optional "
-                         "'confidence' (T, J) and 'skeleton'.")
+        raise MediaError(
+            f"{path}: keys {keys}; expected 'joints' (T, J, 2|3), 'fps' and optional "
+            "'confidence' (T, J) and 'skeleton'."
+        )
     if "fps" in data:
         if data["fps"].size != 1:
             raise MediaError(f"{path}: 'fps' has shape {data['fps'].shape}; expected a scalar frame rate.")
@@ -271,7 +301,9 @@ def _load_csv(path: Path, *, fps: float | None, limits: QueryLimits | None) -> M
     with open(path, encoding="utf-8") as fh:
         while line := fh.readline(_MAX_CSV_LINE_CHARS):
             if len(line) == _MAX_CSV_LINE_CHARS and not line.endswith("\n"):
-                raise MediaError(f"{path}: a line longer than {_MAX_CSV_LINE_CHARS} characters; expected keypoint rows.")
+                raise MediaError(
+                    f"{path}: a line longer than {_MAX_CSV_LINE_CHARS} characters; expected keypoint rows."
+                )
             text = line.strip()
             if text.startswith("#"):
                 key, _, value = text[1:].partition("=")
@@ -280,9 +312,13 @@ def _load_csv(path: Path, *, fps: float | None, limits: QueryLimits | None) -> M
                 header = [h.strip().lower() for h in text.split(",")]
             elif text:
                 body.append(text)
-                if limits is not None and len(body) * len(header) > limits.max_keypoint_values:
-                    raise limits.exceeded(path=path, measured=f"the first {len(body)} rows hold {len(body) * len(header)} "
-                                          "values", limit="max_keypoint_values", remedy="Pass a shorter take")
+                if limits is not None and header is not None and len(body) * len(header) > limits.max_keypoint_values:
+                    raise limits.exceeded(
+                        path=path,
+                        measured=f"the first {len(body)} rows hold {len(body) * len(header)} values",
+                        limit="max_keypoint_values",
+                        remedy="Pass a shorter take",
+                    )
     expected = "frame,joint,x,y[,z][,confidence]"
     coords = [c for c in ("x", "y", "z") if header and c in header]
     if header is None or header[:2] != ["frame", "joint"] or coords not in (["x", "y"], ["x", "y", "z"]):
@@ -293,8 +329,9 @@ def _load_csv(path: Path, *, fps: float | None, limits: QueryLimits | None) -> M
         except ValueError:
             raise MediaError(f"{path}: '# fps={meta['fps']}' is not a number of frames per second.") from None
     if fps is None:
-        raise MediaError(f"{path}: no '# fps=...' line. Add one above the header or pass "
-                         "load_keypoints(path, fps=...).")
+        raise MediaError(
+            f"{path}: no '# fps=...' line. Add one above the header or pass load_keypoints(path, fps=...)."
+        )
     try:
         table = np.loadtxt(io.StringIO("\n".join(body)), delimiter=",", ndmin=2, dtype=np.float64)
     except ValueError as exc:
@@ -306,8 +343,11 @@ def _load_csv(path: Path, *, fps: float | None, limits: QueryLimits | None) -> M
         raise MediaError(f"{path}: 'frame' and 'joint' must be non-negative integers.")
     if limits is not None:
         frames_n, joints_n = index.max(axis=0) + 1
-        limits.check_values(path=path, values=int(frames_n * joints_n * len(coords)),
-                            what=f"{frames_n:.0f} frames × {joints_n:.0f} joints × {len(coords)} coordinates make")
+        limits.check_values(
+            path=path,
+            values=int(frames_n * joints_n * len(coords)),
+            what=f"{frames_n:.0f} frames × {joints_n:.0f} joints × {len(coords)} coordinates make",
+        )
     frame, joint = index.astype(np.int64).T
     joints = np.full((frame.max() + 1, joint.max() + 1, len(coords)), np.nan)
     joints[frame, joint] = table[:, [header.index(c) for c in coords]]
@@ -318,8 +358,9 @@ def _load_csv(path: Path, *, fps: float | None, limits: QueryLimits | None) -> M
     return _checked_motion(path, joints=joints, fps=fps, confidence=confidence, skeleton=meta.get("skeleton"))
 
 
-def _checked_motion(path: Path, *, joints: np.ndarray, fps: float, confidence: np.ndarray | None,
-                    skeleton: str | None) -> Motion:
+def _checked_motion(
+    path: Path, *, joints: np.ndarray, fps: float, confidence: np.ndarray | None, skeleton: str | None
+) -> Motion:
     """Validate loaded arrays and wrap them in a Motion (NaN joints get confidence 0)."""
     joints = np.asarray(joints, dtype=np.float32)
     if joints.ndim != 3 or joints.shape[2] not in (2, 3) or joints.shape[0] < 1 or joints.shape[1] < 1:

@@ -22,8 +22,11 @@ from ..errors import LimitError, MediaError, ParameterError
 if TYPE_CHECKING:
     import numpy as np
 
-OPTIONS = {"max_seconds": "--max-query-seconds", "max_video_pixel_frames": "--max-video-pixel-frames",
-           "max_keypoint_values": "--max-keypoint-values"}
+OPTIONS = {
+    "max_seconds": "--max-query-seconds",
+    "max_video_pixel_frames": "--max-video-pixel-frames",
+    "max_keypoint_values": "--max-keypoint-values",
+}
 """The command-line option (of ``beatdance search`` and ``beatdance serve``) that sets each limit."""
 
 
@@ -43,8 +46,10 @@ class QueryLimits:
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ParameterError(f"QueryLimits.{name}={value!r} must be a positive finite number "
-                                     f"({OPTIONS[name]} on the command line).")
+                raise ParameterError(
+                    f"QueryLimits.{name}={value!r} must be a positive finite number "
+                    f"({OPTIONS[name]} on the command line)."
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,32 +62,43 @@ class QueryLimits:
         """The LimitError for ``path``: what was measured, the limit it passes, and how to get under or raise it."""
         value = getattr(self, limit)
         shown = value if isinstance(value, int) else f"{value:g}"
-        return LimitError(f"{path}: {measured}, over the query limit {limit}={shown}. {remedy}, or "
-                          f"raise {OPTIONS[limit]} (beatdance search / beatdance serve).")
+        return LimitError(
+            f"{path}: {measured}, over the query limit {limit}={shown}. {remedy}, or "
+            f"raise {OPTIONS[limit]} (beatdance search / beatdance serve)."
+        )
 
     def check_seconds(self, *, path: str | os.PathLike[str], seconds: float | None, what: str) -> None:
         """LimitError when a span of ``seconds`` (None: not declared) is longer than ``max_seconds``."""
         if seconds is not None and seconds > self.max_seconds:
-            raise self.exceeded(path=path, measured=f"{what} lasts {seconds:.1f} s", limit="max_seconds",
-                                remedy=f"Pass --start/--duration to search at most {self.max_seconds:g} s of it")
+            raise self.exceeded(
+                path=path,
+                measured=f"{what} lasts {seconds:.1f} s",
+                limit="max_seconds",
+                remedy=f"Pass --start/--duration to search at most {self.max_seconds:g} s of it",
+            )
 
-    def check_video(self, *, path: str | os.PathLike[str], width: int, height: int, span_s: float | None,
-                    fps: float) -> None:
+    def check_video(
+        self, *, path: str | os.PathLike[str], width: int, height: int, span_s: float | None, fps: float
+    ) -> None:
         """LimitError when ``width`` × ``height`` pixels × the frames of ``span_s`` at ``fps`` pass the video budget."""
         if span_s is None:
             return
         frames = math.ceil(span_s * fps)
         pixel_frames = float(width) * float(height) * frames
         if pixel_frames > self.max_video_pixel_frames:
-            raise self.exceeded(path=path, measured=f"{width}×{height} pixels × {frames} frames at {fps:g} fps = "
-                                f"{pixel_frames:.3g} pixel-frames", limit="max_video_pixel_frames",
-                                remedy="Pass a shorter --duration or a smaller video")
+            raise self.exceeded(
+                path=path,
+                measured=f"{width}×{height} pixels × {frames} frames at {fps:g} fps = {pixel_frames:.3g} pixel-frames",
+                limit="max_video_pixel_frames",
+                remedy="Pass a shorter --duration or a smaller video",
+            )
 
     def check_values(self, *, path: str | os.PathLike[str], values: int, what: str) -> None:
         """LimitError when a keypoint file holds (or declares) more than ``max_keypoint_values`` numbers."""
         if values > self.max_keypoint_values:
-            raise self.exceeded(path=path, measured=f"{what} {values} values", limit="max_keypoint_values",
-                                remedy="Pass a shorter take")
+            raise self.exceeded(
+                path=path, measured=f"{what} {values} values", limit="max_keypoint_values", remedy="Pass a shorter take"
+            )
 
 
 def span_s(*, start_s: float, duration_s: float | None, file_duration_s: float | None) -> float | None:
@@ -117,6 +133,8 @@ def npz_headers(path: str | os.PathLike[str], keys: tuple[str, ...]) -> dict[str
                         raise ValueError(f"'{key}' has .npy format version {version}; expected 1.0 or 2.0")
                 out[key] = (tuple(shape), dtype)
     except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile) as exc:
-        raise MediaError(f"{path}: not a readable .npz of plain arrays ({exc}). Re-save the keypoints with "
-                         "numpy.savez (joints, fps, optional confidence and skeleton).") from exc
+        raise MediaError(
+            f"{path}: not a readable .npz of plain arrays ({exc}). Re-save the keypoints with "
+            "numpy.savez (joints, fps, optional confidence and skeleton)."
+        ) from exc
     return out

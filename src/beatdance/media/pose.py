@@ -9,7 +9,6 @@ of x, negative towards the camera). A frame without a detection is NaN with conf
 from __future__ import annotations
 
 import os
-
 from types import TracebackType
 from typing import Any
 
@@ -48,7 +47,9 @@ def _check_frames(frames: np.ndarray, *, fps: float) -> None:
         shape = getattr(frames, "shape", type(frames).__name__)
         raise ParameterError(f"frames has shape {shape}; expected an RGB array (T, H, W, 3).")
     if frames.dtype != np.uint8:
-        raise ParameterError(f"frames has dtype {frames.dtype}; expected uint8 RGB. Convert with np.clip(x, 0, 255).astype(np.uint8).")
+        raise ParameterError(
+            f"frames has dtype {frames.dtype}; expected uint8 RGB. Convert with np.clip(x, 0, 255).astype(np.uint8)."
+        )
 
 
 class PoseEstimator:
@@ -62,7 +63,9 @@ class PoseEstimator:
         _check_confidence(min_tracking_confidence, name="min_tracking_confidence")
         mp_pose = _import_pose_solution()
         self._pose: Any = mp_pose.Pose(
-            static_image_mode=False, model_complexity=1, min_detection_confidence=min_detection_confidence,
+            static_image_mode=False,
+            model_complexity=1,
+            min_detection_confidence=min_detection_confidence,
             min_tracking_confidence=min_tracking_confidence,
         )
 
@@ -82,8 +85,13 @@ class PoseEstimator:
             lm = result.pose_landmarks.landmark
             joints[t] = [(p.x, p.y, p.z) for p in lm]
             confidence[t] = [p.visibility for p in lm]
-        return Motion(joints=joints, fps=float(fps), confidence=np.clip(confidence, 0.0, 1.0),
-                      skeleton=MEDIAPIPE33.name, source=source)
+        return Motion(
+            joints=joints,
+            fps=float(fps),
+            confidence=np.clip(confidence, 0.0, 1.0),
+            skeleton=MEDIAPIPE33.name,
+            source=source,
+        )
 
     def close(self) -> None:
         """Free the MediaPipe graph; idempotent."""
@@ -94,8 +102,9 @@ class PoseEstimator:
     def __enter__(self) -> PoseEstimator:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 

@@ -35,7 +35,9 @@ class Motion:
         a = max(0, int(round(start_s * self.fps)))
         b = min(self.num_frames, a + int(round(duration_s * self.fps)))
         conf = None if self.confidence is None else self.confidence[a:b]
-        return Motion(joints=self.joints[a:b], fps=self.fps, confidence=conf, skeleton=self.skeleton, source=self.source)
+        return Motion(
+            joints=self.joints[a:b], fps=self.fps, confidence=conf, skeleton=self.skeleton, source=self.source
+        )
 
 
 @dataclass

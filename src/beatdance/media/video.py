@@ -28,20 +28,30 @@ class _DecodeBudget:
 
     def _exceeded(self, *, measured: str, limit: str) -> None:
         declared = "no duration" if self.declared_s is None else f"{self.declared_s:.1f} s"
-        remedy = ("Pass a shorter --duration or a smaller video" if limit == "max_video_pixel_frames"
-                  else f"Pass --start/--duration to search at most {self.limits.max_seconds:g} s of it")
-        raise self.limits.exceeded(path=self.path, limit=limit, remedy=remedy,
-                                   measured=f"{measured} (the file declares {declared})")
+        remedy = (
+            "Pass a shorter --duration or a smaller video"
+            if limit == "max_video_pixel_frames"
+            else f"Pass --start/--duration to search at most {self.limits.max_seconds:g} s of it"
+        )
+        raise self.limits.exceeded(
+            path=self.path, limit=limit, remedy=remedy, measured=f"{measured} (the file declares {declared})"
+        )
 
     def decoded_frame(self, frame: av.VideoFrame) -> None:
         self.decoded += 1
         self.decoded_pixels += frame.width * frame.height
         if self.decoded > _DECODED_PER_SAMPLED * self.max_sampled + 64:
-            self._exceeded(measured=f"decoding passed {self.decoded} frames, {_DECODED_PER_SAMPLED} per frame sampled "
-                           f"in {self.limits.max_seconds:g} s", limit="max_seconds")
+            self._exceeded(
+                measured=f"decoding passed {self.decoded} frames, {_DECODED_PER_SAMPLED} per frame sampled "
+                f"in {self.limits.max_seconds:g} s",
+                limit="max_seconds",
+            )
         if self.decoded_pixels > _DECODED_PER_SAMPLED * self.limits.max_video_pixel_frames:
-            self._exceeded(measured=f"decoding passed {self.decoded_pixels:.3g} pixels, {_DECODED_PER_SAMPLED}× the "
-                           "budget of the frames sampled", limit="max_video_pixel_frames")
+            self._exceeded(
+                measured=f"decoding passed {self.decoded_pixels:.3g} pixels, {_DECODED_PER_SAMPLED}× the "
+                "budget of the frames sampled",
+                limit="max_video_pixel_frames",
+            )
 
     def sampled_frame(self, frame: av.VideoFrame, *, count: int) -> None:
         self.sampled_pixels += frame.width * frame.height
@@ -49,8 +59,10 @@ class _DecodeBudget:
             self._exceeded(measured=f"decoding passed {self.limits.max_seconds:g} s of video", limit="max_seconds")
         # one frame of slack: the header check counts ceil(span × fps) frames, and the last one may round up once more
         if self.sampled_pixels > self.limits.max_video_pixel_frames + frame.width * frame.height:
-            self._exceeded(measured=f"decoding passed {self.sampled_pixels:.3g} pixel-frames at {self.fps:g} fps",
-                           limit="max_video_pixel_frames")
+            self._exceeded(
+                measured=f"decoding passed {self.sampled_pixels:.3g} pixel-frames at {self.fps:g} fps",
+                limit="max_video_pixel_frames",
+            )
 
 
 def _output_size(*, width: int, height: int, max_side: int | None) -> tuple[int, int]:
@@ -61,9 +73,15 @@ def _output_size(*, width: int, height: int, max_side: int | None) -> tuple[int,
     return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
 
 
-def read_video_frames(path: str | os.PathLike[str], *, fps: float, start_s: float = 0.0,
-                      duration_s: float | None = None, max_side: int | None = None,
-                      limits: QueryLimits | None = None) -> tuple[np.ndarray, float]:
+def read_video_frames(
+    path: str | os.PathLike[str],
+    *,
+    fps: float,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+    max_side: int | None = None,
+    limits: QueryLimits | None = None,
+) -> tuple[np.ndarray, float]:
     """RGB uint8 frames (T, H, W, 3) of the first video stream, sampled at ``fps`` from ``start_s``.
 
     Output frame k shows the decoded frame whose presentation time is nearest to ``start_s + k / fps``,
@@ -93,13 +111,16 @@ def read_video_frames(path: str | os.PathLike[str], *, fps: float, start_s: floa
         if limits is not None:
             span = span_s(start_s=start_s, duration_s=duration_s, file_duration_s=file_duration_s)
             limits.check_seconds(path=path, seconds=span, what="the video to read")
-            limits.check_video(path=path, width=stream.codec_context.width, height=stream.codec_context.height,
-                               span_s=span, fps=fps)
+            limits.check_video(
+                path=path, width=stream.codec_context.width, height=stream.codec_context.height, span_s=span, fps=fps
+            )
             budget = _DecodeBudget(path=path, limits=limits, fps=fps, declared_s=file_duration_s)
-        width, height = _output_size(width=stream.codec_context.width, height=stream.codec_context.height,
-                                     max_side=max_side)
-        frames = _sample_frames(c, stream, fps=fps, start_s=start_s, duration_s=duration_s, size=(width, height),
-                                budget=budget)
+        width, height = _output_size(
+            width=stream.codec_context.width, height=stream.codec_context.height, max_side=max_side
+        )
+        frames = _sample_frames(
+            c, stream, fps=fps, start_s=start_s, duration_s=duration_s, size=(width, height), budget=budget
+        )
     if not frames:
         raise MediaError(
             f"Span start_s={start_s:.3f} holds no video frames in '{path}'. Pass a start inside the video."
@@ -107,9 +128,16 @@ def read_video_frames(path: str | os.PathLike[str], *, fps: float, start_s: floa
     return np.stack(frames), float(fps)
 
 
-def _sample_frames(c: av.container.InputContainer, stream: av.video.stream.VideoStream, *, fps: float,
-                   start_s: float, duration_s: float | None, size: tuple[int, int],
-                   budget: _DecodeBudget | None = None) -> list[np.ndarray]:
+def _sample_frames(
+    c: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    *,
+    fps: float,
+    start_s: float,
+    duration_s: float | None,
+    size: tuple[int, int],
+    budget: _DecodeBudget | None = None,
+) -> list[np.ndarray]:
     """Decode from the keyframe before ``start_s`` and give each target time its nearest frame.
 
     Target k (time ``start_s + k / fps``) is decided once the frame after it arrives: it takes the
@@ -118,7 +146,7 @@ def _sample_frames(c: av.container.InputContainer, stream: av.video.stream.Video
     n_wanted = None if duration_s is None else int(round(duration_s * fps))
     origin_s = container_start_s(c)
     if start_s > 0:
-        c.seek(int((start_s + origin_s) / stream.time_base), stream=stream, backward=True)
+        c.seek(int((start_s + origin_s) / stream.time_base), stream=stream, backward=True)  # type: ignore[operator]
     rate = stream.average_rate or stream.guessed_rate
     frame_period_s = 1.0 / float(rate) if rate else 1.0 / fps
     out: list[np.ndarray] = []
@@ -131,8 +159,9 @@ def _sample_frames(c: av.container.InputContainer, stream: av.video.stream.Video
         assert prev is not None
         while (n_wanted is None or len(out) < n_wanted) and start_s + len(out) / fps < limit_s:
             if prev_rgb is None:
-                prev_rgb = prev.reformat(width=size[0], height=size[1], format="rgb24",
-                                         interpolation="AREA").to_ndarray()
+                prev_rgb = prev.reformat(
+                    width=size[0], height=size[1], format="rgb24", interpolation="AREA"
+                ).to_ndarray()
             out.append(prev_rgb)
             if budget is not None:
                 budget.sampled_frame(prev, count=len(out))

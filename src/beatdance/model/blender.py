@@ -81,9 +81,21 @@ class BlenderConfig:
     standardise: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("music_dim", "dance_dim", "num_segments", "beat_slots", "embed_dim", "num_layers",
-                     "num_heads", "ff_dim", "beat_hidden", "rhythm_channels", "rhythm_bins",
-                     "rhythm_bins_per_octave", "rhythm_hidden"):
+        for name in (
+            "music_dim",
+            "dance_dim",
+            "num_segments",
+            "beat_slots",
+            "embed_dim",
+            "num_layers",
+            "num_heads",
+            "ff_dim",
+            "beat_hidden",
+            "rhythm_channels",
+            "rhythm_bins",
+            "rhythm_bins_per_octave",
+            "rhythm_hidden",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ParameterError(f"BlenderConfig.{name}={value!r} must be a positive integer.")
@@ -100,15 +112,22 @@ class BlenderConfig:
         if self.positional not in ("learned", "sinusoidal", "none"):
             raise ParameterError(f"positional={self.positional!r}; expected 'learned', 'sinusoidal' or 'none'.")
         if self.pool not in ("flatten", "mean"):
-            raise ParameterError(f"pool={self.pool!r}; expected 'flatten' (official) or 'mean' (average over segments).")
+            raise ParameterError(
+                f"pool={self.pool!r}; expected 'flatten' (official) or 'mean' (average over segments)."
+            )
         if self.encoder not in ("transformer", "mlp"):
-            raise ParameterError(f"encoder={self.encoder!r}; expected 'transformer' (official) or 'mlp' (no attention).")
+            raise ParameterError(
+                f"encoder={self.encoder!r}; expected 'transformer' (official) or 'mlp' (no attention)."
+            )
         self.metre_ratios = tuple(float(r) for r in self.metre_ratios)
         if not self.metre_ratios or not all(r > 0 for r in self.metre_ratios):
-            raise ParameterError(f"metre_ratios={self.metre_ratios}; expected positive music/dance tempo ratios, "
-                                 "e.g. (0.5, 1, 2, 3, 4).")
+            raise ParameterError(
+                f"metre_ratios={self.metre_ratios}; expected positive music/dance tempo ratios, e.g. (0.5, 1, 2, 3, 4)."
+            )
         if not 0.0 < self.rhythm_weight < 1.0:
-            raise ParameterError(f"rhythm_weight={self.rhythm_weight} must be in (0, 1): the rhythm part's initial share.")
+            raise ParameterError(
+                f"rhythm_weight={self.rhythm_weight} must be in (0, 1): the rhythm part's initial share."
+            )
 
     @property
     def output_dim(self) -> int:
@@ -143,8 +162,13 @@ class _FeedForwardLayer(nn.Module):
 
     def __init__(self, cfg: BlenderConfig) -> None:
         super().__init__()
-        self.ff = nn.Sequential(nn.Linear(cfg.embed_dim, cfg.ff_dim), nn.ReLU(), nn.Dropout(cfg.dropout_self),
-                                nn.Linear(cfg.ff_dim, cfg.embed_dim), nn.Dropout(cfg.dropout_self))
+        self.ff = nn.Sequential(
+            nn.Linear(cfg.embed_dim, cfg.ff_dim),
+            nn.ReLU(),
+            nn.Dropout(cfg.dropout_self),
+            nn.Linear(cfg.ff_dim, cfg.embed_dim),
+            nn.Dropout(cfg.dropout_self),
+        )
         self.norm = nn.LayerNorm(cfg.embed_dim)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -193,7 +217,9 @@ class ModalityBranch(nn.Module):
             self.cross_attention = nn.MultiheadAttention(d, cfg.num_heads, dropout=cfg.dropout_cross, batch_first=True)
         if cfg.variant == "temporal" and cfg.positional == "learned":
             self.feature_position: nn.Parameter | None = nn.Parameter(torch.randn(cfg.num_segments, d) * 0.02)
-            self.beat_position: nn.Parameter | None = nn.Parameter(torch.randn(cfg.num_segments, d) * 0.02) if cfg.beat_branch else None
+            self.beat_position: nn.Parameter | None = (
+                nn.Parameter(torch.randn(cfg.num_segments, d) * 0.02) if cfg.beat_branch else None
+            )
         elif cfg.variant == "temporal" and cfg.positional == "sinusoidal":
             pe = _sinusoidal(cfg.num_segments, d)
             self.register_buffer("feature_position", pe, persistent=False)
@@ -241,9 +267,14 @@ class BeatBlender(nn.Module):
         self.music = ModalityBranch(cfg, feature_dim=cfg.music_dim)
         self.dance = ModalityBranch(cfg, feature_dim=cfg.dance_dim)
         if cfg.rhythm_branch:
-            common: dict[str, Any] = {"channels": cfg.rhythm_channels, "bins": cfg.rhythm_bins,
-                      "bins_per_octave": cfg.rhythm_bins_per_octave, "ratios": cfg.metre_ratios,
-                      "hidden": cfg.rhythm_hidden, "dropout": cfg.dropout_self}
+            common: dict[str, Any] = {
+                "channels": cfg.rhythm_channels,
+                "bins": cfg.rhythm_bins,
+                "bins_per_octave": cfg.rhythm_bins_per_octave,
+                "ratios": cfg.metre_ratios,
+                "hidden": cfg.rhythm_hidden,
+                "dropout": cfg.dropout_self,
+            }
             self.music_rhythm = RhythmHead(feature_dim=cfg.music_dim, shifted=True, **common)
             self.dance_rhythm = RhythmHead(feature_dim=cfg.dance_dim, shifted=False, **common)
             self.rhythm_logit = nn.Parameter(torch.tensor(math.log(cfg.rhythm_weight / (1.0 - cfg.rhythm_weight))))
@@ -285,13 +316,18 @@ class BeatBlender(nn.Module):
             )
         return rhythm
 
-    def _join(self, out: dict[str, Tensor], head: nn.Module | None, features: Tensor, rhythm: Tensor | None) -> dict[str, Tensor]:
+    def _join(
+        self, out: dict[str, Tensor], head: nn.Module | None, features: Tensor, rhythm: Tensor | None
+    ) -> dict[str, Tensor]:
         if rhythm is None or head is None:
             return out
         w = torch.sigmoid(self.rhythm_logit)
         r, gate_logits = head(features.mean(dim=1), rhythm)
-        return {"fuse": torch.cat([torch.sqrt(1 - w) * F.normalize(out["fuse"], dim=-1), torch.sqrt(w) * r], dim=-1),
-                "beat": torch.cat([out["beat"], torch.zeros_like(r)], dim=-1), "metre_logits": gate_logits}
+        return {
+            "fuse": torch.cat([torch.sqrt(1 - w) * F.normalize(out["fuse"], dim=-1), torch.sqrt(w) * r], dim=-1),
+            "beat": torch.cat([out["beat"], torch.zeros_like(r)], dim=-1),
+            "metre_logits": gate_logits,
+        }
 
     def encode_music(self, music: Tensor, music_beat: Tensor, music_rhythm: Tensor | None = None) -> dict[str, Tensor]:
         """Embeddings of music clips: ``{"fuse": (B, output_dim), "beat": (B, output_dim)}``."""
@@ -309,14 +345,25 @@ class BeatBlender(nn.Module):
         dance = self._scaled("dance", dance)
         return self._join(self.dance(dance, dance_beat), getattr(self, "dance_rhythm", None), dance, rhythm)
 
-    def forward(self, music: Tensor, dance: Tensor, music_beat: Tensor, dance_beat: Tensor,
-                music_rhythm: Tensor | None = None, dance_rhythm: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(
+        self,
+        music: Tensor,
+        dance: Tensor,
+        music_beat: Tensor,
+        dance_beat: Tensor,
+        music_rhythm: Tensor | None = None,
+        dance_rhythm: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         m = self.encode_music(music, music_beat, music_rhythm)
         d = self.encode_dance(dance, dance_beat, dance_rhythm)
         out = {"music_fuse": m["fuse"], "music_beat": m["beat"], "dance_fuse": d["fuse"], "dance_beat": d["beat"]}
         if music_rhythm is not None and dance_rhythm is not None and self.config.rhythm_branch:
             cfg = self.config
-            out.update(music_metre_logits=m["metre_logits"], dance_metre_logits=d["metre_logits"],
-                       metre_target=metre_targets(music_rhythm, dance_rhythm, ratios=cfg.metre_ratios,
-                                                  bins_per_octave=cfg.rhythm_bins_per_octave))
+            out.update(
+                music_metre_logits=m["metre_logits"],
+                dance_metre_logits=d["metre_logits"],
+                metre_target=metre_targets(
+                    music_rhythm, dance_rhythm, ratios=cfg.metre_ratios, bins_per_octave=cfg.rhythm_bins_per_octave
+                ),
+            )
         return out

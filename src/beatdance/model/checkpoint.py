@@ -28,8 +28,13 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
-def save_checkpoint(path: str | os.PathLike[str], *, model: BeatBlender, config: dict[str, Any],
-                    extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    model: BeatBlender,
+    config: dict[str, Any],
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Write ``model``'s weights and ``config`` (plus the model config) to checkpoint directory ``path``."""
     path = Path(path)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -57,7 +62,9 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
     )
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> tuple[BeatBlender, dict[str, Any]]:
+def load_checkpoint(
+    path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+) -> tuple[BeatBlender, dict[str, Any]]:
     """Load a model and its saved config; a weight file that does not fit the config is a CheckpointError."""
     ckpt = resolve_checkpoint(path)
     config = read_json(ckpt / CONFIG)
@@ -67,7 +74,9 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device 
     try:
         state = load_file(str(ckpt / WEIGHTS), device="cpu")
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"Cannot read weights {ckpt / WEIGHTS}: {exc}. The file is corrupt or truncated; re-train or re-copy it.") from exc
+        raise CheckpointError(
+            f"Cannot read weights {ckpt / WEIGHTS}: {exc}. The file is corrupt or truncated; re-train or re-copy it."
+        ) from exc
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

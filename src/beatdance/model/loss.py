@@ -22,7 +22,9 @@ def cosine_matrix(a: Tensor, b: Tensor) -> Tensor:
     return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
 
 
-def symmetric_info_nce(sims: Tensor, *, logit_scale: Tensor | float, extra_row_negatives: Tensor | None = None) -> Tensor:
+def symmetric_info_nce(
+    sims: Tensor, *, logit_scale: Tensor | float, extra_row_negatives: Tensor | None = None
+) -> Tensor:
     """Mean of the row-wise and column-wise cross-entropy of ``logit_scale * sims`` against the diagonal.
 
     ``extra_row_negatives`` (N, M) are further similarities that count as negatives of the rows only
@@ -44,8 +46,9 @@ class ContrastiveLoss(nn.Module):
 
     max_log_scale = math.log(100.0)
 
-    def __init__(self, *, temperature: float = 0.01, learnable: bool = False, beta: float = 0.4,
-                 metre_weight: float = 1.0) -> None:
+    def __init__(
+        self, *, temperature: float = 0.01, learnable: bool = False, beta: float = 0.4, metre_weight: float = 1.0
+    ) -> None:
         super().__init__()
         if metre_weight < 0:
             raise ParameterError(f"metre_weight={metre_weight} must be >= 0 (0: metre gates learn from InfoNCE only).")
@@ -69,15 +72,22 @@ class ContrastiveLoss(nn.Module):
         scale = self.logit_scale
         mismatched = out.get("dance_fuse_mismatch")
         extra = None if mismatched is None else cosine_matrix(out["music_fuse"], mismatched)
-        fuse = symmetric_info_nce(cosine_matrix(out["music_fuse"], out["dance_fuse"]), logit_scale=scale,
-                                  extra_row_negatives=extra)
+        fuse = symmetric_info_nce(
+            cosine_matrix(out["music_fuse"], out["dance_fuse"]), logit_scale=scale, extra_row_negatives=extra
+        )
         beat = symmetric_info_nce(cosine_matrix(out["music_beat"], out["dance_beat"]), logit_scale=scale)
         total = fuse + self.beta * beat
-        parts = {"loss_fuse": float(fuse.detach()), "loss_beat": float(beat.detach()), "logit_scale": float(scale.detach())}
+        parts = {
+            "loss_fuse": float(fuse.detach()),
+            "loss_beat": float(beat.detach()),
+            "logit_scale": float(scale.detach()),
+        }
         target = out.get("metre_target")
         if target is not None and bool((target >= 0).any()):
-            metre = 0.5 * (F.cross_entropy(out["music_metre_logits"], target, ignore_index=-1)
-                           + F.cross_entropy(out["dance_metre_logits"], target, ignore_index=-1))
+            metre = 0.5 * (
+                F.cross_entropy(out["music_metre_logits"], target, ignore_index=-1)
+                + F.cross_entropy(out["dance_metre_logits"], target, ignore_index=-1)
+            )
             total = total + self.metre_weight * metre
             parts["loss_metre"] = float(metre.detach())
         return total, {"loss": float(total.detach()), **parts}

@@ -50,8 +50,18 @@ class RhythmHead(nn.Module):
     """One side's rhythm embedding: (B, D) pooled features + (B, C, bins) rhythm -> (B, ratios * bins),
     and the gate logits (B, ratios) it was weighted with."""
 
-    def __init__(self, *, feature_dim: int, channels: int, bins: int, bins_per_octave: int,
-                 ratios: tuple[float, ...], shifted: bool, hidden: int, dropout: float) -> None:
+    def __init__(
+        self,
+        *,
+        feature_dim: int,
+        channels: int,
+        bins: int,
+        bins_per_octave: int,
+        ratios: tuple[float, ...],
+        shifted: bool,
+        hidden: int,
+        dropout: float,
+    ) -> None:
         super().__init__()
         # Start from the precise tempo channel (0); the tempograms may join as training finds them useful.
         init = torch.full((channels,), -3.0)
@@ -59,11 +69,16 @@ class RhythmHead(nn.Module):
         self.channel_logits = nn.Parameter(init)
         # The gate sees the content and the tempograms, not the exact tempo (channel 0): the metre is a
         # matter of style, and a gate that saw the tempo could learn songs by heart instead.
-        self.gate = nn.Sequential(nn.Linear(feature_dim + (channels - 1) * bins, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(hidden, len(ratios)))
+        self.gate = nn.Sequential(
+            nn.Linear(feature_dim + (channels - 1) * bins, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, len(ratios)),
+        )
         if shifted:
-            mats = torch.stack([shift_matrix(bins=bins, bins_per_octave=bins_per_octave, octaves=-math.log2(r))
-                                for r in ratios])
+            mats = torch.stack(
+                [shift_matrix(bins=bins, bins_per_octave=bins_per_octave, octaves=-math.log2(r)) for r in ratios]
+            )
         else:
             mats = torch.eye(bins).expand(len(ratios), bins, bins).clone()
         self.register_buffer("shifts", mats, persistent=False)
@@ -75,8 +90,14 @@ class RhythmHead(nn.Module):
         return F.normalize(copies.flatten(1), dim=-1), logits
 
 
-def metre_targets(music_rhythm: Tensor, dance_rhythm: Tensor, *, ratios: tuple[float, ...], bins_per_octave: int,
-                  tolerance_octaves: float = 0.1) -> Tensor:
+def metre_targets(
+    music_rhythm: Tensor,
+    dance_rhythm: Tensor,
+    *,
+    ratios: tuple[float, ...],
+    bins_per_octave: int,
+    tolerance_octaves: float = 0.1,
+) -> Tensor:
     """(B,) index of the metre ratio each training pair shows, -1 where none is within ``tolerance_octaves``.
 
     The ratio of a pair is read off the tempo channels (0) of its two rhythm arrays: music tempo over

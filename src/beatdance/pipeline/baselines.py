@@ -34,16 +34,25 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 def _side(features: FeatureSet, fuse: np.ndarray, *, music: bool) -> ModalityEmbeddings:
     n = len(features)
     grid = features.music_beat if music else features.dance_beat
-    return ModalityEmbeddings(fuse=_unit_rows(fuse), beat_head=None, beat_grid=grid.reshape(n, -1),
-                              ids=list(features.ids), groups=list(features.groups or features.ids))
+    return ModalityEmbeddings(
+        fuse=_unit_rows(fuse),
+        beat_head=None,
+        beat_grid=grid.reshape(n, -1),
+        ids=list(features.ids),
+        groups=list(features.groups or features.ids),
+    )
 
 
-def random_embeddings(features: FeatureSet, *, seed: int, dim: int = 64) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
+def random_embeddings(
+    features: FeatureSet, *, seed: int, dim: int = 64
+) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
     """Chance: independent random unit vectors for every clip of both modalities."""
     rng = np.random.default_rng(seed)
     n = len(features)
-    return (_side(features, rng.normal(size=(n, dim)), music=True),
-            _side(features, rng.normal(size=(n, dim)), music=False))
+    return (
+        _side(features, rng.normal(size=(n, dim)), music=True),
+        _side(features, rng.normal(size=(n, dim)), music=False),
+    )
 
 
 def metre_weights(music_bpm: np.ndarray, dance_bpm: np.ndarray) -> np.ndarray:
@@ -56,8 +65,9 @@ def metre_weights(music_bpm: np.ndarray, dance_bpm: np.ndarray) -> np.ndarray:
     return (counts + 1.0) / (counts.sum() + len(METRE_FACTORS))
 
 
-def tempo_embeddings(tempo_bpm: np.ndarray, *, music: bool, sigma_octaves: float = 0.05,
-                     weights: np.ndarray | None = None) -> np.ndarray:
+def tempo_embeddings(
+    tempo_bpm: np.ndarray, *, music: bool, sigma_octaves: float = 0.05, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Unit vectors whose music-dance dot product is a tempo-agreement kernel (up to one constant factor).
 
     The kernel is a sum of Gaussians (width ``sigma_octaves``) of log2(music tempo / dance tempo)
@@ -72,20 +82,25 @@ def tempo_embeddings(tempo_bpm: np.ndarray, *, music: bool, sigma_octaves: float
     if music:
         centres = np.log2(np.array(METRE_FACTORS))
         p = np.ones(len(METRE_FACTORS)) if weights is None else np.asarray(weights, np.float64)
-        coef = np.exp(-0.5 * (w * sigma_octaves) ** 2) * (p[None, :] * np.exp(-1j * w[:, None] * centres[None, :])).sum(axis=1)
+        coef = np.exp(-0.5 * (w * sigma_octaves) ** 2) * (p[None, :] * np.exp(-1j * w[:, None] * centres[None, :])).sum(
+            axis=1
+        )
         phase = phase * coef[None, :]
     rows = np.concatenate([phase.real, phase.imag], axis=1)  # Re(z conj(y)) = Re z Re y + Im z Im y
     rows[np.isnan(x)] = 0.0
     return _unit_rows(rows)
 
 
-def rhythm_heuristic(train: FeatureSet, test: FeatureSet, tempos: dict[str, tuple[float, float]], *,
-                     sigma_octaves: float) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
+def rhythm_heuristic(
+    train: FeatureSet, test: FeatureSet, tempos: dict[str, tuple[float, float]], *, sigma_octaves: float
+) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
     """Tempo agreement of the test clips under the metre ratios counted on the training clips."""
     weights = metre_weights(*(np.array([tempos[i][k] for i in train.ids]) for k in (0, 1)))
     music_bpm, dance_bpm = (np.array([tempos[i][k] for i in test.ids]) for k in (0, 1))
-    return (_side(test, tempo_embeddings(music_bpm, music=True, sigma_octaves=sigma_octaves, weights=weights), music=True),
-            _side(test, tempo_embeddings(dance_bpm, music=False, sigma_octaves=sigma_octaves), music=False))
+    return (
+        _side(test, tempo_embeddings(music_bpm, music=True, sigma_octaves=sigma_octaves, weights=weights), music=True),
+        _side(test, tempo_embeddings(dance_bpm, music=False, sigma_octaves=sigma_octaves), music=False),
+    )
 
 
 def _pooled(features: FeatureSet, *, music: bool) -> np.ndarray:
@@ -94,8 +109,9 @@ def _pooled(features: FeatureSet, *, music: bool) -> np.ndarray:
     return np.concatenate([x, rhythm.reshape(len(features), -1)], axis=1) if rhythm is not None else x
 
 
-def cca_embeddings(train: FeatureSet, test: FeatureSet, *, dim: int = 16, pca_dim: int = 32,
-                   ridge: float = 1e-2) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
+def cca_embeddings(
+    train: FeatureSet, test: FeatureSet, *, dim: int = 16, pca_dim: int = 32, ridge: float = 1e-2
+) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
     """Linear CCA between the two sides' pooled features: each side z-scored and reduced to ``pca_dim``
     principal components on the training clips, whitened with a ``ridge``, and projected on the top
     ``dim`` canonical directions (scaled by their canonical correlations)."""
@@ -109,7 +125,7 @@ def cca_embeddings(train: FeatureSet, test: FeatureSet, *, dim: int = 16, pca_di
         h = z @ basis
         cov = h.T @ h / len(h) + ridge * np.eye(h.shape[1])
         evals, evecs = np.linalg.eigh(cov)
-        whiten = evecs @ np.diag(evals ** -0.5) @ evecs.T
+        whiten = evecs @ np.diag(evals**-0.5) @ evecs.T
         projections.append((mean, std, basis @ whiten, h @ whiten))
     (_, _, _, hm), (_, _, _, hd) = projections
     u, s, vt = np.linalg.svd(hm.T @ hd / len(hm))
@@ -128,8 +144,9 @@ def style_labels(groups: list[str]) -> list[str] | None:
     return None if not all(found) else [m.group(1) for m in found if m]
 
 
-def style_oracle(test: FeatureSet, *, seed: int, tempo: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None
-                 ) -> tuple[ModalityEmbeddings, ModalityEmbeddings] | None:
+def style_oracle(
+    test: FeatureSet, *, seed: int, tempo: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None
+) -> tuple[ModalityEmbeddings, ModalityEmbeddings] | None:
     """Same style first, then (with ``tempo``) by the tempo heuristic, else in random order; None without labels."""
     styles = style_labels(list(test.groups or test.ids))
     if styles is None:
@@ -144,5 +161,7 @@ def style_oracle(test: FeatureSet, *, seed: int, tempo: tuple[ModalityEmbeddings
     else:
         music_rest, dance_rest = tempo[0].fuse, tempo[1].fuse
     scale = 10.0  # style agreement (0 or 1) outweighs any tie-break score in [-1, 1] ...
-    return (_side(test, np.concatenate([scale * onehot, music_rest], axis=1), music=True),
-            _side(test, np.concatenate([scale * onehot, dance_rest], axis=1), music=False))
+    return (
+        _side(test, np.concatenate([scale * onehot, music_rest], axis=1), music=True),
+        _side(test, np.concatenate([scale * onehot, dance_rest], axis=1), music=False),
+    )

@@ -29,8 +29,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +62,10 @@ RHYTHM_ROW = "rhythm heuristic (ratios from training pairs)"
 CCA_ROW = "linear CCA"
 ORACLE_ROW = "style oracle"
 LIBRARY_QB_ROW = f"{DEFAULT_ROW} + DIS (library qb, own pair left out)"
-LIBRARY_ROW = (f"{DEFAULT_ROW}, library search (DIS library qb + {LIBRARY_SEARCH.beat_weight_head:g} x beat head + "
-               f"{LIBRARY_SEARCH.beat_weight_align:g} x BA)")
+LIBRARY_ROW = (
+    f"{DEFAULT_ROW}, library search (DIS library qb + {LIBRARY_SEARCH.beat_weight_head:g} x beat head + "
+    f"{LIBRARY_SEARCH.beat_weight_align:g} x BA)"
+)
 
 
 @dataclass
@@ -135,8 +137,10 @@ def trained_arms(cfg: BenchConfig) -> list[Arm]:
     arms += [Arm("temporal", {**default, "rhythm_branch": False}), Arm(DEFAULT_ROW, default)]
     if cfg.rhythm_branch:
         arms.append(Arm(f"{DEFAULT_ROW} -metre loss", default, metre_weight=0.0))
-    arms += [Arm(f"{DEFAULT_ROW} -beat branch", {**default, "beat_branch": False}, beta=0.0),
-             Arm(f"{DEFAULT_ROW} -trans-temporal (MLP)", {**default, "encoder": "mlp"})]
+    arms += [
+        Arm(f"{DEFAULT_ROW} -beat branch", {**default, "beat_branch": False}, beta=0.0),
+        Arm(f"{DEFAULT_ROW} -trans-temporal (MLP)", {**default, "encoder": "mlp"}),
+    ]
     arms += [Arm(f"{DEFAULT_ROW} beta={b:g}", default, beta=b) for b in cfg.beta_sweep if b != cfg.beta]
     return arms
 
@@ -158,9 +162,13 @@ def load_bench_data(store_path: str | os.PathLike[str]) -> tuple[FeatureSet, dic
     if not ids:
         raise DataError(f"the store {store_path} has no clips. Run `beatdance prepare` first.")
     records = [store.get(clip_id) for clip_id in ids]
-    tempos = {r.clip_id: (_track_tempo_bpm(r.meta, "music_tempo_bpm", r.music_beat_times),
-                          _track_tempo_bpm(r.meta, "dance_tempo_bpm", r.dance_beat_times))
-              for r in records}
+    tempos = {
+        r.clip_id: (
+            _track_tempo_bpm(r.meta, "music_tempo_bpm", r.music_beat_times),
+            _track_tempo_bpm(r.meta, "dance_tempo_bpm", r.dance_beat_times),
+        )
+        for r in records
+    }
     return store.pool_records(records), tempos
 
 
@@ -175,8 +183,12 @@ def _track_tempo_bpm(meta: dict[str, Any], key: str, beat_times_s: np.ndarray) -
 # -- one run -------------------------------------------------------------------------------------
 
 
-def _plain_ranks(music: ModalityEmbeddings, dance: ModalityEmbeddings, *, beat_weight_align: float = 0.0,
-                 ) -> dict[str, np.ndarray]:
+def _plain_ranks(
+    music: ModalityEmbeddings,
+    dance: ModalityEmbeddings,
+    *,
+    beat_weight_align: float = 0.0,
+) -> dict[str, np.ndarray]:
     """0-based ranks of the true partner in both directions, for the rank histograms."""
     out = {}
     for direction, query, gallery in (("m2d", music, dance), ("d2m", dance, music)):
@@ -186,25 +198,45 @@ def _plain_ranks(music: ModalityEmbeddings, dance: ModalityEmbeddings, *, beat_w
 
 
 def _train_arm(arm: Arm, cfg: BenchConfig, *, train_set: FeatureSet, seed: int) -> Any:
-    model_cfg = BlenderConfig(music_dim=train_set.music_dim, dance_dim=train_set.dance_dim,
-                              num_segments=train_set.num_segments, beat_slots=train_set.beat_slots,
-                              embed_dim=cfg.embed_dim, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
-                              ff_dim=cfg.ff_dim, dropout_self=cfg.dropout_self, dropout_cross=cfg.dropout_cross,
-                              standardise=cfg.standardise, **arm.model)
-    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            seed=seed, beta=cfg.beta if arm.beta is None else arm.beta,
-                            metre_weight=cfg.metre_weight if arm.metre_weight is None else arm.metre_weight,
-                            tempo_stretch_octaves=cfg.tempo_stretch_octaves, mismatch_octaves=cfg.mismatch_octaves,
-                            evals_per_epoch=0, save_every=0, device=cfg.device)
+    model_cfg = BlenderConfig(
+        music_dim=train_set.music_dim,
+        dance_dim=train_set.dance_dim,
+        num_segments=train_set.num_segments,
+        beat_slots=train_set.beat_slots,
+        embed_dim=cfg.embed_dim,
+        num_layers=cfg.num_layers,
+        num_heads=cfg.num_heads,
+        ff_dim=cfg.ff_dim,
+        dropout_self=cfg.dropout_self,
+        dropout_cross=cfg.dropout_cross,
+        standardise=cfg.standardise,
+        **arm.model,
+    )
+    train_cfg = TrainConfig(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        seed=seed,
+        beta=cfg.beta if arm.beta is None else arm.beta,
+        metre_weight=cfg.metre_weight if arm.metre_weight is None else arm.metre_weight,
+        tempo_stretch_octaves=cfg.tempo_stretch_octaves,
+        mismatch_octaves=cfg.mismatch_octaves,
+        evals_per_epoch=0,
+        save_every=0,
+        device=cfg.device,
+    )
     with tempfile.TemporaryDirectory(prefix="beatdance-bench-") as tmp:
-        result = train(train_set=train_set, val_set=None, model_config=model_cfg, config=train_cfg, out=tmp,
-                       show_progress=False)
+        result = train(
+            train_set=train_set, val_set=None, model_config=model_cfg, config=train_cfg, out=tmp, show_progress=False
+        )
         net, _ = load_checkpoint(result.best_checkpoint, device=cfg.device)
     return net
 
 
-def run_fold(data: FeatureSet, tempos: dict[str, tuple[float, float]], fold: Fold, *, seed: int,
-             cfg: BenchConfig) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, np.ndarray]]]:
+def run_fold(
+    data: FeatureSet, tempos: dict[str, tuple[float, float]], fold: Fold, *, seed: int, cfg: BenchConfig
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, np.ndarray]]]:
     """Every row's ``evaluate_retrieval`` report on one fold, and the plain ranks of the main rows."""
     train_set, val_set, test_set = (data.subset(ix) for ix in (fold.train, fold.val, fold.test))
     reports: dict[str, dict[str, Any]] = {}
@@ -237,39 +269,60 @@ def run_fold(data: FeatureSet, tempos: dict[str, tuple[float, float]], fold: Fol
         for bank_name, bank_set in (("train", train_set), ("val", val_set)):
             bank_music, bank_dance = embed_featureset(net, bank_set, **embed)
             reports[f"{arm.name} + DIS ({bank_name} qb)"] = evaluate_retrieval(
-                music=music, dance=dance, bank_music=bank_music, bank_dance=bank_dance, hubness="dis", k=cfg.qb_k,
-                beta=cfg.qb_beta, **common)
+                music=music,
+                dance=dance,
+                bank_music=bank_music,
+                bank_dance=bank_dance,
+                hubness="dis",
+                k=cfg.qb_k,
+                beta=cfg.qb_beta,
+                **common,
+            )
         if arm.name == DEFAULT_ROW:
             reports.update(library_rows(music, dance, cfg=cfg, common=common))
         for w in cfg.head_weights:
             reports[f"{arm.name}, score + {w:g} x beat head"] = evaluate_retrieval(
-                music=music, dance=dance, beat_weight_head=w, **common)
+                music=music, dance=dance, beat_weight_head=w, **common
+            )
         if arm.name == "official":
             leaky_music, leaky_dance = embed_featureset(net, test_set, batch_size=cfg.batch_size, device=cfg.device)
-            reports["official, pair-ordered batches (LEAKS)"] = evaluate_retrieval(music=leaky_music, dance=leaky_dance,
-                                                                                   **common)
+            reports["official, pair-ordered batches (LEAKS)"] = evaluate_retrieval(
+                music=leaky_music, dance=leaky_dance, **common
+            )
             continue
         reports[f"{arm.name}, score + {cfg.align_weight:g} x BA"] = evaluate_retrieval(
-            music=music, dance=dance, beat_weight_align=cfg.align_weight, **common)
+            music=music, dance=dance, beat_weight_align=cfg.align_weight, **common
+        )
     for report in reports.values():  # MedR as a fraction of the gallery, comparable across folds and datasets
         for direction in DIRECTIONS:
             report[direction]["metrics"]["MedR/N"] = report[direction]["metrics"]["MedR"] / len(test_set)
     return reports, ranks
 
 
-def library_rows(music: ModalityEmbeddings, dance: ModalityEmbeddings, *, cfg: BenchConfig,
-                 common: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def library_rows(
+    music: ModalityEmbeddings, dance: ModalityEmbeddings, *, cfg: BenchConfig, common: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     """The querybank a library uses (its own clips of the query modality, which hold every gallery item's
     partner), as a new query meets it: the test gallery's clips minus the query's own pair. Once with
     plain DIS, once with the library's default search settings (``LIBRARY_SEARCH``)."""
     lib = LIBRARY_SEARCH
     bank: dict[str, Any] = {"bank_music": music, "bank_dance": dance, "bank_without_query_group": True}
     return {
-        LIBRARY_QB_ROW: evaluate_retrieval(music=music, dance=dance, hubness="dis", k=cfg.qb_k, beta=cfg.qb_beta,
-                                           **bank, **common),
-        LIBRARY_ROW: evaluate_retrieval(music=music, dance=dance, hubness=lib.hubness, k=lib.k, beta=lib.beta,
-                                        beat_weight_head=lib.beat_weight_head, beat_weight_align=lib.beat_weight_align,
-                                        sigma_frames=lib.sigma_frames, **bank, **common),
+        LIBRARY_QB_ROW: evaluate_retrieval(
+            music=music, dance=dance, hubness="dis", k=cfg.qb_k, beta=cfg.qb_beta, **bank, **common
+        ),
+        LIBRARY_ROW: evaluate_retrieval(
+            music=music,
+            dance=dance,
+            hubness=lib.hubness,
+            k=lib.k,
+            beta=lib.beta,
+            beat_weight_head=lib.beat_weight_head,
+            beat_weight_align=lib.beat_weight_align,
+            sigma_frames=lib.sigma_frames,
+            **bank,
+            **common,
+        ),
     }
 
 
@@ -291,8 +344,14 @@ def paired_comparisons(runs: Sequence[dict[str, Any]], cfg: BenchConfig) -> str:
     return "\n".join(tables)
 
 
-def run_bench(*, store: str | os.PathLike[str], out: str | os.PathLike[str], config: BenchConfig | None = None,
-              workers: int = 1, show_progress: bool = True) -> dict[str, Any]:
+def run_bench(
+    *,
+    store: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: BenchConfig | None = None,
+    workers: int = 1,
+    show_progress: bool = True,
+) -> dict[str, Any]:
     """Run the protocol on a prepared store; write results.json, results.md and plots to ``out``.
 
     The (seed, fold) runs go to ``workers`` processes of one torch thread each; every run is seeded on
@@ -306,13 +365,17 @@ def run_bench(*, store: str | os.PathLike[str], out: str | os.PathLike[str], con
     assert data.groups is not None
     if workers < 1:
         raise ParameterError(f"workers={workers} must be >= 1 (processes running folds at once).")
-    tasks = [(seed, fold) for seed in range(cfg.seeds)
-             for fold in group_folds(data.groups, folds=cfg.folds, seed=seed, val_groups=cfg.val_groups)]
+    tasks = [
+        (seed, fold)
+        for seed in range(cfg.seeds)
+        for fold in group_folds(data.groups, folds=cfg.folds, seed=seed, val_groups=cfg.val_groups)
+    ]
     bar = progress(desc="bench runs", total=len(tasks), enabled=show_progress)
     done: dict[tuple[int, int], tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]] = {}
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_fold, data, tempos, fold, seed=seed, cfg=cfg): (seed, fold.index)
-                   for seed, fold in tasks}
+        futures = {
+            pool.submit(run_fold, data, tempos, fold, seed=seed, cfg=cfg): (seed, fold.index) for seed, fold in tasks
+        }
         for fut in as_completed(futures):
             done[futures[fut]] = fut.result()
             bar.update(1)
@@ -321,28 +384,57 @@ def run_bench(*, store: str | os.PathLike[str], out: str | os.PathLike[str], con
     pooled: dict[str, dict[str, list[np.ndarray]]] = {}
     for seed, fold in tasks:
         reports, ranks = done[seed, fold.index]
-        runs.append({"seed": seed, "fold": fold.index,
-                     **{f"{part}_groups": sorted({data.groups[i] for i in getattr(fold, part)})
-                        for part in ("train", "val", "test")},
-                     "num_train": int(fold.train.size), "num_val": int(fold.val.size),
-                     "num_test": int(fold.test.size), "reports": reports})
+        runs.append(
+            {
+                "seed": seed,
+                "fold": fold.index,
+                **{
+                    f"{part}_groups": sorted({data.groups[i] for i in getattr(fold, part)})
+                    for part in ("train", "val", "test")
+                },
+                "num_train": int(fold.train.size),
+                "num_val": int(fold.val.size),
+                "num_test": int(fold.test.size),
+                "reports": reports,
+            }
+        )
         for row, by_direction in ranks.items():
             for direction, r in by_direction.items():
                 pooled.setdefault(direction, {}).setdefault(row, []).append(r)
     summary = summarise(runs)
-    results = {"store": str(store), "num_clips": len(data), "num_groups": len(set(data.groups)),
-               "config": cfg.to_dict(), "elapsed_s": round(time.perf_counter() - started, 1),
-               "summary": summary, "runs": runs}
+    results = {
+        "store": str(store),
+        "num_clips": len(data),
+        "num_groups": len(set(data.groups)),
+        "config": cfg.to_dict(),
+        "elapsed_s": round(time.perf_counter() - started, 1),
+        "summary": summary,
+        "runs": runs,
+    }
     table = format_markdown(summary) + "\n" + paired_comparisons(runs, cfg)
     atomic_write_json(out / "results.json", results)
     atomic_write_bytes(out / "results.md", results_markdown(results, table).encode())
     for direction in DIRECTIONS:
-        curves = {row: {k: v["mean"] for k, v in summary[row][direction].items()}
-                  for row in ("chance", RHYTHM_ROW, CCA_ROW, "official", pooled_official_row(cfg), "temporal",
-                              DEFAULT_ROW, f"{ORACLE_ROW} (reference)") if row in summary}
-        plot_recall_curves(path=out / f"recall_{direction}.png", curves=curves,
-                           title=f"{direction}: mean R@K over {len(runs)} runs")
-        plot_rank_histogram(path=out / f"ranks_{direction}.png",
-                            ranks={row: np.concatenate(r) for row, r in pooled[direction].items()},
-                            title=f"{direction}: rank of the true partner, all test clips of all runs")
+        curves = {
+            row: {k: v["mean"] for k, v in summary[row][direction].items()}
+            for row in (
+                "chance",
+                RHYTHM_ROW,
+                CCA_ROW,
+                "official",
+                pooled_official_row(cfg),
+                "temporal",
+                DEFAULT_ROW,
+                f"{ORACLE_ROW} (reference)",
+            )
+            if row in summary
+        }
+        plot_recall_curves(
+            path=out / f"recall_{direction}.png", curves=curves, title=f"{direction}: mean R@K over {len(runs)} runs"
+        )
+        plot_rank_histogram(
+            path=out / f"ranks_{direction}.png",
+            ranks={row: np.concatenate(r) for row, r in pooled[direction].items()},
+            title=f"{direction}: rank of the true partner, all test clips of all runs",
+        )
     return results

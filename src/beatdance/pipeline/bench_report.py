@@ -29,8 +29,11 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, d
             values: dict[str, list[float]] = {}
             for run in runs:
                 res = run["reports"][row][direction]
-                flat = {**res["metrics"], **{f"pair {k}": v for k, v in res["pair_metrics"].items()},
-                        **res["beat_similarity"]}
+                flat = {
+                    **res["metrics"],
+                    **{f"pair {k}": v for k, v in res["pair_metrics"].items()},
+                    **res["beat_similarity"],
+                }
                 for key, value in flat.items():
                     values.setdefault(key, []).append(value)
             out[row][direction] = {k: _mean_std(v) for k, v in values.items()}
@@ -65,15 +68,22 @@ PAIRED_METRICS = ("R@10", "MedR", "MedR/N", "pair R@1")
 def paired_comparison(runs: Sequence[dict[str, Any]], *, row: str, baseline: str) -> str:
     """Markdown table of per-run differences ``row`` - ``baseline`` (same test clips), mean ± std, and in
     how many runs ``row`` is better (higher recall, lower MedR)."""
-    lines = [f"**{row} - {baseline}, paired over the {len(runs)} runs**\n",
-             "| direction | " + " | ".join(PAIRED_METRICS) + " |", "|---|" + "---:|" * len(PAIRED_METRICS)]
+    lines = [
+        f"**{row} - {baseline}, paired over the {len(runs)} runs**\n",
+        "| direction | " + " | ".join(PAIRED_METRICS) + " |",
+        "|---|" + "---:|" * len(PAIRED_METRICS),
+    ]
     for direction in DIRECTIONS:
         cells = []
         for metric in PAIRED_METRICS:
             kind, _, name = metric.rpartition(" ")
             key = "pair_metrics" if kind else "metrics"
-            diff = np.array([run["reports"][row][direction][key][name] - run["reports"][baseline][direction][key][name]
-                             for run in runs])
+            diff = np.array(
+                [
+                    run["reports"][row][direction][key][name] - run["reports"][baseline][direction][key][name]
+                    for run in runs
+                ]
+            )
             better = int(((diff < 0) if name.startswith("MedR") else (diff > 0)).sum())
             stat = _mean_std(diff)
             digits = 3 if name == "MedR/N" else 1

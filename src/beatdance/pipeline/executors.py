@@ -33,9 +33,16 @@ ACTOR_CPUS = 0.5
 _LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2  # results are a few kB; Ray's default takes 30 % of the memory
 
 
-def map_unordered(fn: Callable[[T], R], items: Sequence[T], *, executor: str = "local", workers: int | None = None,
-                  ray_address: str | None = None, setup: Callable[[], None] | None = None,
-                  on_lost: Callable[[T, str], R]) -> Iterator[R]:
+def map_unordered(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    setup: Callable[[], None] | None = None,
+    on_lost: Callable[[T, str], R],
+) -> Iterator[R]:
     """An iterator of ``fn(item)`` for every item, in the order they finish (the arguments are checked now,
     and Ray imported, before the first item runs).
 
@@ -82,8 +89,10 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise ParameterError(f"--executor ray needs Ray, which is not installed here ({exc}). Install it with "
-                             "`pip install 'beatdance[scale]'`, or use --executor local.") from exc
+        raise ParameterError(
+            f"--executor ray needs Ray, which is not installed here ({exc}). Install it with "
+            "`pip install 'beatdance[scale]'`, or use --executor local."
+        ) from exc
     return ray
 
 
@@ -94,15 +103,23 @@ def _connect(ray: Any, *, address: str | None, workers: int | None) -> bool:
     if address is None:
         from ..threads import usable_cores
 
-        ray.init(address="local", num_cpus=workers or usable_cores(), include_dashboard=False,
-                 log_to_driver=False, logging_level=logging.WARNING, object_store_memory=_LOCAL_OBJECT_STORE_BYTES)
+        ray.init(
+            address="local",
+            num_cpus=workers or usable_cores(),
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            object_store_memory=_LOCAL_OBJECT_STORE_BYTES,
+        )
         return True
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     except ConnectionError as exc:
-        raise ParameterError(f"--ray-address {address}: no Ray cluster answers there ({exc}). Start one with "
-                             "`ray start --head` and pass its address (or auto on one of its nodes), or leave "
-                             "--ray-address out to start a local Ray instance.") from exc
+        raise ParameterError(
+            f"--ray-address {address}: no Ray cluster answers there ({exc}). Start one with "
+            "`ray start --head` and pass its address (or auto on one of its nodes), or leave "
+            "--ray-address out to start a local Ray instance."
+        ) from exc
     return True
 
 
@@ -110,8 +127,16 @@ def _actor_count(ray: Any, *, workers: int | None) -> int:
     return workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def _map_ray(ray: Any, fn: Callable[[T], R], items: Sequence[T], *, workers: int | None, address: str | None,
-             setup: Callable[[], None] | None, on_lost: Callable[[T, str], R]) -> Iterator[R]:
+def _map_ray(
+    ray: Any,
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    workers: int | None,
+    address: str | None,
+    setup: Callable[[], None] | None,
+    on_lost: Callable[[T, str], R],
+) -> Iterator[R]:
     started = _connect(ray, address=address, workers=workers)
     actor_class = ray.remote(num_cpus=ACTOR_CPUS, max_restarts=0)(_Worker)
     fn_ref, cwd = ray.put(fn), os.getcwd()

@@ -74,20 +74,37 @@ class ExportReport:
         return asdict(self)
 
 
-def _check_parameters(*, music_start_s: float, dance_start_s: float, duration_s: float | None, max_offset_s: float,
-                      step_s: float, fps: float, width: int, height: int, sigma_s: float) -> None:
-    for name, value in (("music_start_s", music_start_s), ("dance_start_s", dance_start_s),
-                        ("max_offset_s", max_offset_s)):
+def _check_parameters(
+    *,
+    music_start_s: float,
+    dance_start_s: float,
+    duration_s: float | None,
+    max_offset_s: float,
+    step_s: float,
+    fps: float,
+    width: int,
+    height: int,
+    sigma_s: float,
+) -> None:
+    for name, value in (
+        ("music_start_s", music_start_s),
+        ("dance_start_s", dance_start_s),
+        ("max_offset_s", max_offset_s),
+    ):
         if not (np.isfinite(value) and value >= 0):
             raise ParameterError(f"{name}={value} must be a finite number of seconds >= 0.")
     for name, value in (("step_s", step_s), ("fps", fps), ("sigma_s", sigma_s)):
         if not (np.isfinite(value) and value > 0):
             raise ParameterError(f"{name}={value} must be strictly positive, e.g. step_s=0.02, fps=25, sigma_s=0.1.")
     if duration_s is not None and not (np.isfinite(duration_s) and duration_s > 0):
-        raise ParameterError(f"duration_s={duration_s} must be strictly positive, or None for as long as both media last.")
+        raise ParameterError(
+            f"duration_s={duration_s} must be strictly positive, or None for as long as both media last."
+        )
     if width < 64 or height < 64 or width % 2 or height % 2:
-        raise ParameterError(f"width={width}, height={height}: the frame size must be even and at least 64 x 64 "
-                             "pixels (H.264 4:2:0), e.g. 480 x 480.")
+        raise ParameterError(
+            f"width={width}, height={height}: the frame size must be even and at least 64 x 64 "
+            "pixels (H.264 4:2:0), e.g. 480 x 480."
+        )
 
 
 def _span_s(*, path: PathLike, what: str, start_s: float, duration_s: float | None, length_s: float | None) -> float:
@@ -137,22 +154,30 @@ def render_skeleton(*, motion: Motion, fps: float, width: int, height: int) -> n
         for a, b in bones:
             if seen[t, a] and seen[t, b]:
                 side = sides[a] if sides[a] == sides[b] else "centre"
-                cv2.line(img, tuple(np.round(px[t, a]).astype(int)), tuple(np.round(px[t, b]).astype(int)),
-                         _SIDE_COLOURS[side], thickness, cv2.LINE_AA)
+                cv2.line(
+                    img,
+                    tuple(np.round(px[t, a]).astype(int)),
+                    tuple(np.round(px[t, b]).astype(int)),
+                    _SIDE_COLOURS[side],
+                    thickness,
+                    cv2.LINE_AA,
+                )
         for j in np.flatnonzero(seen[t]):
             cv2.circle(img, tuple(np.round(px[t, j]).astype(int)), radius, _SIDE_COLOURS[sides[j]], -1, cv2.LINE_AA)
     return frames
 
 
-def _played_ba(*, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, offset_s: float, duration_s: float,
-               sigma_s: float) -> tuple[float, np.ndarray]:
+def _played_ba(
+    *, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, offset_s: float, duration_s: float, sigma_s: float
+) -> tuple[float, np.ndarray]:
     """BA of the music beats that play when the music starts at ``offset_s``, and those beats on the clip's clock."""
     played = music_beats_s[(music_beats_s >= offset_s) & (music_beats_s < offset_s + duration_s)] - offset_s
     return beat_alignment_score(music_beats=played, dance_beats=dance_beats_s, sigma_frames=sigma_s), played
 
 
-def _search_offset(*, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, max_offset_s: float, step_s: float,
-                   sigma_s: float) -> float:
+def _search_offset(
+    *, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, max_offset_s: float, step_s: float, sigma_s: float
+) -> float:
     """The music time (from the music start) to play at dance time 0: the smallest within 5 % of the best BA.
 
     The search scores BA from the dance side (each dance beat to its nearest music beat, by
@@ -162,9 +187,15 @@ def _search_offset(*, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, max_
     wins by a hair is down to beat-tracking noise; the nearest one changes the music least. The best BA
     within a range only grows with the range, so the smallest good range is found by bisection.
     """
+
     def search(steps: int) -> tuple[float, float]:
-        return best_offset(music_beats_s=dance_beats_s, dance_beats_s=music_beats_s, max_offset_s=steps * step_s,
-                           step_s=step_s, sigma_s=sigma_s)
+        return best_offset(
+            music_beats_s=dance_beats_s,
+            dance_beats_s=music_beats_s,
+            max_offset_s=steps * step_s,
+            step_s=step_s,
+            sigma_s=sigma_s,
+        )
 
     lo, hi = 0, int(np.floor(max_offset_s / step_s + 1e-9))
     good = _NEAR_BEST * search(hi)[1]
@@ -179,14 +210,26 @@ def _cut(y: np.ndarray, *, start: int, length: int) -> np.ndarray:
     out = np.zeros(length, dtype=np.float32)
     a, b = max(start, 0), min(start + length, len(y))
     if b > a:
-        out[a - start:b - start] = y[a:b]
+        out[a - start : b - start] = y[a:b]
     return out
 
 
-def export_pair(*, music: PathLike, dance: PathLike, out: PathLike, music_start_s: float = 0.0,
-                dance_start_s: float = 0.0, duration_s: float | None = None, max_offset_s: float = 2.0,
-                step_s: float = 0.02, fps: float = 25.0, width: int = 480, height: int = 480,
-                plot: PathLike | None = None, sigma_s: float = 0.1) -> ExportReport:
+def export_pair(
+    *,
+    music: PathLike,
+    dance: PathLike,
+    out: PathLike,
+    music_start_s: float = 0.0,
+    dance_start_s: float = 0.0,
+    duration_s: float | None = None,
+    max_offset_s: float = 2.0,
+    step_s: float = 0.02,
+    fps: float = 25.0,
+    width: int = 480,
+    height: int = 480,
+    plot: PathLike | None = None,
+    sigma_s: float = 0.1,
+) -> ExportReport:
     """Write ``out`` (MP4, atomically): the dance from ``dance_start_s`` with the music beat-aligned under it.
 
     ``duration_s`` defaults to as long as both the dance and the music last from their starts. Video
@@ -198,8 +241,17 @@ def export_pair(*, music: PathLike, dance: PathLike, out: PathLike, music_start_
     ``plot`` writes a PNG of the beats before and after the shift.
     """
     started = time.perf_counter()
-    _check_parameters(music_start_s=music_start_s, dance_start_s=dance_start_s, duration_s=duration_s,
-                      max_offset_s=max_offset_s, step_s=step_s, fps=fps, width=width, height=height, sigma_s=sigma_s)
+    _check_parameters(
+        music_start_s=music_start_s,
+        dance_start_s=dance_start_s,
+        duration_s=duration_s,
+        max_offset_s=max_offset_s,
+        step_s=step_s,
+        fps=fps,
+        width=width,
+        height=height,
+        sigma_s=sigma_s,
+    )
     music, dance = Path(music), Path(dance)
     info = probe_media(music)
     if not info.has_audio:
@@ -207,18 +259,30 @@ def export_pair(*, music: PathLike, dance: PathLike, out: PathLike, music_start_
     is_video = dance.suffix.lower() in VIDEO_EXTS
     motion = None if is_video else load_keypoints(dance)
     dance_length_s = probe_media(dance).duration_s if motion is None else motion.duration_s
-    dance_span_s = _span_s(path=dance, what="dance", start_s=dance_start_s, duration_s=duration_s,
-                           length_s=dance_length_s)
-    span_s = min(dance_span_s, _span_s(path=music, what="music", start_s=music_start_s, duration_s=duration_s,
-                                       length_s=info.duration_s))
+    dance_span_s = _span_s(
+        path=dance, what="dance", start_s=dance_start_s, duration_s=duration_s, length_s=dance_length_s
+    )
+    span_s = min(
+        dance_span_s,
+        _span_s(path=music, what="music", start_s=music_start_s, duration_s=duration_s, length_s=info.duration_s),
+    )
     if not np.isfinite(span_s):
         raise MediaError(f"Neither '{music}' nor '{dance}' declares its duration. Pass duration_s (--duration).")
     if motion is None:
-        track = analyse_dance(dance, kind="video", beat_config=DanceBeatConfig(), start_s=dance_start_s,
-                              duration_s=span_s, pose_fps=fps, max_side=max(width, height),
-                              min_person_ratio=_MIN_PERSON_RATIO)
+        track = analyse_dance(
+            dance,
+            kind="video",
+            beat_config=DanceBeatConfig(),
+            start_s=dance_start_s,
+            duration_s=span_s,
+            pose_fps=fps,
+            max_side=max(width, height),
+            min_person_ratio=_MIN_PERSON_RATIO,
+        )
         assert track.frames is not None
-        frames = track.frames[:, : track.frames.shape[1] // 2 * 2, : track.frames.shape[2] // 2 * 2]  # H.264: even sides
+        frames = track.frames[
+            :, : track.frames.shape[1] // 2 * 2, : track.frames.shape[2] // 2 * 2
+        ]  # H.264: even sides
         dance_beats = track.beats
     else:
         motion = motion.slice(start_s=dance_start_s, duration_s=span_s)
@@ -233,33 +297,66 @@ def export_pair(*, music: PathLike, dance: PathLike, out: PathLike, music_start_
 
     sr = min(info.audio_sr or 44100, _AAC_MAX_SR)
     window_start_s = max(0.0, music_start_s - max_offset_s)
-    y, sr = load_audio(music, sr=sr, start_s=window_start_s,
-                       duration_s=music_start_s + clip_s + max_offset_s - window_start_s)
+    y, sr = load_audio(
+        music, sr=sr, start_s=window_start_s, duration_s=music_start_s + clip_s + max_offset_s - window_start_s
+    )
     check_audio(y, sr=sr, path=music)
     music_beats = track_music_beats(y=y, sr=sr)
     music_beats_s = music_beats.times_s + (window_start_s - music_start_s)
     if music_beats_s.size == 0:
-        raise MediaError(f"No beats were found in the music '{music}' from {music_start_s:.3f} s. Pass music with a beat.")
-    offset_s = _search_offset(music_beats_s=music_beats_s, dance_beats_s=dance_beats.times_s,
-                              max_offset_s=max_offset_s, step_s=step_s, sigma_s=sigma_s)
-    score_before, played_before = _played_ba(music_beats_s=music_beats_s, dance_beats_s=dance_beats.times_s,
-                                             offset_s=0.0, duration_s=clip_s, sigma_s=sigma_s)
-    score_after, played = _played_ba(music_beats_s=music_beats_s, dance_beats_s=dance_beats.times_s,
-                                     offset_s=offset_s, duration_s=clip_s, sigma_s=sigma_s)
+        raise MediaError(
+            f"No beats were found in the music '{music}' from {music_start_s:.3f} s. Pass music with a beat."
+        )
+    offset_s = _search_offset(
+        music_beats_s=music_beats_s,
+        dance_beats_s=dance_beats.times_s,
+        max_offset_s=max_offset_s,
+        step_s=step_s,
+        sigma_s=sigma_s,
+    )
+    score_before, played_before = _played_ba(
+        music_beats_s=music_beats_s, dance_beats_s=dance_beats.times_s, offset_s=0.0, duration_s=clip_s, sigma_s=sigma_s
+    )
+    score_after, played = _played_ba(
+        music_beats_s=music_beats_s,
+        dance_beats_s=dance_beats.times_s,
+        offset_s=offset_s,
+        duration_s=clip_s,
+        sigma_s=sigma_s,
+    )
     if score_after < score_before:
         offset_s, score_after, played = 0.0, score_before, played_before
 
     audio = _cut(y, start=int(round((music_start_s + offset_s - window_start_s) * sr)), length=int(round(clip_s * sr)))
     atomic_write_bytes(out, encode_mp4(frames=frames, fps=fps, audio=audio, sr=sr))
     if plot is not None:
-        plot_beat_alignment(path=plot, music_beats_s=music_beats_s, dance_beats_s=dance_beats.times_s,
-                            duration_s=clip_s, offset_s=-offset_s, score=score_after, score_before=score_before,
-                            title=f"{music.name} under {dance.name}")
+        plot_beat_alignment(
+            path=plot,
+            music_beats_s=music_beats_s,
+            dance_beats_s=dance_beats.times_s,
+            duration_s=clip_s,
+            offset_s=-offset_s,
+            score=score_after,
+            score_before=score_before,
+            title=f"{music.name} under {dance.name}",
+        )
     return ExportReport(
-        music=str(music), dance=str(dance), dance_kind="video" if is_video else "keypoints", out=str(out),
-        offset_s=float(offset_s), score_before=score_before, score_after=score_after,
-        music_tempo_bpm=music_beats.tempo_bpm, dance_tempo_bpm=dance_beats.tempo_bpm,
-        music_beats_s=played.tolist(), dance_beats_s=dance_beats.times_s.tolist(), music_start_s=music_start_s,
-        dance_start_s=dance_start_s, duration_s=clip_s, fps=fps, sigma_s=sigma_s,
-        plot=None if plot is None else str(plot), seconds=time.perf_counter() - started,
+        music=str(music),
+        dance=str(dance),
+        dance_kind="video" if is_video else "keypoints",
+        out=str(out),
+        offset_s=float(offset_s),
+        score_before=score_before,
+        score_after=score_after,
+        music_tempo_bpm=music_beats.tempo_bpm,
+        dance_tempo_bpm=dance_beats.tempo_bpm,
+        music_beats_s=played.tolist(),
+        dance_beats_s=dance_beats.times_s.tolist(),
+        music_start_s=music_start_s,
+        dance_start_s=dance_start_s,
+        duration_s=clip_s,
+        fps=fps,
+        sigma_s=sigma_s,
+        plot=None if plot is None else str(plot),
+        seconds=time.perf_counter() - started,
     )

@@ -83,18 +83,33 @@ def read_manifest(path: Path) -> tuple[list[PairSpec], list[Rejected]]:
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"music", "dance"} <= set(reader.fieldnames):
-            return [], [Rejected(str(path), f"CSV header {reader.fieldnames} has no 'music' and 'dance' columns; "
-                                            "a manifest needs the header music,dance[,offset_s]")]
+            return [], [
+                Rejected(
+                    str(path),
+                    f"CSV header {reader.fieldnames} has no 'music' and 'dance' columns; "
+                    "a manifest needs the header music,dance[,offset_s]",
+                )
+            ]
         for line, row in enumerate(reader, start=2):
             music, dance = (path.parent / row["music"]), (path.parent / row["dance"])
             try:
                 offset = float(row.get("offset_s") or row.get("offset") or 0.0)
             except ValueError:
-                rejected.append(Rejected(f"{path}:{line}", f"offset {row.get('offset_s')!r} is not a number of seconds"))
+                rejected.append(
+                    Rejected(f"{path}:{line}", f"offset {row.get('offset_s')!r} is not a number of seconds")
+                )
                 continue
             ext = dance.suffix.lower()
             kind = "video" if ext in VIDEO_EXTS else "dwm" if dance.is_dir() and is_dwm_folder(dance) else "keypoints"
-            pairs.append(PairSpec(pair_id=_pair_id(dance, _content_key(music), offset), music=str(music), dance=str(dance), dance_kind=kind, offset_s=offset))
+            pairs.append(
+                PairSpec(
+                    pair_id=_pair_id(dance, _content_key(music), offset),
+                    music=str(music),
+                    dance=str(dance),
+                    dance_kind=kind,
+                    offset_s=offset,
+                )
+            )
     return pairs, rejected
 
 
@@ -111,8 +126,9 @@ def same_stem_pairs(files: list[Path]) -> list[tuple[PairSpec, tuple[Path, Path]
         if len(roles.get("music", [])) == 1 and len(roles.get("dance", [])) == 1:
             music, dance = roles["music"][0], roles["dance"][0]
             kind = "video" if dance.suffix.lower() in VIDEO_EXTS else "keypoints"
-            spec = PairSpec(pair_id=_pair_id(dance, _content_key(music), 0.0), music=str(music), dance=str(dance),
-                            dance_kind=kind)
+            spec = PairSpec(
+                pair_id=_pair_id(dance, _content_key(music), 0.0), music=str(music), dance=str(dance), dance_kind=kind
+            )
             out.append((spec, (music, dance)))
     return out
 
@@ -152,12 +168,14 @@ def discover_pairs(paths: list[str | os.PathLike[str]]) -> tuple[list[PairSpec],
                 for spec in found:
                     pairs.setdefault(spec.pair_id, spec)
             elif top or ext not in AUDIO_EXTS | KEYPOINT_EXTS | {".json", ".txt", ".md", ".gz", ".png"}:
-                reason = ("a music file alone has no dance: pair it with one in a manifest CSV (music,dance,offset_s)"
-                          if ext in AUDIO_EXTS else
-                          "keypoints alone have no music: pair them with a music file in a manifest CSV"
-                          if ext in KEYPOINT_EXTS else
-                          f"unknown format {ext or '(no extension)'!r}: expected a video ({', '.join(sorted(VIDEO_EXTS))}), "
-                          "a manifest CSV or a Dance-with-Melody folder")
+                reason = (
+                    "a music file alone has no dance: pair it with one in a manifest CSV (music,dance,offset_s)"
+                    if ext in AUDIO_EXTS
+                    else "keypoints alone have no music: pair them with a music file in a manifest CSV"
+                    if ext in KEYPOINT_EXTS
+                    else f"unknown format {ext or '(no extension)'!r}: expected a video ({', '.join(sorted(VIDEO_EXTS))}), "
+                    "a manifest CSV or a Dance-with-Melody folder"
+                )
                 rejected.append(Rejected(str(path), reason))
 
     for p in paths:

@@ -61,7 +61,9 @@ class PrepareConfig:
         if self.window_s <= 0 or self.hop_s <= 0:
             raise ParameterError(f"window_s={self.window_s} and hop_s={self.hop_s} must be positive seconds.")
         if abs(self.window_s * self.grid_fps - round(self.window_s * self.grid_fps)) > 1e-6:
-            raise ParameterError(f"window_s * grid_fps = {self.window_s * self.grid_fps} must be a whole number of grid frames.")
+            raise ParameterError(
+                f"window_s * grid_fps = {self.window_s * self.grid_fps} must be a whole number of grid frames."
+            )
 
     def store_config(self) -> dict[str, Any]:
         """The store's config: these settings plus the full config of both encoders."""
@@ -79,9 +81,11 @@ class PrepareConfig:
         """The settings a store (or a library built from one) was prepared with, to extract queries alike."""
         names = {f.name for f in fields(cls)} - {"rhythm"}  # stores from before rhythm features have none
         if not names <= set(cfg):
-            raise DataError(f"{source} was not made by `beatdance prepare` from media (no extractor settings: missing "
-                            f"{sorted(names - set(cfg))}), so new media cannot be extracted like it. "
-                            "Query with clips already in it, or build it from media with `beatdance prepare`.")
+            raise DataError(
+                f"{source} was not made by `beatdance prepare` from media (no extractor settings: missing "
+                f"{sorted(names - set(cfg))}), so new media cannot be extracted like it. "
+                "Query with clips already in it, or build it from media with `beatdance prepare`."
+            )
         kw = {k: cfg[k] for k in names}
         kw["music_beats"] = MusicBeatConfig.from_dict(kw["music_beats"])
         kw["dance_beats"] = DanceBeatConfig(**kw["dance_beats"])
@@ -90,8 +94,10 @@ class PrepareConfig:
 
 
 def _encoders(cfg: PrepareConfig) -> tuple[Encoder, Encoder]:
-    return (get_encoder(cfg.music_encoder, cfg.music_encoder_options, modality="music"),
-            get_encoder(cfg.dance_encoder, cfg.dance_encoder_options, modality="dance"))
+    return (
+        get_encoder(cfg.music_encoder, cfg.music_encoder_options, modality="music"),
+        get_encoder(cfg.dance_encoder, cfg.dance_encoder_options, modality="dance"),
+    )
 
 
 def clip_id(pair_id: str, start_s: float) -> str:
@@ -99,8 +105,9 @@ def clip_id(pair_id: str, start_s: float) -> str:
     return f"{pair_id}__{int(round(start_s * 1000)):08d}"
 
 
-def window_starts(*, dance_duration_s: float, music_duration_s: float, offset_s: float, window_s: float,
-                  hop_s: float) -> list[float]:
+def window_starts(
+    *, dance_duration_s: float, music_duration_s: float, offset_s: float, window_s: float, hop_s: float
+) -> list[float]:
     """Dance-time starts of the windows lying where both dance and music (shifted by offset) exist."""
     lo = max(0.0, -offset_s)
     hi = min(dance_duration_s, music_duration_s - offset_s)
@@ -138,14 +145,27 @@ def _extract_pair(spec: PairSpec, *, cfg: PrepareConfig, store_path: str) -> Pai
         music_info = probe_media(spec.music)
         if not music_info.has_audio:
             raise MediaError(f"{spec.music}: no audio stream, so there is no music. Pass a file with a soundtrack.")
-        dance = analyse_dance(spec.dance, kind=spec.dance_kind, beat_config=cfg.dance_beats,  # type: ignore[arg-type]
-                              pose_fps=cfg.pose_fps, max_side=cfg.max_side, min_person_ratio=cfg.min_person_ratio)
+        dance = analyse_dance(
+            spec.dance,
+            kind=spec.dance_kind,  # type: ignore[arg-type]
+            beat_config=cfg.dance_beats,
+            pose_fps=cfg.pose_fps,
+            max_side=cfg.max_side,
+            min_person_ratio=cfg.min_person_ratio,
+        )
         offset = spec.offset_s + dance.music_offset_s
         if music_info.duration_s is None:
-            raise MediaError(f"{spec.music}: the file does not declare its duration, so its windows cannot be placed. "
-                             "Re-encode it into a container that does (e.g. WAV, FLAC or MP4).")
-        starts = window_starts(dance_duration_s=dance.duration_s, music_duration_s=music_info.duration_s,
-                               offset_s=offset, window_s=cfg.window_s, hop_s=cfg.hop_s)
+            raise MediaError(
+                f"{spec.music}: the file does not declare its duration, so its windows cannot be placed. "
+                "Re-encode it into a container that does (e.g. WAV, FLAC or MP4)."
+            )
+        starts = window_starts(
+            dance_duration_s=dance.duration_s,
+            music_duration_s=music_info.duration_s,
+            offset_s=offset,
+            window_s=cfg.window_s,
+            hop_s=cfg.hop_s,
+        )
         if not starts:
             raise MediaError(
                 f"{spec.dance}: music and dance overlap for less than one {cfg.window_s:g}-s window "
@@ -161,22 +181,47 @@ def _extract_pair(spec: PairSpec, *, cfg: PrepareConfig, store_path: str) -> Pai
         for start in todo:
             m0 = start + offset
             try:
-                mw = music_window(music, start_s=m0, window_s=cfg.window_s, grid_fps=cfg.grid_fps, encoder=music_enc,
-                                  rhythm=music_rhythm)
-                dw = dance_window(dance, start_s=start, window_s=cfg.window_s, grid_fps=cfg.grid_fps, encoder=dance_enc,
-                                  min_person_ratio=cfg.min_person_ratio, rhythm=dance_rhythm)
+                mw = music_window(
+                    music,
+                    start_s=m0,
+                    window_s=cfg.window_s,
+                    grid_fps=cfg.grid_fps,
+                    encoder=music_enc,
+                    rhythm=music_rhythm,
+                )
+                dw = dance_window(
+                    dance,
+                    start_s=start,
+                    window_s=cfg.window_s,
+                    grid_fps=cfg.grid_fps,
+                    encoder=dance_enc,
+                    min_person_ratio=cfg.min_person_ratio,
+                    rhythm=dance_rhythm,
+                )
             except WindowSkipped as why:
                 result.skipped_windows.append((start, str(why)))
                 continue
             store.put(
                 clip_id(spec.pair_id, start),
-                music=mw.features, dance=dw.features, music_beat=mw.beat_grid, dance_beat=dw.beat_grid,
-                music_beat_times=mw.beat_times_s, dance_beat_times=dw.beat_times_s, music_rhythm=mw.rhythm,
+                music=mw.features,
+                dance=dw.features,
+                music_beat=mw.beat_grid,
+                dance_beat=dw.beat_grid,
+                music_beat_times=mw.beat_times_s,
+                dance_beat_times=dw.beat_times_s,
+                music_rhythm=mw.rhythm,
                 dance_rhythm=dw.rhythm,
-                meta={"group": spec.pair_id, "music_file": spec.music, "dance_file": spec.dance,
-                      "dance_kind": spec.dance_kind, "start_s": start, "music_start_s": m0,
-                      "duration_s": cfg.window_s, "music_tempo_bpm": float(music.beats.tempo_bpm),
-                      "dance_tempo_bpm": float(dance.beats.tempo_bpm)},
+                meta={
+                    "group": spec.pair_id,
+                    "music_file": spec.music,
+                    "dance_file": spec.dance,
+                    "dance_kind": spec.dance_kind,
+                    "start_s": start,
+                    "music_start_s": m0,
+                    "duration_s": cfg.window_s,
+                    "music_tempo_bpm": float(music.beats.tempo_bpm),
+                    "dance_tempo_bpm": float(dance.beats.tempo_bpm),
+                },
             )
             result.written += 1
     except BeatDanceError as exc:
@@ -200,10 +245,18 @@ class PrepareReport:
         return asdict(self)
 
 
-def prepare(*, inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str], config: PrepareConfig | None = None,
-            workers: int | None = None, executor: str = "local", ray_address: str | None = None,
-            split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
-            show_progress: bool = True) -> PrepareReport:
+def prepare(
+    *,
+    inputs: list[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    config: PrepareConfig | None = None,
+    workers: int | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    show_progress: bool = True,
+) -> PrepareReport:
     """Build or complete the feature store ``out`` from ``inputs``; returns what was written and skipped.
 
     ``executor`` and ``workers`` say where pairs are processed (see :func:`.executors.map_unordered`):
@@ -220,8 +273,15 @@ def prepare(*, inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
             "with a soundtrack, a manifest CSV (music,dance[,offset_s]), Dance-with-Melody folders, and in folders "
             "a music file and a keypoint file or video of the same name (x.wav + x.npz)."
         )
-    runs = map_unordered(partial(process_pair, cfg=cfg, store_path=str(out)), pairs, executor=executor,
-                         workers=workers, ray_address=ray_address, setup=ensure_kernels, on_lost=_lost_pair)
+    runs = map_unordered(
+        partial(process_pair, cfg=cfg, store_path=str(out)),
+        pairs,
+        executor=executor,
+        workers=workers,
+        ray_address=ray_address,
+        setup=ensure_kernels,
+        on_lost=_lost_pair,
+    )
     store = FeatureStore.create(out, config=cfg.store_config())
     for r in rejected:
         store.add_skip(input=r.input, reason=r.reason, stage="discover")
@@ -243,7 +303,14 @@ def prepare(*, inputs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
     skipped += [{"input": by_id[r.pair_id].dance, "reason": r.error} for r in results if r.error]
     if not store.ids():
         reasons = "; ".join(f"{item['input']}: {item['reason']}" for item in skipped[:3])
-        raise DataError(f"prepare wrote no clips to {out}: all {len(pairs)} pairs failed ({reasons}). "
-                        f"Fix those inputs; {out}/report.jsonl lists every reason.")
-    return PrepareReport(store=str(out), pairs=len(pairs), clips_written=sum(r.written for r in results),
-                         clips_existing=sum(r.existing for r in results), skipped=skipped)
+        raise DataError(
+            f"prepare wrote no clips to {out}: all {len(pairs)} pairs failed ({reasons}). "
+            f"Fix those inputs; {out}/report.jsonl lists every reason."
+        )
+    return PrepareReport(
+        store=str(out),
+        pairs=len(pairs),
+        clips_written=sum(r.written for r in results),
+        clips_existing=sum(r.existing for r in results),
+        skipped=skipped,
+    )

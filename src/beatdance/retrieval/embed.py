@@ -28,15 +28,22 @@ from .evaluate import ModalityEmbeddings
 Encode = Callable[..., dict[str, torch.Tensor]]
 
 
-def _embed_side(encode: Encode, inputs: list[np.ndarray], order: np.ndarray, *, batch_size: int,
-                device: str | torch.device, dim: int) -> tuple[np.ndarray, np.ndarray]:
+def _embed_side(
+    encode: Encode,
+    inputs: list[np.ndarray],
+    order: np.ndarray,
+    *,
+    batch_size: int,
+    device: str | torch.device,
+    dim: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalised (fuse, beat head) of the clips embedded in batches of ``order``, returned in dataset order.
 
     ``inputs`` are the arrays ``encode`` takes, in its order (features, beats and, if any, rhythm)."""
     fuse = np.zeros((len(order), dim), np.float32)
     head = np.zeros((len(order), dim), np.float32)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         out = encode(*(torch.from_numpy(a[idx]).to(device) for a in inputs))
         fuse[idx] = F.normalize(out["fuse"].float(), dim=-1).cpu().numpy()
         head[idx] = F.normalize(out["beat"].float(), dim=-1).cpu().numpy()
@@ -44,9 +51,14 @@ def _embed_side(encode: Encode, inputs: list[np.ndarray], order: np.ndarray, *, 
 
 
 @torch.no_grad()
-def embed_featureset(model: BeatBlender, features: FeatureSet, *, batch_size: int = 32,
-                     device: str | torch.device = "cpu",
-                     dance_order_seed: int | None = None) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
+def embed_featureset(
+    model: BeatBlender,
+    features: FeatureSet,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    dance_order_seed: int | None = None,
+) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
     """(music, dance) embeddings of every clip: L2-normalised fused and beat-head vectors plus beat grids.
 
     Music is embedded in dataset order; dance too, or in a random order drawn from ``dance_order_seed``
@@ -60,16 +72,28 @@ def embed_featureset(model: BeatBlender, features: FeatureSet, *, batch_size: in
     common = {"batch_size": batch_size, "device": device, "dim": model.config.output_dim}
     rhythm = model.config.rhythm_branch
     if rhythm and not features.has_rhythm:
-        raise DataError("the model has a rhythm branch but these features have no rhythm arrays. Prepare the store "
-                        "with this beatdance version (it writes them), or use a model trained without the branch.")
+        raise DataError(
+            "the model has a rhythm branch but these features have no rhythm arrays. Prepare the store "
+            "with this beatdance version (it writes them), or use a model trained without the branch."
+        )
     music_in = [features.music, features.music_beat] + ([features.music_rhythm] if rhythm else [])
     dance_in = [features.dance, features.dance_beat] + ([features.dance_rhythm] if rhythm else [])
     music_fuse, music_head = _embed_side(model.encode_music, music_in, music_order, **common)  # type: ignore[arg-type]
     dance_fuse, dance_head = _embed_side(model.encode_dance, dance_in, dance_order, **common)  # type: ignore[arg-type]
     model.train(was_training)
     groups = list(features.groups or features.ids)
-    music = ModalityEmbeddings(fuse=music_fuse, beat_head=music_head, beat_grid=features.music_beat.reshape(n, -1),
-                               ids=list(features.ids), groups=groups)
-    dance = ModalityEmbeddings(fuse=dance_fuse, beat_head=dance_head, beat_grid=features.dance_beat.reshape(n, -1),
-                               ids=list(features.ids), groups=list(groups))
+    music = ModalityEmbeddings(
+        fuse=music_fuse,
+        beat_head=music_head,
+        beat_grid=features.music_beat.reshape(n, -1),
+        ids=list(features.ids),
+        groups=groups,
+    )
+    dance = ModalityEmbeddings(
+        fuse=dance_fuse,
+        beat_head=dance_head,
+        beat_grid=features.dance_beat.reshape(n, -1),
+        ids=list(features.ids),
+        groups=list(groups),
+    )
     return music, dance

@@ -55,8 +55,10 @@ def _log_colsum_exp(x: np.ndarray) -> np.ndarray:
 
 def _same_gallery(scores: np.ndarray, bank: np.ndarray) -> None:
     if scores.shape[1] != bank.shape[1]:
-        raise ParameterError(f"scores cover {scores.shape[1]} gallery items but bank_scores {bank.shape[1]}; "
-                             "score the querybank against the same gallery.")
+        raise ParameterError(
+            f"scores cover {scores.shape[1]} gallery items but bank_scores {bank.shape[1]}; "
+            "score the querybank against the same gallery."
+        )
 
 
 def inverted_softmax(*, scores: np.ndarray, bank_scores: np.ndarray, beta: float) -> np.ndarray:
@@ -97,8 +99,9 @@ class QuerybankStats:
         return int(self.log_normaliser.shape[0])
 
 
-def fit_querybank(bank_score_chunks: Iterable[np.ndarray], *, k: int, beta: float,
-                  source: dict[str, Any] | None = None) -> QuerybankStats:
+def fit_querybank(
+    bank_score_chunks: Iterable[np.ndarray], *, k: int, beta: float, source: dict[str, Any] | None = None
+) -> QuerybankStats:
     """Querybank statistics from row chunks of the (M, G) bank score matrix, streamed (never all in memory)."""
     _check_params(k=k, beta=beta)
     log_z: np.ndarray | None = None
@@ -112,23 +115,28 @@ def fit_querybank(bank_score_chunks: Iterable[np.ndarray], *, k: int, beta: floa
             log_z = np.full(c.shape[1], -np.inf)
             active = np.zeros(c.shape[1], dtype=bool)
         if c.shape[1] != log_z.shape[0]:
-            raise ParameterError(f"bank score chunk {i} covers {c.shape[1]} gallery items, earlier chunks "
-                                 f"{log_z.shape[0]}; every chunk must be scored against the same gallery.")
+            raise ParameterError(
+                f"bank score chunk {i} covers {c.shape[1]} gallery items, earlier chunks "
+                f"{log_z.shape[0]}; every chunk must be scored against the same gallery."
+            )
         log_z = np.logaddexp(log_z, _log_colsum_exp(beta * c))
-        active |= top_k_mask(c, k=k).any(axis=0)
+        active |= top_k_mask(c, k=k).any(axis=0)  # type: ignore[operator]  # set with log_z above
         size += c.shape[0]
     if log_z is None or active is None:
         raise ParameterError("the querybank is empty; give at least one bank query (e.g. the train split).")
-    return QuerybankStats(log_normaliser=log_z, activation=active, k=k, beta=float(beta), bank_size=size,
-                          source=dict(source or {}))
+    return QuerybankStats(
+        log_normaliser=log_z, activation=active, k=k, beta=float(beta), bank_size=size, source=dict(source or {})
+    )
 
 
 def apply_hubness(scores: np.ndarray, *, stats: QuerybankStats, method: Method) -> np.ndarray:
     """QB-Norm of a chunk of query rows (Q, G) with fitted querybank ``stats``; returns a new float64 array."""
     s = _matrix(scores, name="scores")
     if s.shape[1] != stats.gallery_size:
-        raise ParameterError(f"scores cover {s.shape[1]} gallery items but the querybank was fitted on "
-                             f"{stats.gallery_size}; fit it against the same gallery.")
+        raise ParameterError(
+            f"scores cover {s.shape[1]} gallery items but the querybank was fitted on "
+            f"{stats.gallery_size}; fit it against the same gallery."
+        )
     if method == "is":
         return np.exp(stats.beta * s - stats.log_normaliser)
     if method == "dis":
@@ -143,11 +151,18 @@ def save_querybank(path: str | os.PathLike[str], stats: QuerybankStats) -> None:
     """Write ``stats`` atomically as safetensors, with k, beta, bank size and source as JSON metadata."""
     from safetensors.numpy import save
 
-    tensors = {"log_normaliser": np.ascontiguousarray(stats.log_normaliser, dtype=np.float64),
-               "activation": np.ascontiguousarray(stats.activation, dtype=np.uint8)}
-    metadata = {"format": _FORMAT, "k": json.dumps(stats.k), "beta": json.dumps(stats.beta),
-                "bank_size": json.dumps(stats.bank_size), "source": json.dumps(stats.source, sort_keys=True)}
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    tensors = {
+        "log_normaliser": np.ascontiguousarray(stats.log_normaliser, dtype=np.float64),
+        "activation": np.ascontiguousarray(stats.activation, dtype=np.uint8),
+    }
+    metadata = {
+        "format": _FORMAT,
+        "k": json.dumps(stats.k),
+        "beta": json.dumps(stats.beta),
+        "bank_size": json.dumps(stats.bank_size),
+        "source": json.dumps(stats.source, sort_keys=True),
+    }
+    atomic_write_bytes(path, save(tensors, metadata=metadata))  # type: ignore[arg-type]
 
 
 def load_querybank(path: str | os.PathLike[str]) -> QuerybankStats:
@@ -161,11 +176,17 @@ def load_querybank(path: str | os.PathLike[str]) -> QuerybankStats:
         with safe_open(str(path), framework="np") as fh:
             meta = fh.metadata() or {}
             if meta.get("format") != _FORMAT:
-                raise CheckpointError(f"{path} is not a beatdance querybank (format {meta.get('format')!r}, "
-                                      f"expected {_FORMAT!r}); save it with save_querybank.")
-            return QuerybankStats(log_normaliser=fh.get_tensor("log_normaliser"),
-                                  activation=fh.get_tensor("activation").astype(bool), k=json.loads(meta["k"]),
-                                  beta=json.loads(meta["beta"]), bank_size=json.loads(meta["bank_size"]),
-                                  source=json.loads(meta["source"]))
+                raise CheckpointError(
+                    f"{path} is not a beatdance querybank (format {meta.get('format')!r}, "
+                    f"expected {_FORMAT!r}); save it with save_querybank."
+                )
+            return QuerybankStats(
+                log_normaliser=fh.get_tensor("log_normaliser"),
+                activation=fh.get_tensor("activation").astype(bool),
+                k=json.loads(meta["k"]),
+                beta=json.loads(meta["beta"]),
+                bank_size=json.loads(meta["bank_size"]),
+                source=json.loads(meta["source"]),
+            )
     except (SafetensorError, KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"cannot read querybank file {path}: {exc}. Re-create it with save_querybank.") from exc

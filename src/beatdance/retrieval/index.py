@@ -73,13 +73,24 @@ class IndexConfig:
             raise ParameterError(f"index kind {self.kind!r}; expected one of {', '.join(KINDS)} (flat is exact).")
         if self.dim <= 0:
             raise ParameterError(f"dim={self.dim} must be positive.")
-        for name in ("nlist", "nprobe", "hnsw_m", "hnsw_ef_search", "pq_m", "rerank_factor", "train_size",
-                     "train_iters", "shards"):
+        for name in (
+            "nlist",
+            "nprobe",
+            "hnsw_m",
+            "hnsw_ef_search",
+            "pq_m",
+            "rerank_factor",
+            "train_size",
+            "train_iters",
+            "shards",
+        ):
             if getattr(self, name) < 1:
                 raise ParameterError(f"{name}={getattr(self, name)} must be >= 1.")
         if self.opq_dim < 0 or self.opq_dim % self.pq_m:
-            raise ParameterError(f"opq_dim={self.opq_dim} is not a multiple of pq_m={self.pq_m}; OPQ splits its "
-                                 "output among the sub-quantisers (e.g. opq_dim=256 for pq_m=64, or 0: 4 x pq_m).")
+            raise ParameterError(
+                f"opq_dim={self.opq_dim} is not a multiple of pq_m={self.pq_m}; OPQ splits its "
+                "output among the sub-quantisers (e.g. opq_dim=256 for pq_m=64, or 0: 4 x pq_m)."
+            )
 
     @property
     def factory(self) -> str:
@@ -230,8 +241,10 @@ class VectorIndex:
 
     def _writable(self) -> None:
         if self.mapped:
-            raise ParameterError("this index was loaded memory-mapped (read-only); load it with mmap=False to change "
-                                 "or re-save it, or rebuild it from the embeddings.")
+            raise ParameterError(
+                "this index was loaded memory-mapped (read-only); load it with mmap=False to change "
+                "or re-save it, or rebuild it from the embeddings."
+            )
 
     def add(self, x: np.ndarray) -> None:
         """Append embeddings to the last shard; untrained quantisers are trained on this first batch."""
@@ -248,14 +261,23 @@ class VectorIndex:
             self._parts.append(x)
 
     @classmethod
-    def build(cls, x: np.ndarray, *, config: IndexConfig, executor: Executor = "local", workers: int | None = None,
-              ray_address: str | None = None, scratch_dir: str | os.PathLike[str] | None = None) -> VectorIndex:
+    def build(
+        cls,
+        x: np.ndarray,
+        *,
+        config: IndexConfig,
+        executor: Executor = "local",
+        workers: int | None = None,
+        ray_address: str | None = None,
+        scratch_dir: str | os.PathLike[str] | None = None,
+    ) -> VectorIndex:
         """An index of all of ``x``: quantisers trained once on a sample, then the shards filled with consecutive
         rows, one after the other in this process (``local``; FAISS threads each) or as parallel Ray tasks
         (``ray``: ``workers`` actors on the cluster at ``ray_address``, see ``scale.fill_shards``)."""
         if executor not in ("local", "ray"):
-            raise ParameterError(f"executor={executor!r}; expected 'local' (this process) or 'ray' "
-                                 "(parallel Ray tasks).")
+            raise ParameterError(
+                f"executor={executor!r}; expected 'local' (this process) or 'ray' (parallel Ray tasks)."
+            )
         index = cls(config)
         x = index._check(x, "indexed embeddings")
         index._train(x)
@@ -266,8 +288,15 @@ class VectorIndex:
         else:
             from .scale import fill_shards
 
-            index._shards = fill_shards(index._shards[0], x, bounds=bounds, executor=executor, workers=workers,
-                                        ray_address=ray_address, scratch_dir=scratch_dir)
+            index._shards = fill_shards(
+                index._shards[0],
+                x,
+                bounds=bounds,
+                executor=executor,
+                workers=workers,
+                ray_address=ray_address,
+                scratch_dir=scratch_dir,
+            )
             index._assemble()
         index._added(x)
         return index
@@ -317,13 +346,15 @@ class VectorIndex:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(self), self.config.dim))
             a = 0
             for part in self._parts:
-                out[a:a + len(part)] = part
+                out[a : a + len(part)] = part
                 a += len(part)
             out.flush()
             del out
             os.replace(tmp, _vectors_path(path))
-        atomic_write_json(_meta_path(path), {**asdict(self.config), "ntotal": len(self),
-                                             "shard_sizes": [int(s.ntotal) for s in self._shards]})
+        atomic_write_json(
+            _meta_path(path),
+            {**asdict(self.config), "ntotal": len(self), "shard_sizes": [int(s.ntotal) for s in self._shards]},
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, dim: int | None = None, mmap: bool = True) -> VectorIndex:
@@ -338,12 +369,15 @@ class VectorIndex:
         sizes = meta.pop("shard_sizes", [ntotal])
         known = {f.name for f in fields(IndexConfig)}
         if set(meta) - known:
-            raise CheckpointError(f"{meta_path} has unknown fields {sorted(set(meta) - known)} (written by a newer "
-                                  "beatdance?); upgrade beatdance or rebuild the index.")
+            raise CheckpointError(
+                f"{meta_path} has unknown fields {sorted(set(meta) - known)} (written by a newer "
+                "beatdance?); upgrade beatdance or rebuild the index."
+            )
         config = IndexConfig(**meta)
         if dim is not None and dim != config.dim:
-            raise CheckpointError(f"Index {path} holds dim-{config.dim} vectors but the model produces dim {dim}; "
-                                  "rebuild the library.")
+            raise CheckpointError(
+                f"Index {path} holds dim-{config.dim} vectors but the model produces dim {dim}; rebuild the library."
+            )
         files = _shard_paths(path, config.shards)
         vectors_file = _vectors_path(path) if config.kind in PQ_KINDS else None
         missing = [f.name for f in [*files, *([vectors_file] if vectors_file else [])] if not f.is_file()]
@@ -361,8 +395,11 @@ class VectorIndex:
         obj._assemble()
         got = [int(s.ntotal) for s in obj._shards]
         shapes_ok = all(s.d == config.dim for s in obj._shards) and (
-            obj._vectors is None or obj._vectors.shape == (ntotal, config.dim))
+            obj._vectors is None or obj._vectors.shape == (ntotal, config.dim)
+        )
         if got != sizes or sum(got) != ntotal or not shapes_ok:
-            raise CheckpointError(f"Index {path} ({got} items per shard) does not match its config file "
-                                  f"{meta_path.name} ({sizes}, dim {config.dim}; interrupted write?); rebuild it.")
+            raise CheckpointError(
+                f"Index {path} ({got} items per shard) does not match its config file "
+                f"{meta_path.name} ({sizes}, dim {config.dim}; interrupted write?); rebuild it."
+            )
         return obj

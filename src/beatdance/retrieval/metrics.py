@@ -37,8 +37,9 @@ def _check_scores(scores: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _ranks_of(arr: np.ndarray, *, best: np.ndarray, first_best: np.ndarray, positives_at_best: np.ndarray,
-              ties: Ties) -> np.ndarray:
+def _ranks_of(
+    arr: np.ndarray, *, best: np.ndarray, first_best: np.ndarray, positives_at_best: np.ndarray, ties: Ties
+) -> np.ndarray:
     """Negatives ranking above each row's best positive score ``best`` (first reached at ``first_best``,
     shared by ``positives_at_best`` positives); no positive scores above ``best``."""
     above = (arr > best[:, None]).sum(axis=1)
@@ -67,8 +68,9 @@ def group_ranks(scores: np.ndarray, *, positive_mask: np.ndarray, ties: Ties = "
         raise ParameterError(f"query row {row} has no positive item; every query needs at least one.")
     best = np.where(mask, arr, -np.inf).max(axis=1)
     at_best = mask & (arr == best[:, None])
-    return _ranks_of(arr, best=best, first_best=np.argmax(at_best, axis=1), positives_at_best=at_best.sum(axis=1),
-                     ties=ties)
+    return _ranks_of(
+        arr, best=best, first_best=np.argmax(at_best, axis=1), positives_at_best=at_best.sum(axis=1), ties=ties
+    )
 
 
 def positive_ranks(scores: np.ndarray, *, positives: np.ndarray, ties: Ties = "pessimistic") -> np.ndarray:
@@ -80,10 +82,13 @@ def positive_ranks(scores: np.ndarray, *, positives: np.ndarray, ties: Ties = "p
     arr = _check_scores(scores)
     pos = np.asarray(positives)
     if pos.shape != (arr.shape[0],) or not np.issubdtype(pos.dtype, np.integer):
-        raise ParameterError(f"positives has shape {pos.shape} and dtype {pos.dtype}; expected {arr.shape[0]} integers.")
+        raise ParameterError(
+            f"positives has shape {pos.shape} and dtype {pos.dtype}; expected {arr.shape[0]} integers."
+        )
     if pos.size and (pos.min() < 0 or pos.max() >= arr.shape[1]):
-        raise ParameterError(f"positives must be column indices in [0, {arr.shape[1]}); got range "
-                             f"[{pos.min()}, {pos.max()}].")
+        raise ParameterError(
+            f"positives must be column indices in [0, {arr.shape[1]}); got range [{pos.min()}, {pos.max()}]."
+        )
     best = arr[np.arange(arr.shape[0]), pos]
     return _ranks_of(arr, best=best, first_best=pos, positives_at_best=np.ones_like(pos), ties=ties)
 
@@ -133,8 +138,14 @@ def top_k_indices(scores: np.ndarray, *, k: int) -> np.ndarray:
     return np.take_along_axis(cand, order, axis=1)
 
 
-def pair_alignment(*, query_grids: np.ndarray, gallery_grids: np.ndarray, items: np.ndarray, direction: Direction,
-                   sigma_frames: float = 3.0) -> np.ndarray:
+def pair_alignment(
+    *,
+    query_grids: np.ndarray,
+    gallery_grids: np.ndarray,
+    items: np.ndarray,
+    direction: Direction,
+    sigma_frames: float = 3.0,
+) -> np.ndarray:
     """(Q, K) BA of query q with gallery item ``items[q, r]``, the music always the reference.
 
     m2d: BA(query music -> item dance); d2m: BA(item music -> query dance).
@@ -142,7 +153,9 @@ def pair_alignment(*, query_grids: np.ndarray, gallery_grids: np.ndarray, items:
     query_is_music = _query_is_music(direction)
     return pair_alignment_from_sides(
         query_side=beat_side(query_grids, music=query_is_music, sigma_frames=sigma_frames),
-        gallery_side=beat_side(gallery_grids, music=not query_is_music, sigma_frames=sigma_frames), items=items)
+        gallery_side=beat_side(gallery_grids, music=not query_is_music, sigma_frames=sigma_frames),
+        items=items,
+    )
 
 
 def pair_alignment_from_sides(*, query_side: np.ndarray, gallery_side: np.ndarray, items: np.ndarray) -> np.ndarray:

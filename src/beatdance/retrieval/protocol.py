@@ -28,11 +28,23 @@ def check_same_extractors(saved: dict[str, Any], current: dict[str, Any], *, dat
         )
 
 
-def evaluate_model(*, model: str | os.PathLike[str], data: str | os.PathLike[str], split: str = "test",
-                   hubness: Hubness = "none", querybank_split: str = "train", k: int = 1, beta: float = 20.0,
-                   beat_weight_head: float = 0.0, beat_weight_align: float = 0.0, batch_size: int = 32,
-                   chunk_size: int = 1024, device: str = "cpu", dance_order_seed: int = 0,
-                   pair_ordered_batches: bool = False) -> dict[str, Any]:
+def evaluate_model(
+    *,
+    model: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    split: str = "test",
+    hubness: Hubness = "none",
+    querybank_split: str = "train",
+    k: int = 1,
+    beta: float = 20.0,
+    beat_weight_head: float = 0.0,
+    beat_weight_align: float = 0.0,
+    batch_size: int = 32,
+    chunk_size: int = 1024,
+    device: str = "cpu",
+    dance_order_seed: int = 0,
+    pair_ordered_batches: bool = False,
+) -> dict[str, Any]:
     """Metrics of checkpoint ``model`` on ``split`` of ``data``: always without hubness reduction
     ("none"), plus with it when ``hubness`` is "is" or "dis" (querybank: ``querybank_split``).
 
@@ -59,15 +71,38 @@ def evaluate_model(*, model: str | os.PathLike[str], data: str | os.PathLike[str
     results = {"none": evaluate_retrieval(music=music, dance=dance, chunk_size=chunk_size, **weights)}
     if hubness != "none":
         bank = load(querybank_split)
-        bank_music, bank_dance = embed_featureset(net, bank, batch_size=batch_size, device=device, dance_order_seed=order)
-        results[hubness] = evaluate_retrieval(music=music, dance=dance, bank_music=bank_music, bank_dance=bank_dance,
-                                              hubness=hubness, k=k, beta=beta, chunk_size=chunk_size, **weights)
+        bank_music, bank_dance = embed_featureset(
+            net, bank, batch_size=batch_size, device=device, dance_order_seed=order
+        )
+        results[hubness] = evaluate_retrieval(
+            music=music,
+            dance=dance,
+            bank_music=bank_music,
+            bank_dance=bank_dance,
+            hubness=hubness,
+            k=k,
+            beta=beta,
+            chunk_size=chunk_size,
+            **weights,
+        )
     return {
-        "model": str(model), "data": str(data), "split": split, "num_clips": len(test),
+        "model": str(model),
+        "data": str(data),
+        "split": split,
+        "num_clips": len(test),
         "variant": cfg.variant,
-        "settings": {"hubness": hubness, "querybank_split": querybank_split if hubness != "none" else None,
-                     "k": k, "beta": beta, **weights, "batch_size": batch_size,
-                     "dance_order": ("pair order: LEAKS the pairing for the official variant" if pair_ordered_batches
-                                     else f"random, seed {dance_order_seed}")},
+        "settings": {
+            "hubness": hubness,
+            "querybank_split": querybank_split if hubness != "none" else None,
+            "k": k,
+            "beta": beta,
+            **weights,
+            "batch_size": batch_size,
+            "dance_order": (
+                "pair order: LEAKS the pairing for the official variant"
+                if pair_ordered_batches
+                else f"random, seed {dance_order_seed}"
+            ),
+        },
         "results": results,
     }

@@ -48,20 +48,32 @@ def auto_nlist(items: int) -> int:
 def choose_index(*, items: int, base: IndexConfig) -> IndexChoice:
     """``auto``: ``base`` as exact ``flat`` for small libraries, as ``ivfpq`` (nlist from the size) above."""
     if items < AUTO_FLAT_MAX_ITEMS:
-        return IndexChoice(replace(base, kind="flat"), f"auto: flat (exact) for {items} items "
-                                                       f"(< {AUTO_FLAT_MAX_ITEMS}: every query scans every vector)")
+        return IndexChoice(
+            replace(base, kind="flat"),
+            f"auto: flat (exact) for {items} items (< {AUTO_FLAT_MAX_ITEMS}: every query scans every vector)",
+        )
     cfg = replace(base, kind="ivfpq", nlist=auto_nlist(items))
-    return IndexChoice(cfg, f"auto: ivfpq ({cfg.factory}, nprobe {cfg.nprobe}, exact re-rank of the best "
-                            f"k x {cfg.rerank_factor}) for {items} items (>= {AUTO_FLAT_MAX_ITEMS})")
+    return IndexChoice(
+        cfg,
+        f"auto: ivfpq ({cfg.factory}, nprobe {cfg.nprobe}, exact re-rank of the best "
+        f"k x {cfg.rerank_factor}) for {items} items (>= {AUTO_FLAT_MAX_ITEMS})",
+    )
 
 
 def _lost(task: tuple[Any, ...], reason: str) -> tuple[int, str]:
     raise DataError(f"shard {task[0]} of the index was not built: {reason}. Build again, or without --executor ray.")
 
 
-def fill_shards(template: Any, x: np.ndarray, *, bounds: list[tuple[int, int]], executor: Executor,
-                workers: int | None, ray_address: str | None,
-                scratch_dir: str | os.PathLike[str] | None) -> list[Any]:
+def fill_shards(
+    template: Any,
+    x: np.ndarray,
+    *,
+    bounds: list[tuple[int, int]],
+    executor: Executor,
+    workers: int | None,
+    ray_address: str | None,
+    scratch_dir: str | os.PathLike[str] | None,
+) -> list[Any]:
     """The FAISS shards of rows ``bounds`` of normalised ``x``, each a copy of the trained, empty ``template``
     filled by a parallel task; ``scratch_dir`` holds the exchanged files (default: the system's temporary folder)."""
     from ..pipeline.executors import map_unordered
@@ -74,8 +86,19 @@ def fill_shards(template: Any, x: np.ndarray, *, bounds: list[tuple[int, int]], 
         folder = Path(tmp)
         faiss.write_index(template, str(folder / "template.faiss"))
         np.save(folder / "vectors.npy", x)
-        tasks = [(i, str(folder / "template.faiss"), str(folder / "vectors.npy"), a, b, threads,
-                  str(folder / f"shard{i}.faiss")) for i, (a, b) in enumerate(bounds)]
-        done = dict(map_unordered(fill_shard, tasks, executor=executor, workers=workers, ray_address=ray_address,
-                                  on_lost=_lost))
+        tasks = [
+            (
+                i,
+                str(folder / "template.faiss"),
+                str(folder / "vectors.npy"),
+                a,
+                b,
+                threads,
+                str(folder / f"shard{i}.faiss"),
+            )
+            for i, (a, b) in enumerate(bounds)
+        ]
+        done = dict(
+            map_unordered(fill_shard, tasks, executor=executor, workers=workers, ray_address=ray_address, on_lost=_lost)
+        )
         return [faiss.read_index(done[i]) for i in range(len(bounds))]

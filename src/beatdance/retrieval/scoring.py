@@ -32,8 +32,10 @@ def _rows_normalised(x: np.ndarray, *, name: str) -> None:
     bad = ~((np.abs(norms - 1.0) < _NORM_TOL) | (norms == 0.0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ParameterError(f"{name} row {i} has L2 norm {norms[i]:.4f}; expected L2-normalised rows. "
-                             "Normalise the embeddings first (x / ||x||).")
+        raise ParameterError(
+            f"{name} row {i} has L2 norm {norms[i]:.4f}; expected L2-normalised rows. "
+            "Normalise the embeddings first (x / ||x||)."
+        )
 
 
 @dataclass
@@ -60,7 +62,9 @@ class ModalityEmbeddings:
             _rows_normalised(self.beat_head, name="beat_head")
         self.beat_grid = np.asarray(self.beat_grid)
         if self.beat_grid.ndim != 2 or self.beat_grid.shape[0] != n:
-            raise ParameterError(f"beat_grid has shape {self.beat_grid.shape}; expected ({n}, F) 0/1 frames for {n} ids.")
+            raise ParameterError(
+                f"beat_grid has shape {self.beat_grid.shape}; expected ({n}, F) 0/1 frames for {n} ids."
+            )
         if self.groups is not None and len(self.groups) != n:
             raise ParameterError(f"groups has {len(self.groups)} entries; expected one per id ({n}).")
 
@@ -74,13 +78,22 @@ class Scorer:
     ``direction`` is "m2d" for a dance gallery searched by music queries, "d2m" for the reverse.
     """
 
-    def __init__(self, gallery: ModalityEmbeddings, *, direction: Direction, beat_weight_head: float = 0.0,
-                 beat_weight_align: float = 0.0, sigma_frames: float = 3.0) -> None:
+    def __init__(
+        self,
+        gallery: ModalityEmbeddings,
+        *,
+        direction: Direction,
+        beat_weight_head: float = 0.0,
+        beat_weight_align: float = 0.0,
+        sigma_frames: float = 3.0,
+    ) -> None:
         if direction not in ("m2d", "d2m"):
             raise ParameterError(f"direction={direction!r}; expected 'm2d' (music queries) or 'd2m' (dance queries).")
         if beat_weight_head != 0.0 and gallery.beat_head is None:
-            raise ParameterError(f"beat_weight_head={beat_weight_head} needs beat-head embeddings, but the gallery has "
-                                 "none; pass beat_head or set beat_weight_head=0.")
+            raise ParameterError(
+                f"beat_weight_head={beat_weight_head} needs beat-head embeddings, but the gallery has "
+                "none; pass beat_head or set beat_weight_head=0."
+            )
         self.gallery = gallery
         self.direction = direction
         self.beat_weight_head = float(beat_weight_head)
@@ -96,17 +109,23 @@ class Scorer:
         """(n, G) float32 combined scores of query rows ``rows`` against the whole gallery."""
         g = self.gallery
         if query.fuse.shape[1] != g.fuse.shape[1]:
-            raise ParameterError(f"query embeddings are {query.fuse.shape[1]}-d but the gallery's are "
-                                 f"{g.fuse.shape[1]}-d; embed both with the same model.")
+            raise ParameterError(
+                f"query embeddings are {query.fuse.shape[1]}-d but the gallery's are "
+                f"{g.fuse.shape[1]}-d; embed both with the same model."
+            )
         out = query.fuse[rows] @ g.fuse.T
         if self.beat_weight_head != 0.0:
             if query.beat_head is None:
-                raise ParameterError(f"beat_weight_head={self.beat_weight_head} needs beat-head embeddings, but the "
-                                     "queries have none; pass beat_head or set beat_weight_head=0.")
+                raise ParameterError(
+                    f"beat_weight_head={self.beat_weight_head} needs beat-head embeddings, but the "
+                    "queries have none; pass beat_head or set beat_weight_head=0."
+                )
             out += self.beat_weight_head * (query.beat_head[rows] @ g.beat_head.T)  # type: ignore[union-attr]
         if self._gallery_beats is not None:
             if query.beat_grid.shape[1] != g.beat_grid.shape[1]:
-                raise ParameterError(f"query beat grids have {query.beat_grid.shape[1]} frames but the gallery's "
-                                     f"{g.beat_grid.shape[1]}; use grids of the same length and rate (10 fps).")
+                raise ParameterError(
+                    f"query beat grids have {query.beat_grid.shape[1]} frames but the gallery's "
+                    f"{g.beat_grid.shape[1]}; use grids of the same length and rate (10 fps)."
+                )
             out += self.beat_weight_align * (self._beat_side(query.beat_grid[rows], query=True) @ self._gallery_beats.T)
         return out

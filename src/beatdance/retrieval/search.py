@@ -44,8 +44,11 @@ class SearchSettings:
 
     def score_definition(self) -> dict[str, float]:
         """What a querybank fitted for these settings depends on."""
-        return {"beat_weight_head": self.beat_weight_head, "beat_weight_align": self.beat_weight_align,
-                "sigma_frames": self.sigma_frames}
+        return {
+            "beat_weight_head": self.beat_weight_head,
+            "beat_weight_align": self.beat_weight_align,
+            "sigma_frames": self.sigma_frames,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,13 +83,25 @@ def sample_bank(bank: ModalityEmbeddings, *, size: int, seed: int = 0) -> Modali
     if size == 0 or size >= len(bank):
         return bank
     rows = np.sort(np.random.default_rng(seed).choice(len(bank), size, replace=False))
-    return ModalityEmbeddings(fuse=bank.fuse[rows], beat_head=None if bank.beat_head is None else bank.beat_head[rows],
-                              beat_grid=bank.beat_grid[rows], ids=[bank.ids[i] for i in rows])
+    return ModalityEmbeddings(
+        fuse=bank.fuse[rows],
+        beat_head=None if bank.beat_head is None else bank.beat_head[rows],
+        beat_grid=bank.beat_grid[rows],
+        ids=[bank.ids[i] for i in rows],
+    )
 
 
-def fit_gallery_querybank(*, bank: ModalityEmbeddings, gallery: ModalityEmbeddings, direction: Direction,
-                          settings: SearchSettings, chunk_size: int = 1024, source: dict[str, Any] | None = None,
-                          bank_size: int = 0, seed: int = 0) -> QuerybankStats:
+def fit_gallery_querybank(
+    *,
+    bank: ModalityEmbeddings,
+    gallery: ModalityEmbeddings,
+    direction: Direction,
+    settings: SearchSettings,
+    chunk_size: int = 1024,
+    source: dict[str, Any] | None = None,
+    bank_size: int = 0,
+    seed: int = 0,
+) -> QuerybankStats:
     """QB-Norm statistics of ``gallery`` for ``bank`` queries, on the beat-enhanced score of ``settings``.
 
     The fit scores every bank query against the whole gallery (bank x gallery work), so a library-sized bank
@@ -96,26 +111,46 @@ def fit_gallery_querybank(*, bank: ModalityEmbeddings, gallery: ModalityEmbeddin
     if len(sampled) < len(bank):
         source = {**(source or {}), "sampled_from": len(bank), "sample_seed": seed}
     bank = sampled
-    scorer = Scorer(gallery, direction=direction, beat_weight_head=settings.beat_weight_head,
-                    beat_weight_align=settings.beat_weight_align, sigma_frames=settings.sigma_frames)
+    scorer = Scorer(
+        gallery,
+        direction=direction,
+        beat_weight_head=settings.beat_weight_head,
+        beat_weight_align=settings.beat_weight_align,
+        sigma_frames=settings.sigma_frames,
+    )
     chunks = (scorer.scores(bank, slice(a, a + chunk_size)) for a in range(0, len(bank), chunk_size))
-    return fit_querybank(chunks, k=settings.k, beta=settings.beta,
-                         source={**(source or {}), **settings.score_definition(), "direction": direction})
+    return fit_querybank(
+        chunks,
+        k=settings.k,
+        beta=settings.beta,
+        source={**(source or {}), **settings.score_definition(), "direction": direction},
+    )
 
 
 class GallerySearch:
     """Answers queries against one modality's gallery held in ``index`` (rows = index ids)."""
 
-    def __init__(self, *, index: VectorIndex, beat_head: np.ndarray | None, beat_grid: np.ndarray, direction: Direction,
-                 querybank: QuerybankStats | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        index: VectorIndex,
+        beat_head: np.ndarray | None,
+        beat_grid: np.ndarray,
+        direction: Direction,
+        querybank: QuerybankStats | None = None,
+    ) -> None:
         n = len(index)
         if beat_grid.shape[0] != n or (beat_head is not None and beat_head.shape[0] != n):
-            raise ParameterError(f"the gallery has {n} indexed items but {beat_grid.shape[0]} beat grids"
-                                 f"{'' if beat_head is None else f' and {beat_head.shape[0]} beat-head rows'}; "
-                                 "rebuild the library.")
+            raise ParameterError(
+                f"the gallery has {n} indexed items but {beat_grid.shape[0]} beat grids"
+                f"{'' if beat_head is None else f' and {beat_head.shape[0]} beat-head rows'}; "
+                "rebuild the library."
+            )
         if querybank is not None and querybank.gallery_size != n:
-            raise ParameterError(f"the querybank was fitted on {querybank.gallery_size} items, the gallery has {n}; "
-                                 "refit it (rebuild the library).")
+            raise ParameterError(
+                f"the querybank was fitted on {querybank.gallery_size} items, the gallery has {n}; "
+                "refit it (rebuild the library)."
+            )
         self.index = index
         self.beat_head = beat_head
         self.beat_grid = np.asarray(beat_grid)
@@ -132,8 +167,9 @@ class GallerySearch:
         if sigma_frames not in self._gallery_beats:
             out = np.empty(self.beat_grid.shape, dtype=np.float32)
             for a in range(0, len(out), chunk):
-                out[a:a + chunk] = beat_side(self.beat_grid[a:a + chunk], music=self.direction == "d2m",
-                                             sigma_frames=sigma_frames)
+                out[a : a + chunk] = beat_side(
+                    self.beat_grid[a : a + chunk], music=self.direction == "d2m", sigma_frames=sigma_frames
+                )
             self._gallery_beats[sigma_frames] = out
         return self._gallery_beats[sigma_frames]
 
@@ -142,8 +178,10 @@ class GallerySearch:
             return None
         qb = self.querybank
         if qb is None:
-            raise ParameterError(f"hubness={settings.hubness!r} needs querybank statistics, and this gallery has none; "
-                                 "build the library with a querybank or search with hubness='none'.")
+            raise ParameterError(
+                f"hubness={settings.hubness!r} needs querybank statistics, and this gallery has none; "
+                "build the library with a querybank or search with hubness='none'."
+            )
         fitted = {key: qb.source.get(key) for key in settings.score_definition()}
         if fitted != settings.score_definition() or (qb.k, qb.beta) != (settings.k, settings.beta):
             raise ParameterError(
@@ -185,5 +223,11 @@ class GallerySearch:
         def take(a: np.ndarray) -> np.ndarray:
             return np.take_along_axis(a, order, axis=1)
 
-        return Hits(rows=take(rows), score=take(final), combined=take(combined), similarity=take(sim.astype(np.float64)),
-                    beat_alignment=take(align), normalised=normalised)
+        return Hits(
+            rows=take(rows),
+            score=take(final),
+            combined=take(combined),
+            similarity=take(sim.astype(np.float64)),
+            beat_alignment=take(align),
+            normalised=normalised,
+        )

@@ -35,8 +35,11 @@ class Refusal:
 
     async def send(self, send: Send) -> None:
         body = json.dumps({"detail": self.detail}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                   *((k.lower().encode(), v.encode()) for k, v in self.headers.items())]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *((k.lower().encode(), v.encode()) for k, v in self.headers.items()),
+        ]
         if self.close:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
@@ -51,8 +54,14 @@ class UploadGate:
     """Wrap ``app``: bodies over ``max_body_bytes`` get ``too_large`` (413); for a body of a declared size,
     ``refuse(scope)`` may answer first (it is sent without closing the connection)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, too_large: str,
-                 refuse: Callable[[Scope], Refusal | None] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        too_large: str,
+        refuse: Callable[[Scope], Refusal | None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.too_large = Refusal(413, too_large)

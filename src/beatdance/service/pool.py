@@ -31,8 +31,14 @@ from .worker import UnsupportedUpload
 
 log = logging.getLogger(__name__)
 
-_ERRORS: dict[str, type[BeatDanceError]] = {"limit": LimitError, "memory": LimitError, "type": UnsupportedUpload,
-                                             "media": MediaError, "internal": MediaError, "server": CheckpointError}
+_ERRORS: dict[str, type[BeatDanceError]] = {
+    "limit": LimitError,
+    "memory": LimitError,
+    "type": UnsupportedUpload,
+    "media": MediaError,
+    "internal": MediaError,
+    "server": CheckpointError,
+}
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
@@ -67,7 +73,13 @@ class PoolSettings:
     """Longest a worker may take to start and warm up."""
 
     def __post_init__(self) -> None:
-        for name, low in (("workers", 1), ("queue", 0), ("memory_mb", 256), ("timeout_s", 0.01), ("start_timeout_s", 1)):
+        for name, low in (
+            ("workers", 1),
+            ("queue", 0),
+            ("memory_mb", 256),
+            ("timeout_s", 0.01),
+            ("start_timeout_s", 1),
+        ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= low):
                 raise ParameterError(f"{name}={value!r} must be a number >= {low} (serve --{name.replace('_', '-')}).")
@@ -133,8 +145,9 @@ class WorkerPool:
             if self._failure is not None:
                 raise CheckpointError(self._failure)
             if time.monotonic() > deadline:
-                raise CheckpointError(f"no {self.role} worker started in {self.settings.start_timeout_s:g} s; "
-                                      "see the server log.")
+                raise CheckpointError(
+                    f"no {self.role} worker started in {self.settings.start_timeout_s:g} s; see the server log."
+                )
             time.sleep(0.05)
 
     def busy(self) -> PoolBusy | None:
@@ -144,8 +157,11 @@ class WorkerPool:
         if self._pending < self.capacity:
             return None
         retry = int(min(60, max(1, math.ceil(self._pending / self.settings.workers * self._job_s))))
-        return PoolBusy(f"all {self.settings.workers} {self.role} workers are busy and {self.settings.queue} uploads are "
-                        f"waiting (serve --workers/--queue); try again in {retry} s.", retry_after_s=retry)
+        return PoolBusy(
+            f"all {self.settings.workers} {self.role} workers are busy and {self.settings.queue} uploads are "
+            f"waiting (serve --workers/--queue); try again in {retry} s.",
+            retry_after_s=retry,
+        )
 
     def submit(self, job: dict[str, Any]) -> Future[dict[str, Any]]:
         """Queue ``job`` (see beatdance.service.worker); PoolBusy when the queue is full. The future's result is
@@ -181,9 +197,12 @@ class WorkerPool:
         ours, theirs = socket.socketpair()
         env = {**os.environ, **dict.fromkeys(_THREAD_ENV, "1"), "MALLOC_ARENA_MAX": "2"}
         memory = int(self.settings.memory_mb * 2**20)
-        proc = subprocess.Popen([sys.executable, "-m", "beatdance.service.worker", str(theirs.fileno()), str(memory),
-                                 self.role],
-                                pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "beatdance.service.worker", str(theirs.fileno()), str(memory), self.role],
+            pass_fds=(theirs.fileno(),),
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
         theirs.close()
         worker = _Worker(proc, Connection(ours.detach()))
         with self._lock:
@@ -202,8 +221,10 @@ class WorkerPool:
             status = self._retire(worker)
             if self._closed:
                 return
-            self._failure = (f"a {self.role} worker failed to start (exit status {status}) under "
-                             f"--worker-memory-mb {self.settings.memory_mb:g}; raise it, or see the server log.")
+            self._failure = (
+                f"a {self.role} worker failed to start (exit status {status}) under "
+                f"--worker-memory-mb {self.settings.memory_mb:g}; raise it, or see the server log."
+            )
             log.error("%s", self._failure)
             self._start_worker(delay_s=min(60.0, max(1.0, 2 * delay_s)))
             return
@@ -227,8 +248,11 @@ class WorkerPool:
         try:
             return self._idle.get(timeout=self.settings.start_timeout_s)
         except queue.Empty:
-            raise PoolBusy(f"no {self.role} worker became free in {self.settings.start_timeout_s:g} s"
-                           f"{f' ({self._failure})' if self._failure else ''}; try again later.", retry_after_s=30) from None
+            raise PoolBusy(
+                f"no {self.role} worker became free in {self.settings.start_timeout_s:g} s"
+                f"{f' ({self._failure})' if self._failure else ''}; try again later.",
+                retry_after_s=30,
+            ) from None
 
     def _sent(self, job: dict[str, Any]) -> _Worker:
         """A worker that has taken ``job``; one that died while idle (not this job's doing) is replaced first."""
@@ -246,9 +270,11 @@ class WorkerPool:
         try:
             if not worker.conn.poll(self.settings.timeout_s):
                 self._replace(worker)
-                raise LimitError(f"{job['shown']!r}: reading it took longer than this server's limit of "
-                                 f"{self.settings.timeout_s:g} s per query (serve --worker-timeout-s); upload a shorter "
-                                 "clip or pass a duration.")
+                raise LimitError(
+                    f"{job['shown']!r}: reading it took longer than this server's limit of "
+                    f"{self.settings.timeout_s:g} s per query (serve --worker-timeout-s); upload a shorter "
+                    "clip or pass a duration."
+                )
             reply = worker.conn.recv()
         except (EOFError, OSError):
             raise self._died(job, self._replace(worker)) from None
@@ -265,8 +291,12 @@ class WorkerPool:
         """The error for a job whose worker died with exit ``status`` (negative: the signal)."""
         cap = f"{self.settings.memory_mb:g} MB"
         if status == -signal.SIGKILL:  # the kernel's out-of-memory killer
-            return LimitError(f"{job['shown']!r} needs more memory than this server allows one query ({cap}, serve "
-                              "--worker-memory-mb); upload a shorter or smaller file.")
+            return LimitError(
+                f"{job['shown']!r} needs more memory than this server allows one query ({cap}, serve "
+                "--worker-memory-mb); upload a shorter or smaller file."
+            )
         why = (signal.strsignal(-status) or f"signal {-status}") if status < 0 else f"exit status {status}"
-        return MediaError(f"{job['shown']!r} could not be read as {job['modality']}: the reader stopped ({why}); the file "
-                          f"is damaged, or needs more than this server's {cap} per query (serve --worker-memory-mb).")
+        return MediaError(
+            f"{job['shown']!r} could not be read as {job['modality']}: the reader stopped ({why}); the file "
+            f"is damaged, or needs more than this server's {cap} per query (serve --worker-memory-mb)."
+        )

@@ -25,8 +25,10 @@ _CHUNK = 1 << 20
 
 def too_large(max_upload_mb: float, shown: str = "the upload") -> str:
     """The 413 message: the limit and the option that raises it."""
-    return (f"{shown} is larger than this service's {max_upload_mb:g} MB upload limit; upload a shorter clip (or "
-            "start the server with a larger `beatdance serve --max-upload-mb`).")
+    return (
+        f"{shown} is larger than this service's {max_upload_mb:g} MB upload limit; upload a shorter clip (or "
+        "start the server with a larger `beatdance serve --max-upload-mb`)."
+    )
 
 
 @dataclass
@@ -52,8 +54,11 @@ async def save_upload(upload: UploadFile, *, modality: Modality, folder: Path, m
     ext = Path(name).suffix.lower()
     allowed = UPLOAD_EXTS[modality]
     if ext not in allowed:
-        raise HTTPException(415, f"{shown!r}: {ext or 'no extension'} is not a {modality} format this service accepts; "
-                                 f"upload one of {', '.join(sorted(allowed))}.")
+        raise HTTPException(
+            415,
+            f"{shown!r}: {ext or 'no extension'} is not a {modality} format this service accepts; "
+            f"upload one of {', '.join(sorted(allowed))}.",
+        )
     saved = Upload(folder=Path(tempfile.mkdtemp(prefix="upload-", dir=folder)), path=Path(), shown=shown)
     saved.path = saved.folder / name
     size, limit = 0, int(max_upload_mb * 2**20)

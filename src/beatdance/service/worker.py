@@ -50,18 +50,23 @@ def check_content(path: Path, *, modality: str, shown: str) -> MediaInfo | None:
             head = fh.read(4096)
         ok = head.startswith(_KEYPOINT_MAGIC[ext]) if ext in _KEYPOINT_MAGIC else b"\x00" not in head and _decodes(head)
         if not ok:
-            raise UnsupportedUpload(f"{shown!r} does not hold {ext} keypoints (its content is of another type); "
-                                    "upload the file under its real extension.")
+            raise UnsupportedUpload(
+                f"{shown!r} does not hold {ext} keypoints (its content is of another type); "
+                "upload the file under its real extension."
+            )
         return None
     try:
         info = probe_media(path)
     except MediaError as exc:
-        raise UnsupportedUpload(f"{shown!r} is not an audio or video file PyAV can open ({exc}); upload a real "
-                                f"{ext} file.") from exc
+        raise UnsupportedUpload(
+            f"{shown!r} is not an audio or video file PyAV can open ({exc}); upload a real {ext} file."
+        ) from exc
     if not (info.has_audio if modality == "music" else info.has_video):
         stream = "audio" if modality == "music" else "video"
         wanted = "music or a video with a soundtrack" if modality == "music" else "a dance video or keypoints"
-        raise UnsupportedUpload(f"{shown!r} has no {stream} stream, so it cannot be a {modality} query; upload {wanted}.")
+        raise UnsupportedUpload(
+            f"{shown!r} has no {stream} stream, so it cannot be a {modality} query; upload {wanted}."
+        )
     return info
 
 
@@ -99,9 +104,15 @@ def extract(job: dict[str, Any]) -> dict[str, Any]:
     from ..pipeline.prepare import PrepareConfig
 
     config = PrepareConfig.from_store_config(job["store_config"], source="the served library")
-    windows, track = extract_query_windows(config=config, rhythm_branch=job["rhythm_branch"], modality=job["modality"],
-                                           path=Path(job["path"]), start_s=job["start_s"], duration_s=job["duration_s"],
-                                           limits=QueryLimits.from_dict(job["limits"]))
+    windows, track = extract_query_windows(
+        config=config,
+        rhythm_branch=job["rhythm_branch"],
+        modality=job["modality"],
+        path=Path(job["path"]),
+        start_s=job["start_s"],
+        duration_s=job["duration_s"],
+        limits=QueryLimits.from_dict(job["limits"]),
+    )
     return {"windows": windows, "tempo_bpm": float(track.beats.tempo_bpm)}
 
 
@@ -113,7 +124,11 @@ def _answer(role: str, job: dict[str, Any]) -> dict[str, Any]:
     from ..errors import BeatDanceError, CheckpointError, LimitError
 
     kinds: tuple[tuple[type[BaseException], str], ...] = (
-        (LimitError, "limit"), (UnsupportedUpload, "type"), (CheckpointError, "server"), (BeatDanceError, "media"))
+        (LimitError, "limit"),
+        (UnsupportedUpload, "type"),
+        (CheckpointError, "server"),
+        (BeatDanceError, "media"),
+    )
     try:
         out = ROLES[role](job)
     except MemoryError:
@@ -121,8 +136,12 @@ def _answer(role: str, job: dict[str, Any]) -> dict[str, Any]:
     except BeatDanceError as exc:
         return {"status": "error", "kind": next(k for t, k in kinds if isinstance(exc, t)), "message": str(exc)}
     except Exception as exc:  # untrusted media can fail inside a decoder in ways no check foresees
-        return {"status": "error", "kind": "internal", "message": f"{job['shown']!r} could not be read as "
-                f"{job['modality']} ({type(exc).__name__}); upload another file."}
+        return {
+            "status": "error",
+            "kind": "internal",
+            "message": f"{job['shown']!r} could not be read as "
+            f"{job['modality']} ({type(exc).__name__}); upload another file.",
+        }
     return {"status": "ok", **out}
 
 
@@ -183,10 +202,16 @@ def main(fd: int, memory_bytes: int, role: str) -> None:
             try:
                 reply = _answer(role, job)
             except MemoryError:
-                conn.send({"status": "error", "kind": "memory", "rss_bytes": rss_bytes(),
-                           "message": f"{job['shown']!r} needs more memory than this server allows one query "
-                                      f"({memory_bytes / 2**20:.0f} MB, serve --worker-memory-mb); upload a shorter or "
-                                      "smaller file."})
+                conn.send(
+                    {
+                        "status": "error",
+                        "kind": "memory",
+                        "rss_bytes": rss_bytes(),
+                        "message": f"{job['shown']!r} needs more memory than this server allows one query "
+                        f"({memory_bytes / 2**20:.0f} MB, serve --worker-memory-mb); upload a shorter or "
+                        "smaller file.",
+                    }
+                )
                 return  # a fresh process replaces this one, whose heap may be fragmented
             del job
             _trim_heap()

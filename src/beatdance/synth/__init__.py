@@ -5,5 +5,13 @@ from .media import SynthPair, synthesize_pair, write_corpus
 from .motion import synthesize_motion
 from .render import render_video
 
-__all__ = ["STYLES", "SynthMusic", "SynthPair", "render_video", "synthesize_motion", "synthesize_music",
-           "synthesize_pair", "write_corpus"]
+__all__ = [
+    "STYLES",
+    "SynthMusic",
+    "SynthPair",
+    "render_video",
+    "synthesize_motion",
+    "synthesize_music",
+    "synthesize_pair",
+    "write_corpus",
+]

@@ -56,25 +56,92 @@ class MusicStyle:
 STYLES: dict[str, MusicStyle] = {
     s.name: s
     for s in (
-        MusicStyle("waltz", ("3/4",), (84.0, 180.0), ("major",), ((0, 3, 4, 0), (0, 5, 1, 4), (0, 3, 0, 4)),
-                   kick="downbeat", snare="none", hat="beats", perc="none",
-                   bass_timbre=(1.0, 0.35, 0.1), chord_timbre=(1.0, 0.5, 0.33, 0.2, 0.1), chord_rhythm="afterbeats"),
-        MusicStyle("rock", ("4/4", "2/4"), (100.0, 160.0), ("minor", "mixolydian"), ((0, 5, 3, 4), (0, 6, 3, 0), (0, 3, 4, 4)),
-                   kick="rock", snare="backbeat", hat="eighths", perc="none",
-                   bass_timbre=(1.0, 0.5, 0.33, 0.25, 0.2), chord_timbre=(1.0, 0.7, 0.5, 0.4, 0.3, 0.25), chord_rhythm="eighths"),
-        MusicStyle("funk", ("4/4",), (90.0, 120.0), ("dorian",), ((0, 3), (0, 0, 3, 4), (0, 6)),
-                   kick="funk", snare="backbeat", hat="sixteenths", perc="none",
-                   bass_timbre=(1.0, 0.6, 0.2, 0.15), chord_timbre=(1.0, 0.3, 0.4, 0.1, 0.2), chord_rhythm="stabs", swing=0.15),
-        MusicStyle("electronic", ("4/4",), (118.0, 150.0), ("minor",), ((0, 5, 2, 6), (0, 0, 5, 6), (0, 3, 5, 4)),
-                   kick="four", snare="clap", hat="offbeat", perc="none",
-                   bass_timbre=(1.0, 0.5, 0.33, 0.25, 0.2, 0.16), chord_timbre=(1.0, 0.5, 0.33, 0.25, 0.2, 0.16, 0.14),
-                   chord_rhythm="pads"),
-        MusicStyle("latin", ("4/4", "2/4", "6/8"), (88.0, 132.0), ("minor", "major"), ((0, 4), (0, 3, 4, 0), (0, 5, 3, 4)),
-                   kick="latin", snare="rim", hat="eighths", perc="conga",
-                   bass_timbre=(1.0, 0.25, 0.1), chord_timbre=(1.0, 0.45, 0.3, 0.15, 0.1), chord_rhythm="montuno"),
-        MusicStyle("hiphop", ("4/4",), (70.0, 100.0), ("minor", "dorian"), ((0, 5), (0, 3, 5, 4), (0, 6, 5, 6)),
-                   kick="hiphop", snare="backbeat", hat="sixteenths", perc="none",
-                   bass_timbre=(1.0, 0.15), chord_timbre=(1.0, 0.2, 0.25, 0.05), chord_rhythm="downbeats", swing=0.3),
+        MusicStyle(
+            "waltz",
+            ("3/4",),
+            (84.0, 180.0),
+            ("major",),
+            ((0, 3, 4, 0), (0, 5, 1, 4), (0, 3, 0, 4)),
+            kick="downbeat",
+            snare="none",
+            hat="beats",
+            perc="none",
+            bass_timbre=(1.0, 0.35, 0.1),
+            chord_timbre=(1.0, 0.5, 0.33, 0.2, 0.1),
+            chord_rhythm="afterbeats",
+        ),
+        MusicStyle(
+            "rock",
+            ("4/4", "2/4"),
+            (100.0, 160.0),
+            ("minor", "mixolydian"),
+            ((0, 5, 3, 4), (0, 6, 3, 0), (0, 3, 4, 4)),
+            kick="rock",
+            snare="backbeat",
+            hat="eighths",
+            perc="none",
+            bass_timbre=(1.0, 0.5, 0.33, 0.25, 0.2),
+            chord_timbre=(1.0, 0.7, 0.5, 0.4, 0.3, 0.25),
+            chord_rhythm="eighths",
+        ),
+        MusicStyle(
+            "funk",
+            ("4/4",),
+            (90.0, 120.0),
+            ("dorian",),
+            ((0, 3), (0, 0, 3, 4), (0, 6)),
+            kick="funk",
+            snare="backbeat",
+            hat="sixteenths",
+            perc="none",
+            bass_timbre=(1.0, 0.6, 0.2, 0.15),
+            chord_timbre=(1.0, 0.3, 0.4, 0.1, 0.2),
+            chord_rhythm="stabs",
+            swing=0.15,
+        ),
+        MusicStyle(
+            "electronic",
+            ("4/4",),
+            (118.0, 150.0),
+            ("minor",),
+            ((0, 5, 2, 6), (0, 0, 5, 6), (0, 3, 5, 4)),
+            kick="four",
+            snare="clap",
+            hat="offbeat",
+            perc="none",
+            bass_timbre=(1.0, 0.5, 0.33, 0.25, 0.2, 0.16),
+            chord_timbre=(1.0, 0.5, 0.33, 0.25, 0.2, 0.16, 0.14),
+            chord_rhythm="pads",
+        ),
+        MusicStyle(
+            "latin",
+            ("4/4", "2/4", "6/8"),
+            (88.0, 132.0),
+            ("minor", "major"),
+            ((0, 4), (0, 3, 4, 0), (0, 5, 3, 4)),
+            kick="latin",
+            snare="rim",
+            hat="eighths",
+            perc="conga",
+            bass_timbre=(1.0, 0.25, 0.1),
+            chord_timbre=(1.0, 0.45, 0.3, 0.15, 0.1),
+            chord_rhythm="montuno",
+        ),
+        MusicStyle(
+            "hiphop",
+            ("4/4",),
+            (70.0, 100.0),
+            ("minor", "dorian"),
+            ((0, 5), (0, 3, 5, 4), (0, 6, 5, 6)),
+            kick="hiphop",
+            snare="backbeat",
+            hat="sixteenths",
+            perc="none",
+            bass_timbre=(1.0, 0.15),
+            chord_timbre=(1.0, 0.2, 0.25, 0.05),
+            chord_rhythm="downbeats",
+            swing=0.3,
+        ),
     )
 }
 
@@ -106,7 +173,9 @@ def check_meter(meter: str) -> tuple[int, int]:
 def check_bpm(bpm: float) -> float:
     """``bpm`` as a float after checking it lies in the synthetic tempo range."""
     if not MIN_BPM <= bpm <= MAX_BPM:
-        raise ParameterError(f"bpm={bpm} is outside the synthetic range [{MIN_BPM:g}, {MAX_BPM:g}]; pick a tempo inside it.")
+        raise ParameterError(
+            f"bpm={bpm} is outside the synthetic range [{MIN_BPM:g}, {MAX_BPM:g}]; pick a tempo inside it."
+        )
     return float(bpm)
 
 
@@ -164,7 +233,9 @@ def _drum(name: str, sr: int) -> np.ndarray:
     if name == "rim":
         n = int(0.06 * sr)
         t = np.arange(n) / sr
-        return (np.sin(2 * np.pi * 1700.0 * t) + 0.5 * np.sin(2 * np.pi * 820.0 * t)) * _env(n, sr=sr, attack_s=0.0003, decay_s=0.012)
+        return (np.sin(2 * np.pi * 1700.0 * t) + 0.5 * np.sin(2 * np.pi * 820.0 * t)) * _env(
+            n, sr=sr, attack_s=0.0003, decay_s=0.012
+        )
     if name in ("conga_low", "conga_high"):
         n = int(0.3 * sr)
         t = np.arange(n) / sr
@@ -174,8 +245,16 @@ def _drum(name: str, sr: int) -> np.ndarray:
     raise AssertionError(name)
 
 
-def _tone(*, freq_hz: float, duration_s: float, sr: int, timbre: tuple[float, ...], attack_s: float,
-          decay_s: float, release_s: float = 0.03) -> np.ndarray:
+def _tone(
+    *,
+    freq_hz: float,
+    duration_s: float,
+    sr: int,
+    timbre: tuple[float, ...],
+    attack_s: float,
+    decay_s: float,
+    release_s: float = 0.03,
+) -> np.ndarray:
     """A harmonic note: partial k has amplitude ``timbre[k-1]``; exponential decay and a short release."""
     n = int((duration_s + release_s) * sr)
     t = np.arange(n) / sr
@@ -204,8 +283,9 @@ def _triad(*, degree: int, scale: tuple[int, ...], root_midi: int) -> list[int]:
 # --- drum patterns ---------------------------------------------------------------------------------
 
 
-def _drum_hits(style: MusicStyle, *, beat: int, sub: int, subs: int, beats_per_bar: int,
-               variant: np.ndarray) -> list[tuple[str, float]]:
+def _drum_hits(
+    style: MusicStyle, *, beat: int, sub: int, subs: int, beats_per_bar: int, variant: np.ndarray
+) -> list[tuple[str, float]]:
     """The drum hits (instrument, velocity) of one subdivision. ``variant`` holds per-song random choices."""
     hits: list[tuple[str, float]] = []
     on_beat = sub == 0
@@ -215,7 +295,10 @@ def _drum_hits(style: MusicStyle, *, beat: int, sub: int, subs: int, beats_per_b
         "downbeat": on_beat and beat == 0,
         "four": on_beat,
         "rock": on_beat and beat % 2 == 0 or (variant[0] > 0.5 and beats_per_bar == 4 and beat == 3 and sub == half),
-        "funk": on_beat and beat % 2 == 0 or (beat == 1 and sub == 3 and variant[1] > 0.5) or (beat == 2 and sub == 2 and variant[1] <= 0.5),
+        "funk": on_beat
+        and beat % 2 == 0
+        or (beat == 1 and sub == 3 and variant[1] > 0.5)
+        or (beat == 2 and sub == 2 and variant[1] <= 0.5),
         "latin": on_beat and beat % 2 == 0 or (subs == 4 and beat % 2 == 1 and sub == subs - 1),
         "hiphop": on_beat and beat == 0 or (beat == 1 and sub == 3 and variant[2] > 0.3) or (beat == 2 and sub == half),
     }[style.kick]
@@ -244,7 +327,9 @@ def _drum_hits(style: MusicStyle, *, beat: int, sub: int, subs: int, beats_per_b
     return hits
 
 
-def _chord_steps(style: MusicStyle, *, beat: int, sub: int, subs: int, beats_per_bar: int) -> tuple[float, float] | None:
+def _chord_steps(
+    style: MusicStyle, *, beat: int, sub: int, subs: int, beats_per_bar: int
+) -> tuple[float, float] | None:
     """(velocity, length in subdivisions) of a chord hit at this subdivision, or None."""
     half = subs // 2 if subs % 2 == 0 else None
     rhythm = style.chord_rhythm
@@ -266,7 +351,9 @@ def _chord_steps(style: MusicStyle, *, beat: int, sub: int, subs: int, beats_per
 def _bass_note(style: MusicStyle, *, beat: int, sub: int, subs: int, root: int, fifth: int) -> int | None:
     """The MIDI bass note at this subdivision, or None."""
     if style.name == "funk":
-        return {(0, 0): root, (0, 2): root + 12, (1, 2): root, (2, 0): fifth, (3, 0): root + 12, (3, 2): root}.get((beat, sub))
+        return {(0, 0): root, (0, 2): root + 12, (1, 2): root, (2, 0): fifth, (3, 0): root + 12, (3, 2): root}.get(
+            (beat, sub)
+        )
     if style.name == "latin":
         anticipation = subs - 1 if subs == 4 else 0  # the tumbao pushes the fifth; in 6/8 it sits on the beat
         return root if (beat % 2, sub) == (0, 0) else fifth if (beat % 2, sub) == (1, anticipation) else None
@@ -279,7 +366,9 @@ def _bass_note(style: MusicStyle, *, beat: int, sub: int, subs: int, root: int, 
     return root if sub % max(subs // 2, 1) == 0 else None
 
 
-def synthesize_music(*, bpm: float, meter: str, style: str, duration_s: float, sr: int = 22050, seed: int) -> SynthMusic:
+def synthesize_music(
+    *, bpm: float, meter: str, style: str, duration_s: float, sr: int = 22050, seed: int
+) -> SynthMusic:
     """A ``duration_s`` song at ``bpm`` in ``meter`` and ``style`` (see :data:`STYLES`), reproducible by ``seed``.
 
     The first downbeat falls 0.1-0.4 s in; all beats are exactly ``60 / bpm`` apart.
@@ -310,7 +399,7 @@ def synthesize_music(*, bpm: float, meter: str, style: str, duration_s: float, s
             return
         lo = max(0, -start)
         hi = min(sound.size, n - start)
-        buffer[start + lo:start + hi] += gain * sound[lo:hi]
+        buffer[start + lo : start + hi] += gain * sound[lo:hi]
 
     # Bars from one before the first downbeat, so that a pickup bar fills the intro.
     bar_s = beats_per_bar * period
@@ -328,21 +417,44 @@ def synthesize_music(*, bpm: float, meter: str, style: str, duration_s: float, s
                     t += spec.swing * sub_s
                 t += float(rng.normal(0.0, 0.003))
                 velocity_jitter = float(rng.uniform(0.85, 1.0))
-                for name, velocity in _drum_hits(spec, beat=beat, sub=sub, subs=subs, beats_per_bar=beats_per_bar, variant=variant):
+                for name, velocity in _drum_hits(
+                    spec, beat=beat, sub=sub, subs=subs, beats_per_bar=beats_per_bar, variant=variant
+                ):
                     add(drums, _drum(name, sr), t, velocity * velocity_jitter)
                 note = _bass_note(spec, beat=beat, sub=sub, subs=subs, root=root, fifth=fifth)
                 if note is not None:
                     length = period * (0.9 if spec.name in ("waltz", "hiphop") else 0.45)
-                    add(tonal, _tone(freq_hz=_midi_hz(note), duration_s=length, sr=sr, timbre=spec.bass_timbre,
-                                     attack_s=0.005, decay_s=0.35), t, 0.55 * velocity_jitter)
+                    add(
+                        tonal,
+                        _tone(
+                            freq_hz=_midi_hz(note),
+                            duration_s=length,
+                            sr=sr,
+                            timbre=spec.bass_timbre,
+                            attack_s=0.005,
+                            decay_s=0.35,
+                        ),
+                        t,
+                        0.55 * velocity_jitter,
+                    )
                 comp = _chord_steps(spec, beat=beat, sub=sub, subs=subs, beats_per_bar=beats_per_bar)
                 if comp is not None:
                     velocity, length_subs = comp
                     pad = spec.chord_rhythm == "pads"
                     for pitch in chord:
-                        add(tonal, _tone(freq_hz=_midi_hz(pitch), duration_s=length_subs * sub_s, sr=sr,
-                                         timbre=spec.chord_timbre, attack_s=0.08 if pad else 0.004,
-                                         decay_s=2.0 if pad else 0.25), t, velocity * 0.3 * velocity_jitter)
+                        add(
+                            tonal,
+                            _tone(
+                                freq_hz=_midi_hz(pitch),
+                                duration_s=length_subs * sub_s,
+                                sr=sr,
+                                timbre=spec.chord_timbre,
+                                attack_s=0.08 if pad else 0.004,
+                                decay_s=2.0 if pad else 0.25,
+                            ),
+                            t,
+                            velocity * 0.3 * velocity_jitter,
+                        )
     mix = 0.8 * drums + 0.6 * tonal
     mix = np.tanh(1.2 * mix / max(float(np.max(np.abs(mix))), 1e-9))
     mix *= 0.9 / max(float(np.max(np.abs(mix))), 1e-9)

@@ -78,8 +78,9 @@ def _smooth_trajectory(rng: np.random.Generator, n: int, frames: int, dim: int) 
     return (amp * np.sin(2 * np.pi * freq * t + phase)).sum(-1)
 
 
-def generate_split(cfg: SynthFeatureConfig, *, n: int, prefix: str, rng: np.random.Generator,
-                   maps: dict[str, np.ndarray]) -> SynthSplit:
+def generate_split(
+    cfg: SynthFeatureConfig, *, n: int, prefix: str, rng: np.random.Generator, maps: dict[str, np.ndarray]
+) -> SynthSplit:
     """Generate ``n`` aligned clips with the dataset-wide latent maps ``maps``."""
     grid_len = int(round(cfg.clip_duration_s * cfg.beat_fps))
     style = rng.integers(0, cfg.num_styles, size=n)
@@ -102,8 +103,12 @@ def generate_split(cfg: SynthFeatureConfig, *, n: int, prefix: str, rng: np.rand
 
     def render(frames: int, dim: int, key: str, beats: np.ndarray, noise: float) -> np.ndarray:
         src = np.linspace(0, grid_len - 1, frames)
-        lat = np.stack([np.stack([np.interp(src, np.arange(grid_len), latent[i, :, k]) for k in range(cfg.latent_dim)], -1)
-                        for i in range(n)])
+        lat = np.stack(
+            [
+                np.stack([np.interp(src, np.arange(grid_len), latent[i, :, k]) for k in range(cfg.latent_dim)], -1)
+                for i in range(n)
+            ]
+        )
         pulse = np.stack([np.interp(src, np.arange(grid_len), beats[i]) for i in range(n)])[..., None]
         x = lat @ maps[key] + pulse * maps[key + "_pulse"] + rng.normal(0, noise, size=(n, frames, dim))
         return x.astype(np.float32)
@@ -111,8 +116,9 @@ def generate_split(cfg: SynthFeatureConfig, *, n: int, prefix: str, rng: np.rand
     music = render(cfg.music_frames, cfg.music_dim, "music", music_beat, cfg.music_noise)
     dance = render(cfg.dance_frames, cfg.dance_dim, "dance", dance_beat, cfg.dance_noise)
     ids = [f"{prefix}_{i:05d}" for i in range(n)]
-    return SynthSplit(ids=ids, music=music, dance=dance, music_beat=music_beat, dance_beat=dance_beat,
-                      tempo_bpm=tempo, style=style)
+    return SynthSplit(
+        ids=ids, music=music, dance=dance, music_beat=music_beat, dance_beat=dance_beat, tempo_bpm=tempo, style=style
+    )
 
 
 def generate_synthetic_features(cfg: SynthFeatureConfig) -> dict[str, SynthSplit]:
@@ -125,5 +131,7 @@ def generate_synthetic_features(cfg: SynthFeatureConfig) -> dict[str, SynthSplit
         "music_pulse": rng.normal(0, 1, size=cfg.music_dim),
         "dance_pulse": rng.normal(0, 1, size=cfg.dance_dim),
     }
-    return {split: generate_split(cfg, n=n, prefix=split, rng=rng, maps=maps)
-            for split, n in (("train", cfg.num_train), ("val", cfg.num_val), ("test", cfg.num_test))}
+    return {
+        split: generate_split(cfg, n=n, prefix=split, rng=rng, maps=maps)
+        for split, n in (("train", cfg.num_train), ("val", cfg.num_val), ("test", cfg.num_test))
+    }

@@ -34,13 +34,36 @@ _FOREARM = 0.105
 _THIGH = 0.155
 _SHIN = 0.15
 
-_PARAMS = ("x", "jump", "bend", "lean", "yaw", "nod", "tilt",
-           "l_arm", "r_arm", "l_elbow", "r_elbow", "l_leg", "r_leg", "l_knee", "r_knee")
+_PARAMS = (
+    "x",
+    "jump",
+    "bend",
+    "lean",
+    "yaw",
+    "nod",
+    "tilt",
+    "l_arm",
+    "r_arm",
+    "l_elbow",
+    "r_elbow",
+    "l_leg",
+    "r_leg",
+    "l_knee",
+    "r_knee",
+)
 _P = {name: i for i, name in enumerate(_PARAMS)}
 
 # Anatomical limits (radians) applied to the summed key poses, so that amplified moves stay plausible.
-_LIMITS = {"l_arm": (0.0, 2.8), "r_arm": (0.0, 2.8), "l_elbow": (-0.3, 2.3), "r_elbow": (-0.3, 2.3),
-           "l_leg": (-0.1, 1.1), "r_leg": (-0.1, 1.1), "l_knee": (0.0, 1.4), "r_knee": (0.0, 1.4)}
+_LIMITS = {
+    "l_arm": (0.0, 2.8),
+    "r_arm": (0.0, 2.8),
+    "l_elbow": (-0.3, 2.3),
+    "r_elbow": (-0.3, 2.3),
+    "l_leg": (-0.1, 1.1),
+    "r_leg": (-0.1, 1.1),
+    "l_knee": (0.0, 1.4),
+    "r_knee": (0.0, 1.4),
+}
 
 # A move gives the parameter offsets of the key pose on beat ``k`` of a bar of ``n`` beats; ``side`` is
 # +1 or -1 (which side leads this bar) and ``amp`` scales the move (the dancer's energy).
@@ -73,14 +96,22 @@ def _sway(k: int, n: int, side: int, amp: float) -> dict[str, float]:
 def _arm_wave(k: int, n: int, side: int, amp: float) -> dict[str, float]:
     up, down = 2.3 * amp, 0.4
     lead = k % 2 == 0
-    return {"l_arm": up if lead else down, "r_arm": down if lead else up,
-            "l_elbow": 0.3 if lead else 1.2, "r_elbow": 1.2 if lead else 0.3}
+    return {
+        "l_arm": up if lead else down,
+        "r_arm": down if lead else up,
+        "l_elbow": 0.3 if lead else 1.2,
+        "r_elbow": 1.2 if lead else 0.3,
+    }
 
 
 def _arms_up(k: int, n: int, side: int, amp: float) -> dict[str, float]:
     high = k % 2 == 0
-    return {"l_arm": 2.7 * amp if high else 1.3, "r_arm": 2.7 * amp if high else 1.3,
-            "l_elbow": 0.15 if high else 1.6, "r_elbow": 0.15 if high else 1.6}
+    return {
+        "l_arm": 2.7 * amp if high else 1.3,
+        "r_arm": 2.7 * amp if high else 1.3,
+        "l_elbow": 0.15 if high else 1.6,
+        "r_elbow": 0.15 if high else 1.6,
+    }
 
 
 def _fist_pump(k: int, n: int, side: int, amp: float) -> dict[str, float]:
@@ -94,8 +125,14 @@ def _head_bang(k: int, n: int, side: int, amp: float) -> dict[str, float]:
 
 
 def _shimmy(k: int, n: int, side: int, amp: float) -> dict[str, float]:
-    return {"lean": 0.07 * amp * _alt(k), "tilt": -0.12 * amp * _alt(k),
-            "l_elbow": 0.5 * _alt(k), "r_elbow": -0.5 * _alt(k), "l_arm": 0.2, "r_arm": 0.2}
+    return {
+        "lean": 0.07 * amp * _alt(k),
+        "tilt": -0.12 * amp * _alt(k),
+        "l_elbow": 0.5 * _alt(k),
+        "r_elbow": -0.5 * _alt(k),
+        "l_arm": 0.2,
+        "r_arm": 0.2,
+    }
 
 
 def _step(k: int, n: int, side: int, amp: float) -> dict[str, float]:
@@ -121,11 +158,27 @@ def _jump(k: int, n: int, side: int, amp: float) -> dict[str, float]:
 # Per style: the pulse danced on every beat, the moves one of which is picked per bar, the base pose.
 _VOCABULARY: dict[str, tuple[Move, tuple[Move, ...], dict[str, float]]] = {
     "waltz": (_rise_fall, (_sway, _turn, _step), {"l_arm": 1.5, "r_arm": 1.5, "l_elbow": 0.9, "r_elbow": 0.9}),
-    "rock": (_bounce, (_head_bang, _fist_pump, _kick, _step), {"l_arm": 0.4, "r_arm": 0.4, "l_elbow": 0.6, "r_elbow": 0.6}),
+    "rock": (
+        _bounce,
+        (_head_bang, _fist_pump, _kick, _step),
+        {"l_arm": 0.4, "r_arm": 0.4, "l_elbow": 0.6, "r_elbow": 0.6},
+    ),
     "funk": (_bounce, (_step, _arm_wave, _shimmy, _kick), {"l_arm": 0.5, "r_arm": 0.5, "l_elbow": 1.0, "r_elbow": 1.0}),
-    "electronic": (_bounce, (_arms_up, _jump, _arm_wave, _step), {"l_arm": 0.6, "r_arm": 0.6, "l_elbow": 1.2, "r_elbow": 1.2}),
-    "latin": (_hip_sway, (_step, _turn, _arm_wave, _shimmy), {"l_arm": 0.9, "r_arm": 0.9, "l_elbow": 1.4, "r_elbow": 1.4}),
-    "hiphop": (_bounce, (_arm_wave, _kick, _head_bang, _step), {"l_arm": 0.35, "r_arm": 0.35, "l_elbow": 0.8, "r_elbow": 0.8}),
+    "electronic": (
+        _bounce,
+        (_arms_up, _jump, _arm_wave, _step),
+        {"l_arm": 0.6, "r_arm": 0.6, "l_elbow": 1.2, "r_elbow": 1.2},
+    ),
+    "latin": (
+        _hip_sway,
+        (_step, _turn, _arm_wave, _shimmy),
+        {"l_arm": 0.9, "r_arm": 0.9, "l_elbow": 1.4, "r_elbow": 1.4},
+    ),
+    "hiphop": (
+        _bounce,
+        (_arm_wave, _kick, _head_bang, _step),
+        {"l_arm": 0.35, "r_arm": 0.35, "l_elbow": 0.8, "r_elbow": 0.8},
+    ),
 }
 
 
@@ -144,7 +197,9 @@ def _pose_joints(p: np.ndarray, *, home_x: float) -> np.ndarray:
     legs = {}
     for side, sign in (("l", 1.0), ("r", -1.0)):
         hip_rel = np.array([sign * _HIP_HALF, 0.0])
-        legs[side] = _leg(hip_rel, angle=0.08 + 0.35 * bend + g[f"{side}_leg"], knee_bend=0.7 * bend + g[f"{side}_knee"], sign=sign)
+        legs[side] = _leg(
+            hip_rel, angle=0.08 + 0.35 * bend + g[f"{side}_leg"], knee_bend=0.7 * bend + g[f"{side}_knee"], sign=sign
+        )
     foot_drop = max(legs["l"][1][1], legs["r"][1][1])
     hips_c = np.array([home_x + g["x"], FLOOR_Y - foot_drop - g["jump"]])
     lean = g["lean"]
@@ -195,8 +250,16 @@ def _extended_beats(beat_times_s: np.ndarray, *, duration_s: float) -> tuple[np.
     return np.concatenate([head, beat_times_s, tail]), before
 
 
-def synthesize_motion(*, beat_times_s: np.ndarray, downbeat_times_s: np.ndarray, style: str, duration_s: float,
-                      fps: float = 25.0, seed: int, with_depth: bool = False) -> Motion:
+def synthesize_motion(
+    *,
+    beat_times_s: np.ndarray,
+    downbeat_times_s: np.ndarray,
+    style: str,
+    duration_s: float,
+    fps: float = 25.0,
+    seed: int,
+    with_depth: bool = False,
+) -> Motion:
     """A ``coco17`` dance of ``duration_s`` at ``fps`` whose key poses land on ``beat_times_s``.
 
     Bars start at ``downbeat_times_s``; the style picks the vocabulary (see module docstring). Joints
@@ -210,8 +273,10 @@ def synthesize_motion(*, beat_times_s: np.ndarray, downbeat_times_s: np.ndarray,
     if not duration_s > 0:
         raise ParameterError(f"duration_s={duration_s} must be strictly positive.")
     if beats.ndim != 1 or beats.size < 2 or np.any(np.diff(beats) <= 0):
-        raise ParameterError(f"beat_times_s must hold at least 2 strictly increasing times; got {beats.size} values. "
-                             "Pass the beats of the music, e.g. SynthMusic.beat_times_s.")
+        raise ParameterError(
+            f"beat_times_s must hold at least 2 strictly increasing times; got {beats.size} values. "
+            "Pass the beats of the music, e.g. SynthMusic.beat_times_s."
+        )
     rng = np.random.default_rng(seed)
     pulse, moves, base = _VOCABULARY[style]
     amp = float(rng.uniform(0.8, 1.15))
@@ -229,7 +294,10 @@ def synthesize_motion(*, beat_times_s: np.ndarray, downbeat_times_s: np.ndarray,
         move, side = move_of_bar[bar]
         # A small bounce alternating on every beat keeps consecutive key poses apart whatever the moves do.
         pose = dict(base, bend=0.06 * (i % 2))
-        for contribution in (pulse(k, meter_beats, side, amp), move(k, meter_beats, side, amp * (1.15 if k == 0 else 1.0))):
+        for contribution in (
+            pulse(k, meter_beats, side, amp),
+            move(k, meter_beats, side, amp * (1.15 if k == 0 else 1.0)),
+        ):
             for name, value in contribution.items():
                 pose[name] = pose.get(name, 0.0) + value
         for name, value in pose.items():
@@ -243,5 +311,10 @@ def synthesize_motion(*, beat_times_s: np.ndarray, downbeat_times_s: np.ndarray,
     joints = np.stack([_pose_joints(p, home_x=home_x) for p in params]).astype(np.float32)
     if not with_depth:
         joints = joints[:, :, :2]
-    return Motion(joints=np.ascontiguousarray(joints), fps=float(fps), confidence=np.ones(joints.shape[:2], np.float32),
-                  skeleton=COCO17.name, source=f"synth:{style}:{seed}")
+    return Motion(
+        joints=np.ascontiguousarray(joints),
+        fps=float(fps),
+        confidence=np.ones(joints.shape[:2], np.float32),
+        skeleton=COCO17.name,
+        source=f"synth:{style}:{seed}",
+    )

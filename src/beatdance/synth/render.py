@@ -59,7 +59,13 @@ class FigureLook:
         def pick(options: tuple[tuple[int, int, int], ...]) -> tuple[int, int, int]:
             return options[int(rng.integers(len(options)))]
 
-        return cls(skin=pick(_SKIN), hair=pick(_HAIR), shirt=pick(_SHIRT), trousers=pick(_TROUSERS), background=pick(_BACKGROUND))
+        return cls(
+            skin=pick(_SKIN),
+            hair=pick(_HAIR),
+            shirt=pick(_SHIRT),
+            trousers=pick(_TROUSERS),
+            background=pick(_BACKGROUND),
+        )
 
 
 def _shade(colour: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
@@ -77,8 +83,15 @@ def _limb(img: np.ndarray, a: np.ndarray, b: np.ndarray, *, width_px: float, col
     cv2.line(img, _pt(a), _pt(b), colour, w, cv2.LINE_AA)
 
 
-def _blob(img: np.ndarray, c: np.ndarray, *, axes_px: tuple[float, float], angle_deg: float,
-          colour: tuple[int, int, int], outline: bool = True) -> None:
+def _blob(
+    img: np.ndarray,
+    c: np.ndarray,
+    *,
+    axes_px: tuple[float, float],
+    angle_deg: float,
+    colour: tuple[int, int, int],
+    outline: bool = True,
+) -> None:
     axes = (max(1, int(round(axes_px[0]))), max(1, int(round(axes_px[1]))))
     if outline:
         cv2.ellipse(img, _pt(c), (axes[0] + 1, axes[1] + 1), angle_deg, 0, 360, _shade(colour, 0.6), -1, cv2.LINE_AA)
@@ -106,12 +119,24 @@ def draw_figure(img: np.ndarray, joints_px: np.ndarray, *, look: FigureLook, sca
     # Torso: shirt polygon a little wider than the joints, trousers around the hips.
     sw = 0.018 * s
     hip_pad = 0.012 * s
-    torso = np.array([j[5] + across * sw - up * 0.004 * s, j[6] - across * sw - up * 0.004 * s,
-                      j[12] - across * hip_pad, j[11] + across * hip_pad])
+    torso = np.array(
+        [
+            j[5] + across * sw - up * 0.004 * s,
+            j[6] - across * sw - up * 0.004 * s,
+            j[12] - across * hip_pad,
+            j[11] + across * hip_pad,
+        ]
+    )
     cv2.fillConvexPoly(img, np.round(torso).astype(np.int32), look.shirt, cv2.LINE_AA)
     cv2.polylines(img, [np.round(torso).astype(np.int32)], True, _shade(look.shirt, 0.6), 2, cv2.LINE_AA)
-    waist = np.array([j[11] + across * hip_pad + up * 0.03 * s, j[12] - across * hip_pad + up * 0.03 * s,
-                      j[12] - across * hip_pad - up * 0.02 * s, j[11] + across * hip_pad - up * 0.02 * s])
+    waist = np.array(
+        [
+            j[11] + across * hip_pad + up * 0.03 * s,
+            j[12] - across * hip_pad + up * 0.03 * s,
+            j[12] - across * hip_pad - up * 0.02 * s,
+            j[11] + across * hip_pad - up * 0.02 * s,
+        ]
+    )
     cv2.fillConvexPoly(img, np.round(waist).astype(np.int32), look.trousers, cv2.LINE_AA)
     # Head: centred above the nose, between the ears.
     ears_c = (j[3] + j[4]) / 2
@@ -120,12 +145,29 @@ def draw_figure(img: np.ndarray, joints_px: np.ndarray, *, look: FigureLook, sca
     _limb(img, shoulders_c, neck_top, width_px=_W_NECK * s, colour=look.skin)
     tilt = float(np.degrees(np.arctan2(across[1], across[0])))
     turn = float(np.clip(np.linalg.norm(j[3] - j[4]) / (0.096 * s), 0.6, 1.0))
-    _blob(img, head_c + up * 0.012 * s, axes_px=(_HEAD_RX * s * 1.04, _HEAD_RY * s * 1.02), angle_deg=tilt, colour=look.hair)
-    _blob(img, head_c - up * 0.004 * s, axes_px=(_HEAD_RX * s * (0.55 + 0.45 * turn), _HEAD_RY * s * 0.93),
-          angle_deg=tilt, colour=look.skin)
+    _blob(
+        img,
+        head_c + up * 0.012 * s,
+        axes_px=(_HEAD_RX * s * 1.04, _HEAD_RY * s * 1.02),
+        angle_deg=tilt,
+        colour=look.hair,
+    )
+    _blob(
+        img,
+        head_c - up * 0.004 * s,
+        axes_px=(_HEAD_RX * s * (0.55 + 0.45 * turn), _HEAD_RY * s * 0.93),
+        angle_deg=tilt,
+        colour=look.skin,
+    )
     hairline = head_c + up * 0.035 * s
-    _blob(img, hairline, axes_px=(_HEAD_RX * s * 0.95 * (0.55 + 0.45 * turn), 0.022 * s), angle_deg=tilt,
-          colour=look.hair, outline=False)
+    _blob(
+        img,
+        hairline,
+        axes_px=(_HEAD_RX * s * 0.95 * (0.55 + 0.45 * turn), 0.022 * s),
+        angle_deg=tilt,
+        colour=look.hair,
+        outline=False,
+    )
     for ear in (j[3], j[4]):
         _blob(img, ear - up * 0.004 * s, axes_px=(0.009 * s, 0.015 * s), angle_deg=tilt, colour=look.skin)
     # Face.
@@ -133,13 +175,30 @@ def draw_figure(img: np.ndarray, joints_px: np.ndarray, *, look: FigureLook, sca
         _blob(img, eye, axes_px=(0.011 * s, 0.0065 * s), angle_deg=tilt, colour=(250, 250, 250), outline=False)
         cv2.circle(img, _pt(eye), max(1, int(round(0.0055 * s))), (40, 30, 25), -1, cv2.LINE_AA)
         brow = eye + up * 0.014 * s
-        cv2.line(img, _pt(brow - across * 0.011 * s), _pt(brow + across * 0.011 * s), _shade(look.hair, 0.8),
-                 max(1, int(round(0.005 * s))), cv2.LINE_AA)
+        cv2.line(
+            img,
+            _pt(brow - across * 0.011 * s),
+            _pt(brow + across * 0.011 * s),
+            _shade(look.hair, 0.8),
+            max(1, int(round(0.005 * s))),
+            cv2.LINE_AA,
+        )
     nose = j[0]
-    cv2.line(img, _pt(nose + up * 0.012 * s), _pt(nose), _shade(look.skin, 0.75), max(1, int(round(0.005 * s))), cv2.LINE_AA)
+    cv2.line(
+        img, _pt(nose + up * 0.012 * s), _pt(nose), _shade(look.skin, 0.75), max(1, int(round(0.005 * s))), cv2.LINE_AA
+    )
     mouth = nose - up * 0.022 * s
-    cv2.ellipse(img, _pt(mouth), (max(1, int(round(0.013 * s))), max(1, int(round(0.006 * s)))), tilt, 0, 180,
-                (150, 60, 60), max(1, int(round(0.004 * s))), cv2.LINE_AA)
+    cv2.ellipse(
+        img,
+        _pt(mouth),
+        (max(1, int(round(0.013 * s))), max(1, int(round(0.006 * s)))),
+        tilt,
+        0,
+        180,
+        (150, 60, 60),
+        max(1, int(round(0.004 * s))),
+        cv2.LINE_AA,
+    )
     # Arms in front of the torso: sleeves, forearms, hands.
     for shoulder, elbow, wrist in ((5, 7, 9), (6, 8, 10)):
         _limb(img, j[shoulder], j[elbow], width_px=_W_UPPER_ARM * s, colour=look.shirt)
@@ -168,7 +227,9 @@ def _resample(motion: Motion, *, fps: float, num_frames: int) -> np.ndarray:
 def render_frames(*, motion: Motion, fps: float, width: int, height: int, look: FigureLook) -> np.ndarray:
     """(T, height, width, 3) uint8 RGB frames of ``motion`` (a ``coco17`` stage-frame Motion) at ``fps``."""
     if motion.skeleton != COCO17.name:
-        raise ParameterError(f"motion.skeleton={motion.skeleton!r}; the renderer draws 'coco17' motions from synthesize_motion.")
+        raise ParameterError(
+            f"motion.skeleton={motion.skeleton!r}; the renderer draws 'coco17' motions from synthesize_motion."
+        )
     if width < 64 or height < 64:
         raise ParameterError(f"width={width}, height={height}: frames must be at least 64 x 64 pixels, e.g. 320 x 320.")
     if not fps > 0:
@@ -184,8 +245,17 @@ def render_frames(*, motion: Motion, fps: float, width: int, height: int, look: 
     for t in range(num_frames):
         img = background.copy()
         feet_y = float(max(px[t, 15, 1], px[t, 16, 1]))
-        cv2.ellipse(img, (int(round(px[t, 11:13, 0].mean())), int(round(feet_y + 0.012 * height))),
-                    (int(0.09 * height), int(0.015 * height)), 0, 0, 360, _shade(look.background, 0.7), -1, cv2.LINE_AA)
+        cv2.ellipse(
+            img,
+            (int(round(px[t, 11:13, 0].mean())), int(round(feet_y + 0.012 * height))),
+            (int(0.09 * height), int(0.015 * height)),
+            0,
+            0,
+            360,
+            _shade(look.background, 0.7),
+            -1,
+            cv2.LINE_AA,
+        )
         draw_figure(img, px[t], look=look, scale_px=float(height))
         frames[t] = img
     return frames
@@ -213,15 +283,18 @@ def encode_mp4(*, frames: np.ndarray, fps: float, audio: np.ndarray | None, sr: 
             step = 1024
             mono = np.ascontiguousarray(audio, dtype=np.float32)[None]
             for i in range(0, mono.shape[1], step):
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(mono[:, i:i + step]), format="fltp", layout="mono")
+                af = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(mono[:, i : i + step]), format="fltp", layout="mono"
+                )
                 af.sample_rate, af.pts, af.time_base = sr, i, Fraction(1, sr)
                 out.mux(as_.encode(af))
             out.mux(as_.encode(None))
     return buf.getvalue()
 
 
-def render_video(*, pair: SynthPair, path: str | os.PathLike[str], fps: float = 25, width: int = 320,
-                 height: int = 320) -> None:
+def render_video(
+    *, pair: SynthPair, path: str | os.PathLike[str], fps: float = 25, width: int = 320, height: int = 320
+) -> None:
     """Write ``pair`` as an MP4 at ``path``: the dancing figure (H.264) with the music (AAC), atomically."""
     look = FigureLook.from_seed(pair.seed)
     frames = render_frames(motion=pair.motion, fps=fps, width=width, height=height, look=look)

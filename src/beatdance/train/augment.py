@@ -26,19 +26,35 @@ def _uniform(generator: torch.Generator, *, rows: int, share: tuple[int, int] | 
         return torch.rand(rows, generator=generator)
     first, total = share
     assert first + rows <= total, (first, rows, total)
-    return torch.rand(total, generator=generator)[first:first + rows]
+    return torch.rand(total, generator=generator)[first : first + rows]
 
 
-def stretch_pairs(music: Tensor, dance: Tensor, *, max_octaves: float, bins_per_octave: int,
-                  generator: torch.Generator, share: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
+def stretch_pairs(
+    music: Tensor,
+    dance: Tensor,
+    *,
+    max_octaves: float,
+    bins_per_octave: int,
+    generator: torch.Generator,
+    share: tuple[int, int] | None = None,
+) -> tuple[Tensor, Tensor]:
     """Both sides of each pair shifted by one shared random amount in [-max_octaves, max_octaves]."""
     octaves = (_uniform(generator, rows=music.shape[0], share=share) * 2.0 - 1.0) * max_octaves
     octaves = octaves.to(music.device)
-    return shift_bins(music, octaves, bins_per_octave=bins_per_octave), shift_bins(dance, octaves, bins_per_octave=bins_per_octave)
+    return shift_bins(music, octaves, bins_per_octave=bins_per_octave), shift_bins(
+        dance, octaves, bins_per_octave=bins_per_octave
+    )
 
 
-def mismatch(rhythm: Tensor, *, min_octaves: float, max_octaves: float, bins_per_octave: int,
-             generator: torch.Generator, share: tuple[int, int] | None = None) -> Tensor:
+def mismatch(
+    rhythm: Tensor,
+    *,
+    min_octaves: float,
+    max_octaves: float,
+    bins_per_octave: int,
+    generator: torch.Generator,
+    share: tuple[int, int] | None = None,
+) -> Tensor:
     """Each row shifted by a random amount of [min_octaves, max_octaves] octaves, up or down at random."""
     size = _uniform(generator, rows=rhythm.shape[0], share=share) * (max_octaves - min_octaves) + min_octaves
     sign = torch.where(_uniform(generator, rows=rhythm.shape[0], share=share) < 0.5, -1.0, 1.0)

@@ -47,13 +47,17 @@ class TrainConfig:
             if int(getattr(self, name)) <= 0:
                 raise ParameterError(f"{name}={getattr(self, name)} must be a positive integer.")
         if not 0.0 <= self.tempo_stretch_octaves <= 1.0:
-            raise ParameterError(f"tempo_stretch_octaves={self.tempo_stretch_octaves} must be in [0, 1] (0: off; "
-                                 "0.1 stretches pairs by up to 7 %).")
+            raise ParameterError(
+                f"tempo_stretch_octaves={self.tempo_stretch_octaves} must be in [0, 1] (0: off; "
+                "0.1 stretches pairs by up to 7 %)."
+            )
         if self.mismatch_octaves is not None:
             lo, hi = self.mismatch_octaves = (float(self.mismatch_octaves[0]), float(self.mismatch_octaves[1]))
             if not 0.0 < lo <= hi <= 1.0:
-                raise ParameterError(f"mismatch_octaves={self.mismatch_octaves}; expected (min, max) with "
-                                     "0 < min <= max <= 1, e.g. (0.04, 0.15), or None for no mismatched negatives.")
+                raise ParameterError(
+                    f"mismatch_octaves={self.mismatch_octaves}; expected (min, max) with "
+                    "0 < min <= max <= 1, e.g. (0.04, 0.15), or None for no mismatched negatives."
+                )
         if self.save_every < 0:
             raise ParameterError(f"save_every={self.save_every} must be >= 0 (0: keep best/ and last/ only).")
         if self.evals_per_epoch < 0:

@@ -50,18 +50,26 @@ class DistEnv:
         """The torchrun variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE); one process when unset."""
         environ = os.environ if environ is None else environ
         values = {}
-        for field, name, default in (("rank", "RANK", 0), ("world_size", "WORLD_SIZE", 1),
-                                     ("local_rank", "LOCAL_RANK", 0), ("local_world_size", "LOCAL_WORLD_SIZE", 1)):
+        for field, name, default in (
+            ("rank", "RANK", 0),
+            ("world_size", "WORLD_SIZE", 1),
+            ("local_rank", "LOCAL_RANK", 0),
+            ("local_world_size", "LOCAL_WORLD_SIZE", 1),
+        ):
             raw = environ.get(name, str(default))
             try:
                 values[field] = int(raw)
             except ValueError as exc:
-                raise ParameterError(f"{name}={raw!r} is not an integer; start the processes with torchrun, "
-                                     "which sets it, or unset it for one process.") from exc
+                raise ParameterError(
+                    f"{name}={raw!r} is not an integer; start the processes with torchrun, "
+                    "which sets it, or unset it for one process."
+                ) from exc
         env = cls(**values)
         if not 0 <= env.rank < env.world_size or env.local_rank < 0:
-            raise ParameterError(f"RANK={env.rank}, WORLD_SIZE={env.world_size}, LOCAL_RANK={env.local_rank}: expected "
-                                 "0 <= RANK < WORLD_SIZE and LOCAL_RANK >= 0; start the processes with torchrun.")
+            raise ParameterError(
+                f"RANK={env.rank}, WORLD_SIZE={env.world_size}, LOCAL_RANK={env.local_rank}: expected "
+                "0 <= RANK < WORLD_SIZE and LOCAL_RANK >= 0; start the processes with torchrun."
+            )
         return env
 
 
@@ -75,16 +83,21 @@ def resolve_device(name: str, *, env: DistEnv | None = None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise ParameterError(f"--device {name!r} is not a torch device; use 'auto', 'cpu', 'cuda' or "
-                             "'cuda:N'.") from exc
+        raise ParameterError(
+            f"--device {name!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        ) from exc
     if env.enabled and device.type == "cuda":
         if device.index not in (None, env.local_rank):
-            raise ParameterError(f"device={name!r} under torchrun: each process uses its own GPU, "
-                                 f"cuda:LOCAL_RANK (here cuda:{env.local_rank}); pass --device cuda or auto.")
+            raise ParameterError(
+                f"device={name!r} under torchrun: each process uses its own GPU, "
+                f"cuda:LOCAL_RANK (here cuda:{env.local_rank}); pass --device cuda or auto."
+            )
         device = torch.device("cuda", env.local_rank)
     if device.type == "cuda" and (index := device.index or 0) >= torch.cuda.device_count():
-        raise ParameterError(f"--device {name}: this machine has {torch.cuda.device_count()} usable CUDA GPU(s) (no "
-                             f"GPU index {index}; or torch is the CPU build); pass --device cpu or auto.")
+        raise ParameterError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} usable CUDA GPU(s) (no "
+            f"GPU index {index}; or torch is the CPU build); pass --device cpu or auto."
+        )
     return device
 
 
@@ -101,8 +114,9 @@ def join_process_group(env: DistEnv, *, device: torch.device) -> None:
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", rank=env.rank,
-                            world_size=env.world_size)
+    dist.init_process_group(
+        backend="nccl" if device.type == "cuda" else "gloo", rank=env.rank, world_size=env.world_size
+    )
     atexit.register(_leave_process_group)
 
 
@@ -121,7 +135,7 @@ def rank_share(indices: np.ndarray, *, env: DistEnv) -> np.ndarray:
     """This rank's share of a global batch: equal shares, so every rank steps with the same shapes and the
     collectives never wait for a rank that has nothing; the last ``len % world_size`` clips sit out."""
     per_rank = len(indices) // env.world_size
-    return indices[env.rank * per_rank:(env.rank + 1) * per_rank]
+    return indices[env.rank * per_rank : (env.rank + 1) * per_rank]
 
 
 def _gather_values(x: Tensor) -> Tensor:
@@ -146,7 +160,7 @@ class _GatherWithGrad(torch.autograd.Function):
         total = grad.contiguous().clone()
         dist.all_reduce(total)
         first = dist.get_rank() * ctx.rows
-        return total[first:first + ctx.rows]
+        return total[first : first + ctx.rows]
 
 
 def gather_with_grad(x: Tensor, *, env: DistEnv) -> Tensor:
@@ -160,8 +174,10 @@ def gather_outputs(out: Mapping[str, Tensor], *, env: DistEnv) -> dict[str, Tens
     embeddings, metre logits) gathered with its gradient, the rest (metre targets) as values."""
     if not env.enabled:
         return dict(out)
-    return {key: gather_with_grad(out[key], env=env) if out[key].is_floating_point() else _gather_values(out[key])
-            for key in sorted(out)}
+    return {
+        key: gather_with_grad(out[key], env=env) if out[key].is_floating_point() else _gather_values(out[key])
+        for key in sorted(out)
+    }
 
 
 def gather_rng_states(env: DistEnv, *, device: torch.device) -> list[dict[str, Tensor]]:

@@ -35,8 +35,16 @@ class Recipe:
 RECIPES = {
     "default": Recipe(
         name="default",
-        model={"embed_dim": 64, "num_layers": 2, "num_heads": 4, "ff_dim": 256, "positional": "sinusoidal",
-               "pool": "mean", "rhythm_branch": True, "standardise": True},
+        model={
+            "embed_dim": 64,
+            "num_layers": 2,
+            "num_heads": 4,
+            "ff_dim": 256,
+            "positional": "sinusoidal",
+            "pool": "mean",
+            "rhythm_branch": True,
+            "standardise": True,
+        },
         train={"epochs": 40, "lr": 1e-3, "evals_per_epoch": 0, "save_every": 0},
     ),
     "official": Recipe(name="official"),
@@ -46,6 +54,8 @@ RECIPES = {
 def get_recipe(name: str) -> Recipe:
     """The recipe called ``name``; an unknown name lists the known ones."""
     if name not in RECIPES:
-        raise ParameterError(f"recipe={name!r} is unknown; expected one of {sorted(RECIPES)} "
-                             "(default: the bench winner; official: the paper's GPU recipe).")
+        raise ParameterError(
+            f"recipe={name!r} is unknown; expected one of {sorted(RECIPES)} "
+            "(default: the bench winner; official: the paper's GPU recipe)."
+        )
     return RECIPES[name]

@@ -75,16 +75,22 @@ class TrainResult:
     best_score: float | None = None
 
 
-def _validate(model: BeatBlender, loss_fn: ContrastiveLoss, val: FeatureSet, cfg: TrainConfig,
-              device: torch.device) -> dict[str, float]:
+def _validate(
+    model: BeatBlender, loss_fn: ContrastiveLoss, val: FeatureSet, cfg: TrainConfig, device: torch.device
+) -> dict[str, float]:
     music, dance = embed_featureset(model, val, batch_size=cfg.eval_batch_size, device=device, dance_order_seed=0)
     losses = []
     with torch.no_grad():
         for start in range(0, len(val), cfg.eval_batch_size):
             sl = slice(start, start + cfg.eval_batch_size)
             if len(val.ids[sl]) >= 2:
-                batch = {"music_fuse": music.fuse[sl], "dance_fuse": dance.fuse[sl],
-                         "music_beat": music.beat_head[sl], "dance_beat": dance.beat_head[sl]}
+                assert music.beat_head is not None and dance.beat_head is not None  # embed_featureset gives both
+                batch = {
+                    "music_fuse": music.fuse[sl],
+                    "dance_fuse": dance.fuse[sl],
+                    "music_beat": music.beat_head[sl],
+                    "dance_beat": dance.beat_head[sl],
+                }
                 losses.append(loss_fn({k: torch.from_numpy(v).to(device) for k, v in batch.items()})[1]["loss"])
     report = evaluate_retrieval(music=music, dance=dance, bs_ks=())
     row: dict[str, float] = {"val_loss": float(np.mean(losses)) if losses else float("nan")}
@@ -101,7 +107,9 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, groups
 
 
-def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
+def _restore_optimizer(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]
+) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("opt."):
@@ -110,8 +118,15 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _forward(model: BeatBlender, batch: list[torch.Tensor], config: TrainConfig, *, seed: int,
-             share: tuple[int, int] | None = None, wrapped: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+def _forward(
+    model: BeatBlender,
+    batch: list[torch.Tensor],
+    config: TrainConfig,
+    *,
+    seed: int,
+    share: tuple[int, int] | None = None,
+    wrapped: torch.nn.Module | None = None,
+) -> dict[str, torch.Tensor]:
     """The model's outputs on one batch, with the tempo augmentations of ``train.augment`` when asked for
     (seeded per step, so that a resumed run draws the same ones; ``share``: this rank's rows of the global
     batch's draws). ``wrapped`` (DDP) runs the model's forward when given."""
@@ -122,14 +137,25 @@ def _forward(model: BeatBlender, batch: list[torch.Tensor], config: TrainConfig,
     generator = torch.Generator().manual_seed(seed)
     music, dance, music_beat, dance_beat, music_rhythm, dance_rhythm = batch
     if config.tempo_stretch_octaves > 0:
-        music_rhythm, dance_rhythm = stretch_pairs(music_rhythm, dance_rhythm, max_octaves=config.tempo_stretch_octaves,
-                                                   bins_per_octave=cfg.rhythm_bins_per_octave, generator=generator,
-                                                   share=share)
+        music_rhythm, dance_rhythm = stretch_pairs(
+            music_rhythm,
+            dance_rhythm,
+            max_octaves=config.tempo_stretch_octaves,
+            bins_per_octave=cfg.rhythm_bins_per_octave,
+            generator=generator,
+            share=share,
+        )
     out = call(music, dance, music_beat, dance_beat, music_rhythm, dance_rhythm)
     if config.mismatch_octaves is not None:
         lo, hi = config.mismatch_octaves
-        off_tempo = mismatch(dance_rhythm, min_octaves=lo, max_octaves=hi, bins_per_octave=cfg.rhythm_bins_per_octave,
-                             generator=generator, share=share)
+        off_tempo = mismatch(
+            dance_rhythm,
+            min_octaves=lo,
+            max_octaves=hi,
+            bins_per_octave=cfg.rhythm_bins_per_octave,
+            generator=generator,
+            share=share,
+        )
         out["dance_fuse_mismatch"] = model.encode_dance(dance, dance_beat, off_tempo)["fuse"]
     return out
 
@@ -139,42 +165,72 @@ class Trainer:
     the steps with validation and model selection, and the ``last/`` checkpoint. Under torchrun (``env``)
     the process group must be joined already (:func:`train` joins it)."""
 
-    def __init__(self, *, train_set: FeatureSet, val_set: FeatureSet | None, model_config: BlenderConfig,
-                 config: TrainConfig, out: Path, data_info: dict[str, Any] | None, show_progress: bool,
-                 env: DistEnv | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        train_set: FeatureSet,
+        val_set: FeatureSet | None,
+        model_config: BlenderConfig,
+        config: TrainConfig,
+        out: Path,
+        data_info: dict[str, Any] | None,
+        show_progress: bool,
+        env: DistEnv | None = None,
+    ) -> None:
         check_compatible(model_config, train_set, source="the training split")
         if val_set is not None:
             check_compatible(model_config, val_set, source="the validation split")
         self.env = env = env or DistEnv()
         if len(train_set) < max(2, env.world_size):
-            raise DataError(f"The training split has {len(train_set)} clips; contrastive training needs at least 2, "
-                            f"and one per process ({env.world_size}).")
+            raise DataError(
+                f"The training split has {len(train_set)} clips; contrastive training needs at least 2, "
+                f"and one per process ({env.world_size})."
+            )
         self.train_set, self.val_set, self.config, self.out = train_set, val_set, config, out
         self.data_info = data_info or {}
         self.show_progress = show_progress and env.is_main
         self.device = resolve_device(config.device, env=env)
         self.global_batch_size = config.batch_size * env.world_size
-        self.run_config = {"model": model_config.to_dict(), "train": config.to_dict(), "data": self.data_info,
-                           "distributed": {"world_size": env.world_size, "global_batch_size": self.global_batch_size}}
+        self.run_config = {
+            "model": model_config.to_dict(),
+            "train": config.to_dict(),
+            "data": self.data_info,
+            "distributed": {"world_size": env.world_size, "global_batch_size": self.global_batch_size},
+        }
         seed_everything(config.seed)
         self.model = BeatBlender(model_config).to(self.device)
         if model_config.standardise:
-            self.model.fit_standardisation(music=torch.from_numpy(train_set.music).to(self.device),
-                                           dance=torch.from_numpy(train_set.dance).to(self.device))
+            self.model.fit_standardisation(
+                music=torch.from_numpy(train_set.music).to(self.device),
+                dance=torch.from_numpy(train_set.dance).to(self.device),
+            )
         self.net: torch.nn.Module = self.model
         if env.enabled:
             seed_everything(config.seed + 10_007 * env.rank)  # each rank its own dropout draws
-            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
-                                               else None, forward_sync_buffers=False)
-        self.loss_fn = ContrastiveLoss(temperature=config.temperature, learnable=config.learnable_temperature,
-                                       beta=config.beta, metre_weight=config.metre_weight).to(self.device)
+            self.net = DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                forward_sync_buffers=False,
+            )
+        self.loss_fn = ContrastiveLoss(
+            temperature=config.temperature,
+            learnable=config.learnable_temperature,
+            beta=config.beta,
+            metre_weight=config.metre_weight,
+        ).to(self.device)
         self.params = list(self.model.parameters()) + list(self.loss_fn.parameters())
         # The learnable temperature is no weight: decaying it would pull the logit scale towards 1.
-        groups = [{"params": list(self.model.parameters())},
-                  {"params": list(self.loss_fn.parameters()), "weight_decay": 0.0}]
-        self.opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr,
-                                     betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps,
-                                     weight_decay=config.weight_decay)
+        groups: list[dict[str, Any]] = [
+            {"params": list(self.model.parameters())},
+            {"params": list(self.loss_fn.parameters()), "weight_decay": 0.0},
+        ]
+        self.opt = torch.optim.AdamW(
+            [g for g in groups if g["params"]],
+            lr=config.lr,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_eps,
+            weight_decay=config.weight_decay,
+        )
         self.steps_per_epoch = math.ceil(len(train_set) / self.global_batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.warmup_steps = int(config.warmup_fraction * self.total_steps)
@@ -190,20 +246,27 @@ class Trainer:
         saved = read_json(self.out / "config.json")
         for key in ("model", "train"):
             if saved.get(key) != self.run_config[key]:
-                diff = sorted(k for k in set(saved.get(key, {})) | set(self.run_config[key])
-                              if saved.get(key, {}).get(k) != self.run_config[key].get(k))
-                raise CheckpointError(f"Cannot resume {self.out}: its {key} config differs in {diff}. Resume with the "
-                                      "same settings, or use a new --out.")
+                diff = sorted(
+                    k
+                    for k in set(saved.get(key, {})) | set(self.run_config[key])
+                    if saved.get(key, {}).get(k) != self.run_config[key].get(k)
+                )
+                raise CheckpointError(
+                    f"Cannot resume {self.out}: its {key} config differs in {diff}. Resume with the "
+                    "same settings, or use a new --out."
+                )
         saved_world = saved.get("distributed", {}).get("world_size", 1)
         if saved_world != self.env.world_size:
-            raise CheckpointError(f"Cannot resume {self.out}: it was trained by {saved_world} processes, this run has "
-                                  f"{self.env.world_size}; the global batch and the schedule depend on it. Resume with "
-                                  f"{saved_world} processes (torchrun --nnodes x --nproc_per_node), or use a new --out.")
+            raise CheckpointError(
+                f"Cannot resume {self.out}: it was trained by {saved_world} processes, this run has "
+                f"{self.env.world_size}; the global batch and the schedule depend on it. Resume with "
+                f"{saved_world} processes (torchrun --nnodes x --nproc_per_node), or use a new --out."
+            )
         ckpt = resolve_checkpoint(self.out / "last")
         state = read_json(ckpt / "config.json")["state"]
         weights = load_extra_tensors(ckpt)
         self.model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
-        self.loss_fn.load_state_dict({k[len("loss."):]: v for k, v in weights.items() if k.startswith("loss.")})
+        self.loss_fn.load_state_dict({k[len("loss.") :]: v for k, v in weights.items() if k.startswith("loss.")})
         _restore_optimizer(self.opt, weights, state["param_groups"])
         self._restore_rng(weights)
         self.start_epoch, self.global_step = state["epoch"], state["global_step"]
@@ -211,7 +274,9 @@ class Trainer:
         self.best_score = state["best_score"]
         if self.history_path.exists():
             lines = self.history_path.read_text().splitlines()
-            self.history = [h for h in (json.loads(line) for line in lines if line.strip()) if h["epoch"] <= self.start_epoch]
+            self.history = [
+                h for h in (json.loads(line) for line in lines if line.strip()) if h["epoch"] <= self.start_epoch
+            ]
         barrier(self.env)  # every rank has read the run folder before rank 0 rewrites its history
 
     def _rng_tensors(self) -> dict[str, torch.Tensor]:
@@ -245,19 +310,27 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.out / "config.json", self.run_config)
             self.history_path.write_text("".join(json.dumps(h) + "\n" for h in self.history))
-        bar = progress(desc="train", total=self.total_steps, initial=self.start_epoch * self.steps_per_epoch,
-                       enabled=self.show_progress)
+        bar = progress(
+            desc="train",
+            total=self.total_steps,
+            initial=self.start_epoch * self.steps_per_epoch,
+            enabled=self.show_progress,
+        )
         started = time.perf_counter()
         for epoch in range(self.start_epoch, self.config.epochs):
             self.train_epoch(epoch, bar=bar, started=started)
             self.save_last(epoch)
         bar.close()
         if self.env.is_main and not (self.out / "best").exists():
-            save_checkpoint(self.out / "best", model=self.model,
-                            config=self.checkpoint_config({"metrics": self.history[-1] if self.history else {}}))
+            save_checkpoint(
+                self.out / "best",
+                model=self.model,
+                config=self.checkpoint_config({"metrics": self.history[-1] if self.history else {}}),
+            )
         barrier(self.env)
-        return TrainResult(run_dir=self.out, best_checkpoint=self.out / "best", history=self.history,
-                           best_score=self.best_score)
+        return TrainResult(
+            run_dir=self.out, best_checkpoint=self.out / "best", history=self.history, best_score=self.best_score
+        )
 
     def train_epoch(self, epoch: int, *, bar: Any, started: float) -> None:
         """One pass over the training clips in a seeded order (the same on every rank; each takes its share of
@@ -268,7 +341,7 @@ class Trainer:
         running: list[float] = []
         size = self.global_batch_size
         for step in range(self.steps_per_epoch):
-            idx = rank_share(order[step * size:(step + 1) * size], env=self.env)
+            idx = rank_share(order[step * size : (step + 1) * size], env=self.env)
             if len(idx) * self.env.world_size >= 2:  # a trailing batch of one clip has no negatives
                 running.append(self.step(idx, epoch=epoch, step=step))
                 bar.set_postfix(epoch=epoch + 1, loss=f"{running[-1]:.3f}")
@@ -277,8 +350,9 @@ class Trainer:
             bar.update(1)
             if step in self.evals_at and self.val_set is not None and running:
                 if self.env.is_main:
-                    self.validate(epoch=epoch, step=step, train_loss=float(np.mean(running)),
-                                  time_s=time.perf_counter() - started)
+                    self.validate(
+                        epoch=epoch, step=step, train_loss=float(np.mean(running)), time_s=time.perf_counter() - started
+                    )
                 barrier(self.env)
                 running = []
 
@@ -288,18 +362,22 @@ class Trainer:
         cfg = self.config
         batch = self._to_device(self.train_set.arrays(idx, rhythm=self.model.config.rhythm_branch))
         for group in self.opt.param_groups:
-            group["lr"] = cfg.lr * lr_factor(self.global_step, total_steps=self.total_steps,
-                                             warmup_steps=self.warmup_steps)
+            group["lr"] = cfg.lr * lr_factor(
+                self.global_step, total_steps=self.total_steps, warmup_steps=self.warmup_steps
+            )
         share = (self.env.rank * len(idx), self.env.world_size * len(idx)) if self.env.enabled else None
         cuda = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda):
-            out = _forward(self.model, batch, cfg, seed=cfg.seed * 1_000_003 + self.global_step, share=share,
-                           wrapped=self.net)
+            out = _forward(
+                self.model, batch, cfg, seed=cfg.seed * 1_000_003 + self.global_step, share=share, wrapped=self.net
+            )
         out = {key: value.float() if value.is_floating_point() else value for key, value in out.items()}
         loss, parts = self.loss_fn(gather_outputs(out, env=self.env))
         if not torch.isfinite(loss):
-            raise DataError(f"Training loss became {float(loss)} at epoch {epoch + 1}, step {step}. Check the features "
-                            "for extreme values, or lower --lr.")
+            raise DataError(
+                f"Training loss became {float(loss)} at epoch {epoch + 1}, step {step}. Check the features "
+                "for extreme values, or lower --lr."
+            )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
@@ -317,8 +395,14 @@ class Trainer:
         """Validation metrics, the moving-window selection score, and ``best/`` when it improved."""
         assert self.val_set is not None
         cfg = self.config
-        row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "global_step": self.global_step,
-                               "time_s": round(time_s, 2), "lr": self.opt.param_groups[0]["lr"], "train_loss": train_loss}
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": step,
+            "global_step": self.global_step,
+            "time_s": round(time_s, 2),
+            "lr": self.opt.param_groups[0]["lr"],
+            "train_loss": train_loss,
+        }
         row.update(_validate(self.model, self.loss_fn, self.val_set, cfg, self.device))
         self.window.append(row[cfg.selection_metric])
         score = float(np.mean(self.window))
@@ -341,19 +425,37 @@ class Trainer:
             barrier(self.env)
             return
         tensors.update({f"loss.{k}": v.detach().cpu() for k, v in self.loss_fn.state_dict().items()})
-        state = {"epoch": epoch + 1, "global_step": self.global_step, "window": list(self.window),
-                 "best_score": self.best_score, "param_groups": groups}
-        save_checkpoint(self.out / "last", model=self.model, config=self.checkpoint_config({"state": state}),
-                        extra_tensors=tensors)
+        state = {
+            "epoch": epoch + 1,
+            "global_step": self.global_step,
+            "window": list(self.window),
+            "best_score": self.best_score,
+            "param_groups": groups,
+        }
+        save_checkpoint(
+            self.out / "last", model=self.model, config=self.checkpoint_config({"state": state}), extra_tensors=tensors
+        )
         if self.config.save_every and (epoch + 1) % self.config.save_every == 0:
-            save_checkpoint(self.out / f"epoch_{epoch + 1:04d}", model=self.model,
-                            config=self.checkpoint_config({"epoch": epoch + 1}))
+            save_checkpoint(
+                self.out / f"epoch_{epoch + 1:04d}",
+                model=self.model,
+                config=self.checkpoint_config({"epoch": epoch + 1}),
+            )
         barrier(self.env)
 
 
-def train(*, train_set: FeatureSet, val_set: FeatureSet | None, model_config: BlenderConfig, config: TrainConfig,
-          out: str | os.PathLike[str], data_info: dict[str, Any] | None = None, resume: bool = False,
-          show_progress: bool = True, env: DistEnv | None = None) -> TrainResult:
+def train(
+    *,
+    train_set: FeatureSet,
+    val_set: FeatureSet | None,
+    model_config: BlenderConfig,
+    config: TrainConfig,
+    out: str | os.PathLike[str],
+    data_info: dict[str, Any] | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+    env: DistEnv | None = None,
+) -> TrainResult:
     """Train a Beat Blender on ``train_set``, select on ``val_set``, and write a run directory to ``out``.
 
     ``env`` (default: from the torchrun variables) makes this process one rank of a data-parallel run; the
@@ -363,8 +465,16 @@ def train(*, train_set: FeatureSet, val_set: FeatureSet | None, model_config: Bl
     out = Path(out)
     env = DistEnv.from_environ() if env is None else env
     join_process_group(env, device=resolve_device(config.device, env=env))
-    trainer = Trainer(train_set=train_set, val_set=val_set, model_config=model_config, config=config, out=out,
-                      data_info=data_info, show_progress=show_progress, env=env)
+    trainer = Trainer(
+        train_set=train_set,
+        val_set=val_set,
+        model_config=model_config,
+        config=config,
+        out=out,
+        data_info=data_info,
+        show_progress=show_progress,
+        env=env,
+    )
     if (out / "last").exists() and not resume:
         raise ParameterError(f"{out} already holds a training run. Pass --resume to continue it, or a new --out.")
     if resume and (out / "last").exists():
