@@ -80,12 +80,17 @@ def overlap(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def kind_config(kind: str, *, n: int, dim: int, shards: int = 1) -> tuple[IndexConfig, str]:
-    """The config of ``kind`` at size ``n`` (IVF lists from the size) and its label (``auto``: the choice)."""
+    """The config of ``kind`` at size ``n`` (IVF lists from the size) and its label (``auto``: the choice).
+    ``KIND@P`` probes P inverted lists instead of the default ``nprobe``."""
+    kind, _, probe = kind.partition("@")
     base = IndexConfig(dim=dim, nlist=auto_nlist(n), shards=shards)
+    if probe:
+        base = dataclasses.replace(base, nprobe=int(probe))
+    suffix = f" (nprobe {probe})" if probe else ""
     if kind == "auto":
         choice = choose_index(items=n, base=base)
-        return choice.config, f"auto -> {choice.config.kind}"
-    return dataclasses.replace(base, kind=kind), kind
+        return choice.config, f"auto -> {choice.config.kind}{suffix}"
+    return dataclasses.replace(base, kind=kind), kind + suffix
 
 
 def file_bytes(folder: Path, *, vectors: bool) -> int:
@@ -245,7 +250,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.kinds = [k for k in args.kinds.split(",") if k]
     args.shard_kinds = [k for k in args.shard_kinds.split(",") if k]
     args.qb_sizes = [int(s) for s in args.qb_sizes.split(",") if s]
-    bad = [k for k in args.kinds + args.shard_kinds if k not in (*KINDS, "auto")]
+    bad = [k for k in args.kinds + args.shard_kinds if k.partition("@")[0] not in (*KINDS, "auto")]
     if bad or (args.sizes and min(args.sizes) < TOP) or args.queries < 1 or args.shards < 1:
         ap.error(f"--kinds {bad} not in {', '.join(KINDS)}, auto; --sizes below {TOP}; --queries or --shards < 1")
     return args
