@@ -118,6 +118,13 @@ def _dynamic_inverted_softmax(scores: np.ndarray, bank: np.ndarray, *, beta: flo
     return out
 
 
+def _train_tiny(runner: CliRunner, *, data, out) -> None:
+    """One epoch of a tiny model on ``data`` into ``out`` through the CLI."""
+    tiny = ["--epochs", "1", "--embed-dim", "16", "--layers", "1", "--heads", "2", "--ff-dim", "32", "--no-progress"]
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), *tiny])
+    assert res.exit_code == 0, res.output
+
+
 def test_evaluate_rejects_features_of_another_config(tmp_path):
     a = SynthFeatureConfig(
         num_train=16, num_val=4, num_test=4, music_dim=12, dance_dim=8, music_frames=20, dance_frames=20
@@ -128,28 +135,7 @@ def test_evaluate_rejects_features_of_another_config(tmp_path):
     write_official(tmp_path / "a", splits=generate_synthetic_features(a))
     write_official(tmp_path / "b", splits=generate_synthetic_features(b))
     runner = CliRunner()
-    res = runner.invoke(
-        app,
-        [
-            "train",
-            "--data",
-            str(tmp_path / "a"),
-            "--out",
-            str(tmp_path / "run"),
-            "--epochs",
-            "1",
-            "--embed-dim",
-            "16",
-            "--layers",
-            "1",
-            "--heads",
-            "2",
-            "--ff-dim",
-            "32",
-            "--no-progress",
-        ],
-    )
-    assert res.exit_code == 0, res.output
+    _train_tiny(runner, data=tmp_path / "a", out=tmp_path / "run")
     res = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "run"), "--data", str(tmp_path / "b")])
     assert res.exit_code != 0
     assert "music_dim" in str(res.exception) or "expects" in str(res.exception)
@@ -161,28 +147,7 @@ def test_evaluate_device_option_runs_on_cpu_and_refuses_a_missing_gpu(tmp_path):
     )
     write_official(tmp_path / "data", splits=generate_synthetic_features(cfg))
     runner = CliRunner()
-    res = runner.invoke(
-        app,
-        [
-            "train",
-            "--data",
-            str(tmp_path / "data"),
-            "--out",
-            str(tmp_path / "run"),
-            "--epochs",
-            "1",
-            "--embed-dim",
-            "16",
-            "--layers",
-            "1",
-            "--heads",
-            "2",
-            "--ff-dim",
-            "32",
-            "--no-progress",
-        ],
-    )
-    assert res.exit_code == 0, res.output
+    _train_tiny(runner, data=tmp_path / "data", out=tmp_path / "run")
     evaluate = ["evaluate", "--model", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--json", "-"]
     res = runner.invoke(app, [*evaluate, "--device", "cpu"])
     assert res.exit_code == 0, res.output

@@ -74,12 +74,11 @@ def _evaluate_direction(
     if hubness != "none":
         assert bank is not None
         chunks = list(_chunks(len(bank), chunk_size))
-        if bank_without_query_group:  # one fit per query group: evaluation-sized banks only
+        if bank_without_query_group:  # one fit per query group over bank scores made once: evaluation-sized banks
             bank_groups = _group_codes(bank, codes)
+            scored = [(scorer.scores(bank, sl), bank_groups[sl]) for sl in chunks]
             for code in np.unique(query_groups):
-                stats[int(code)] = fit_querybank(
-                    (scorer.scores(bank, sl)[bank_groups[sl] != code] for sl in chunks), k=k, beta=beta
-                )
+                stats[int(code)] = fit_querybank((s[g != code] for s, g in scored), k=k, beta=beta)
         else:
             stats[-1] = fit_querybank((scorer.scores(bank, sl) for sl in chunks), k=k, beta=beta)
     # with one clip per group (and paired groups) the pair-level ranks are the clip-level ones
