@@ -33,3 +33,10 @@ def test_help_imports_neither_torch_nor_librosa_and_a_command_only_its_module():
     assert not any(m.endswith("_cmd") for m in top)
     warm = _modules_after(["warmup", "--help"])
     assert "beatdance.cli.warmup_cmd" in warm and "beatdance.cli.train_cmd" not in warm
+
+
+def test_a_fresh_music_search_loads_neither_librosa_nor_numba(small_library, small_corpus):
+    """A search extracts its query with numpy alone: librosa and numba cost a fresh process about 3 s."""
+    loaded = _modules_after(["search", str(small_library), "--music", str(small_corpus / "pair_003.wav"), "--json"])
+    assert {"torch", "faiss", "beatdance.media.spectral"} <= loaded  # it did search
+    assert not {"librosa", "numba", "scipy.signal", "scipy.ndimage", "scipy.stats"} & loaded

@@ -8,6 +8,7 @@ user set it), and before a command or a worker pool touches librosa, :func:`ensu
 verified: under a file lock, a child process runs every kernel beatdance uses (compiling the missing ones)
 and builds matplotlib's font cache; if the child crashes, the cache is cleared and compiled again. A stamp
 in the folder records the verified files, so later calls only compare file sizes and times (a few ms).
+Since beatdance computes its music features in numpy, only the ``hpss`` option still loads these kernels.
 """
 
 from __future__ import annotations
@@ -94,19 +95,20 @@ def clear_cache(*, folder: Path) -> None:
 
 
 def exercise_kernels() -> None:
-    """Run every librosa kernel beatdance uses on a click track and build matplotlib's font cache (the child's job)."""
+    """Run librosa on a click track the way beatdance still uses it, and build matplotlib's font cache (the child's job).
+
+    Beats, onsets and the audio features run in numpy (``media.spectral``); librosa, and with it numba,
+    is only imported by the percussive-separation option (``MusicBeatConfig.hpss``).
+    """
     import matplotlib.font_manager  # noqa: F401  (builds the font cache on first import)
     import numpy as np
 
     from .beats.music import MusicBeatConfig, track_music_beats
-    from .encoders.registry import create_encoder
-    from .media.types import MediaClip
 
     sr, seconds = 22050, 10.0
     y = np.zeros(int(sr * seconds), dtype=np.float32)
     y[:: sr // 2] = 1.0  # a click every 0.5 s
-    track_music_beats(y=y, sr=sr, config=MusicBeatConfig(tracker="librosa"))  # onsets, tempo and beat kernels
-    create_encoder("audio-mel").encode(MediaClip(duration_s=seconds, audio=y, sr=sr, source="kernel check"))
+    track_music_beats(y=y, sr=sr, config=MusicBeatConfig(tracker="librosa", hpss=True))
 
 
 def _check() -> str | None:

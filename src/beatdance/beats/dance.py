@@ -29,12 +29,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-import scipy.ndimage
-import scipy.signal
 
 from ..errors import ParameterError
 from ..media.keypoints import body_scale, interpolate_missing, to_common_body
 from ..media.skeletons import COMMON_BODY_SOURCES
+from ..media.spectral import smooth_gaussian
 from ..media.types import Motion
 
 _TEMPO_MIN_FPS = 100.0  # envelopes are upsampled to at least this rate before the autocorrelation
@@ -124,7 +123,7 @@ def speed_envelope(*, motion: Motion, config: DanceBeatConfig = DanceBeatConfig(
     speed = _raw_speed(motion=motion, config=config)
     sigma = config.smoothing_sigma_s * motion.fps
     if sigma > 0 and speed.size > 1:
-        speed = scipy.ndimage.gaussian_filter1d(speed, sigma, mode="nearest")
+        speed = smooth_gaussian(speed, sigma=sigma)
     return speed.astype(np.float32)
 
 
@@ -145,6 +144,8 @@ def _raw_speed(*, motion: Motion, config: DanceBeatConfig) -> np.ndarray:
         if window > joints.shape[0]:
             velocity = np.gradient(joints, axis=0)
         else:
+            import scipy.signal  # lazily: scipy.signal costs a music search 0.5 s of start-up
+
             velocity = scipy.signal.savgol_filter(joints, window, polyorder=2, deriv=1, axis=0, mode="interp")
     return np.linalg.norm(velocity, axis=2).mean(axis=1) * (motion.fps / scale)
 
@@ -160,6 +161,8 @@ def kinematic_beats(*, motion: Motion, config: DanceBeatConfig = DanceBeatConfig
     lo, hi = np.percentile(env, [5, 95])
     if not hi - lo > 1e-9 * max(float(hi), 1.0):
         return empty
+    import scipy.signal  # lazily, as in _raw_speed
+
     minima, _ = scipy.signal.find_peaks(
         -env.astype(np.float64),
         prominence=config.min_prominence * (hi - lo),
@@ -224,7 +227,7 @@ def _autocorrelation(x: np.ndarray, *, envelope_fps: float, scale: float) -> tup
     if up > 1:
         x = np.interp(np.arange(x.size * up) / up, np.arange(x.size), x)
     fps = envelope_fps * up
-    x = x - scipy.ndimage.gaussian_filter1d(x, _TEMPO_DETREND_SIGMA_S * fps, mode="nearest")
+    x = x - smooth_gaussian(x, sigma=_TEMPO_DETREND_SIGMA_S * fps)
     x -= x.mean()
     if not np.any(np.abs(x) > 1e-12 * scale):
         return None, fps

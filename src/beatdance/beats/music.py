@@ -25,7 +25,9 @@ raw onsets (``onset_detect``, as in CDCD): the beat grid should mark the pulse a
 
 madmom's models are licensed CC BY-NC-SA 4.0 (non-commercial use only); pick ``"librosa"`` otherwise.
 The onset envelope is librosa's whichever tracker runs, so the rhythm features built on it do not
-depend on the tracker.
+depend on the tracker. "librosa" here names the algorithms: the envelope, the tempo estimate and the
+tracker run in numpy (:mod:`beatdance.media.spectral`, :mod:`.dp_tracker`) and give librosa 0.11's values
+without importing librosa, whose numba kernels cost a fresh process seconds.
 """
 
 from __future__ import annotations
@@ -33,12 +35,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import librosa
 import numpy as np
-import scipy.stats
 
 from ..errors import ParameterError
-from . import madmom_beats
+from ..media import spectral
+from . import dp_tracker, madmom_beats
 
 Tracker = Literal["librosa", "madmom", "madmom-metre"]
 TRACKERS: tuple[Tracker, ...] = ("librosa", "madmom", "madmom-metre")
@@ -133,18 +134,18 @@ class MusicBeats:
 def onset_envelope(*, y: np.ndarray, config: MusicBeatConfig) -> np.ndarray:
     """Onset strength (float32, one value per hop) of mono audio ``y`` already at ``config.sr``."""
     if config.hpss:
+        import librosa.effects  # only this option needs librosa (and its numba start-up)
+
         y = librosa.effects.percussive(y, margin=config.hpss_margin)
-    aggregate = np.median if config.onset_aggregate == "median" else np.mean
-    return librosa.onset.onset_strength(
-        y=y,
-        sr=config.sr,
+    power = spectral.stft_power(y=y, n_fft=config.n_fft, hop_length=config.hop_length)
+    mel = spectral.mel_filterbank(sr=config.sr, n_fft=config.n_fft, n_mels=config.n_mels, fmax_hz=config.fmax_hz)
+    return spectral.spectral_flux(
+        db=spectral.power_to_db(mel @ power),
         n_fft=config.n_fft,
         hop_length=config.hop_length,
-        n_mels=config.n_mels,
-        fmax=config.fmax_hz,
         lag=config.onset_lag,
         max_size=config.onset_max_size,
-        aggregate=aggregate,
+        aggregate=np.median if config.onset_aggregate == "median" else np.mean,
     ).astype(np.float32)
 
 
@@ -159,16 +160,14 @@ def track_music_beats(*, y: np.ndarray, sr: int, config: MusicBeatConfig = Music
         raise ParameterError("y contains NaN or infinite samples. Check the decoder output (media.audio.check_audio).")
     original, original_sr = y, sr
     if sr != config.sr:
-        y = librosa.resample(y, orig_sr=sr, target_sr=config.sr, res_type="soxr_hq")
+        y = spectral.resample(y=y, orig_sr=sr, target_sr=config.sr)
     fps = config.sr / config.hop_length
     env = onset_envelope(y=y, config=config) if y.size else np.zeros(0, np.float32)
     if not np.any(env > 0):
         return MusicBeats(times_s=np.zeros(0), tempo_bpm=0.0, onset_envelope=env, envelope_fps=fps)
     if config.tracker != "librosa":
         if original_sr != madmom_beats.SAMPLE_RATE:
-            original = librosa.resample(
-                original, orig_sr=original_sr, target_sr=madmom_beats.SAMPLE_RATE, res_type="soxr_hq"
-            )
+            original = spectral.resample(y=original, orig_sr=original_sr, target_sr=madmom_beats.SAMPLE_RATE)
         beats_s, level = madmom_beats.track(
             y=original,
             tracker=config.tracker,
@@ -186,34 +185,20 @@ def track_music_beats(*, y: np.ndarray, sr: int, config: MusicBeatConfig = Music
             envelope_fps=fps,
             level=level,
         )
-    if config.prior_bpm_std_octaves is None:
-        prior = scipy.stats.uniform(0.0, config.max_tempo_bpm)
-        std_bpm = 1.0
-    else:
-        prior, std_bpm = None, config.prior_bpm_std_octaves
-    tempo = librosa.feature.tempo(
-        onset_envelope=env,
+    tempo_bpm = dp_tracker.estimate_tempo_bpm(
+        envelope=env,
         sr=config.sr,
         hop_length=config.hop_length,
         start_bpm=config.start_bpm,
-        std_bpm=std_bpm,
-        ac_size=config.ac_size_s,
-        max_tempo=config.max_tempo_bpm,
-        prior=prior,
+        std_octaves=config.prior_bpm_std_octaves,
+        ac_size_s=config.ac_size_s,
+        max_tempo_bpm=config.max_tempo_bpm,
     )
-    _, beats_s = librosa.beat.beat_track(
-        onset_envelope=env,
-        sr=config.sr,
-        hop_length=config.hop_length,
-        bpm=float(tempo[0]),
-        tightness=config.tightness,
-        trim=config.trim,
-        units="time",
-    )
-    beats_s = np.asarray(beats_s, dtype=np.float64)
+    frames = dp_tracker.track_beats(envelope=env, fps=fps, bpm=tempo_bpm, tightness=config.tightness, trim=config.trim)
+    beats_s = frames * config.hop_length / config.sr
     return MusicBeats(
         times_s=beats_s,
-        tempo_bpm=_refined_tempo_bpm(beats_s, fallback_bpm=float(tempo[0])),
+        tempo_bpm=_refined_tempo_bpm(beats_s, fallback_bpm=tempo_bpm),
         onset_envelope=env,
         envelope_fps=fps,
     )

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import scipy.ndimage
 
 from ..errors import ParameterError
+from ..media.spectral import smooth_gaussian
 
 RHYTHM_CHANNELS = ("tempo", "track tempogram", "window tempogram")
 _CHUNK_BINS = 16  # tempogram bins evaluated at once: bounds memory to 16 x samples complex values
@@ -89,7 +89,7 @@ def log_tempogram(*, envelope: np.ndarray, envelope_fps: float, config: RhythmCo
     out = np.zeros(config.num_bins, dtype=np.float32)
     if x.size < 4:
         return out
-    x = x - scipy.ndimage.gaussian_filter1d(x, config.detrend_s * envelope_fps, mode="nearest")
+    x = x - smooth_gaussian(x, sigma=config.detrend_s * envelope_fps)
     x = (x - x.mean()) * np.hanning(x.size)
     if not np.any(np.abs(x) > 0):
         return out

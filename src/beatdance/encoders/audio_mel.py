@@ -28,11 +28,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import librosa
 import numpy as np
 import soxr
 
 from ..errors import MediaError, ParameterError
+from ..media import spectral
 from ..media.types import MediaClip
 from .registry import Encoder, register_encoder
 
@@ -117,31 +117,26 @@ class AudioMelEncoder(Encoder):
         y = self._audio(clip)
         s = self._settings
         n_frames = int(round(len(y) / self._hop))
-        power = np.abs(librosa.stft(y, n_fft=s["n_fft"], hop_length=self._hop, center=True)) ** 2
-        mel_db = librosa.power_to_db(
-            librosa.feature.melspectrogram(
-                S=power, sr=s["sr"], n_mels=s["n_mels"], fmin=s["fmin_hz"], fmax=s["fmax_hz"]
-            ),
-            ref=1.0,
-            amin=1e-10,
-            top_db=_TOP_DB,
+        power = spectral.stft_power(y=y, n_fft=s["n_fft"], hop_length=self._hop)
+        magnitude = np.sqrt(power)
+        mel = spectral.mel_filterbank(
+            sr=s["sr"], n_fft=s["n_fft"], n_mels=s["n_mels"], fmin_hz=s["fmin_hz"], fmax_hz=s["fmax_hz"]
         )
-        onset = librosa.onset.onset_strength(S=mel_db, sr=s["sr"], hop_length=self._hop)
-        chroma = librosa.feature.chroma_stft(S=power, sr=s["sr"], n_fft=s["n_fft"], hop_length=self._hop, tuning=0.0)
-        contrast = librosa.feature.spectral_contrast(
-            S=np.sqrt(power),
+        mel_db = spectral.power_to_db(mel @ power, top_db=_TOP_DB)
+        onset = spectral.spectral_flux(db=mel_db, n_fft=s["n_fft"], hop_length=self._hop)
+        chroma = spectral.normalize(
+            spectral.chroma_filterbank(sr=s["sr"], n_fft=s["n_fft"]) @ power, norm=np.inf, axis=0
+        )
+        contrast = spectral.spectral_contrast(
+            magnitude=magnitude,
             sr=s["sr"],
             n_fft=s["n_fft"],
-            hop_length=self._hop,
-            fmin=s["contrast_fmin_hz"],
+            fmin_hz=s["contrast_fmin_hz"],
             n_bands=s["contrast_bands"],
         )
-        tempogram = librosa.feature.tempogram(
-            onset_envelope=onset, sr=s["sr"], hop_length=self._hop, win_length=self._win
-        )
-        rms_db = librosa.amplitude_to_db(
-            librosa.feature.rms(S=np.sqrt(power), frame_length=s["n_fft"]), ref=1.0, amin=1e-5, top_db=_TOP_DB
-        )
+        tempogram = spectral.tempogram(envelope=onset, win_length=self._win)
+        rms = spectral.rms_from_magnitude(magnitude=magnitude, frame_length=s["n_fft"])
+        rms_db = spectral.power_to_db(rms**2, top_db=_TOP_DB)
         columns = [
             (mel_db - mel_db.mean()) / _DB_SCALE,
             _zscore(onset[None]),

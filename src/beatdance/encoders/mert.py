@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import MediaError, ParameterError
+from ..media.spectral import resample
 from ..media.types import MediaClip
 from ..util import read_json
 from .hf_local import PretrainedSource, check_model_dir, load_model, loading, torch_device, weights_sha256
@@ -136,9 +137,7 @@ class MertEncoder(Encoder):
         if audio.ndim != 1:
             raise MediaError(f"{name}: audio has shape {audio.shape}; expected mono (n_samples,). Mix it down first.")
         if clip.sr != self._sr:
-            import librosa
-
-            audio = librosa.resample(audio, orig_sr=clip.sr, target_sr=self._sr).astype(np.float32)
+            audio = resample(y=audio, orig_sr=clip.sr, target_sr=self._sr)
         if len(audio) < self._min_samples:
             raise MediaError(
                 f"{name}: {len(audio)} samples at {self._sr} Hz are too short for MERT, which needs at "

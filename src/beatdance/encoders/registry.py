@@ -62,11 +62,19 @@ def register_encoder(name: str) -> Callable[[type[Encoder]], type[Encoder]]:
     return deco
 
 
-def _load_builtins() -> None:
-    # Importing the modules runs their @register_encoder decorators.
+_BUILTIN_MODULES = {"audio-mel": "audio_mel", "pose": "pose", "clip": "clip", "mert": "mert"}
+
+
+def _load_builtins(only: str | None = None) -> None:
+    """Import the built-in encoder modules (all, or the one registering ``only``): their decorators register them.
+
+    One name imports one module, so a search with the built-in audio encoder does not pay for torch-based
+    plug-ins it never uses.
+    """
     import importlib
 
-    for mod in ("audio_mel", "pose", "clip", "mert"):
+    modules = _BUILTIN_MODULES.values() if only not in _BUILTIN_MODULES else [_BUILTIN_MODULES[only]]
+    for mod in modules:
         try:
             importlib.import_module(f"{__package__}.{mod}")
         except ModuleNotFoundError as exc:  # a module not written yet or an optional dependency missing
@@ -83,7 +91,7 @@ def available_encoders(modality: Modality | None = None) -> list[str]:
 
 def create_encoder(name: str, **kwargs: Any) -> Encoder:
     """Instantiate the encoder registered as ``name`` with keyword settings."""
-    _load_builtins()
+    _load_builtins(only=name)
     if name not in _REGISTRY:
         raise ParameterError(
             f"Unknown encoder {name!r}. Expected one of {sorted(_REGISTRY)}; "
