@@ -30,10 +30,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +83,17 @@ def overlap(found: np.ndarray, truth: np.ndarray) -> float:
 
 def kind_config(kind: str, *, n: int, dim: int, shards: int = 1) -> tuple[IndexConfig, str]:
     """The config of ``kind`` at size ``n`` (IVF lists from the size) and its label (``auto``: the choice).
-    ``KIND@P`` probes P inverted lists instead of the default ``nprobe``."""
-    kind, _, probe = kind.partition("@")
+    ``KIND@P`` probes P inverted lists instead of the default ``nprobe``; ``KIND@P/R`` (or ``KIND@/R``) also
+    re-ranks a shortlist of exactly k x R (``rerank_factor`` R, no ``rerank_min`` floor)."""
+    kind, _, tuning = kind.partition("@")
+    probe, _, rerank = tuning.partition("/")
     base = IndexConfig(dim=dim, nlist=auto_nlist(n), shards=shards)
     if probe:
         base = dataclasses.replace(base, nprobe=int(probe))
-    suffix = f" (nprobe {probe})" if probe else ""
+    if rerank:
+        base = dataclasses.replace(base, rerank_factor=int(rerank), rerank_min=1)
+    tuned = [f"nprobe {probe}"] * bool(probe) + [f"re-rank k x {rerank}"] * bool(rerank)
+    suffix = f" ({', '.join(tuned)})" if tuned else ""
     if kind == "auto":
         choice = choose_index(items=n, base=base)
         return choice.config, f"auto -> {choice.config.kind}{suffix}"
@@ -97,42 +104,81 @@ def file_bytes(folder: Path, *, vectors: bool) -> int:
     return sum(f.stat().st_size for f in folder.iterdir() if f.suffix != ".json" and f.name.endswith(".npy") == vectors)
 
 
-def index_row(
-    kind: str, *, gallery: np.ndarray, queries: np.ndarray, truth: np.ndarray, shards: int = 1, executor: str = "local"
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Build, save, load (memory-mapped) and time one index; the row and its top 10 per query."""
-    n, dim = gallery.shape
-    config, label = kind_config(kind, n=n, dim=dim, shards=shards)
+@contextmanager
+def saved_index(config: IndexConfig, *, gallery: np.ndarray, executor: str) -> Iterator[dict[str, Any]]:
+    """Build an index, save it and load it memory-mapped as a library does: the loaded ``index``, ``build s`` and
+    the bytes per item of its files (``index B/item``, ``disk B/item`` with the re-rank vectors)."""
+    n = len(gallery)
     t0 = time.perf_counter()
     built = VectorIndex.build(gallery, config=config, executor=executor)  # type: ignore[arg-type]
     build_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory(prefix="index-scale-") as tmp:
         built.save(Path(tmp) / "x.faiss")
         del built
-        index = VectorIndex.load(Path(tmp) / "x.faiss", dim=dim)
-        times, found = [], []
-        with limited_threads(1):
-            for q in queries:
-                t0 = time.perf_counter()
-                found.append(index.search(q[None], k=TOP)[1][0])
-                times.append(time.perf_counter() - t0)
         index_bytes = file_bytes(Path(tmp), vectors=False)
         vector_bytes = file_bytes(Path(tmp), vectors=True)
-    top = np.stack(found)
-    row = {
-        "size": n,
-        "dim": dim,
-        "kind": label,
-        "factory": config.factory,
-        "shards": shards,
-        "build s": build_s,
-        "query p50 ms": 1e3 * float(np.median(times)),
-        "recall@10": overlap(top, truth),
-        "top1 = flat": float(np.mean(top[:, 0] == truth[:, 0])),
-        "index B/item": index_bytes / n,
-        "disk B/item": (index_bytes + vector_bytes) / n,
-    }
-    return row, top
+        yield {
+            "index": VectorIndex.load(Path(tmp) / "x.faiss", dim=config.dim),
+            "build s": build_s,
+            "index B/item": index_bytes / n,
+            "disk B/item": (index_bytes + vector_bytes) / n,
+        }
+
+
+def index_rows(
+    kinds: Sequence[str],
+    *,
+    gallery: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    shards: int = 1,
+    executor: str = "local",
+) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """A row and the top 10 per query of each of ``kinds``, searched one query at a time on one thread.
+    Consecutive kinds that differ only in search parameters (nprobe, re-rank) search one build (``VectorIndex.tune``)."""
+    n, dim = gallery.shape
+    out = []
+    with ExitStack() as stack:
+        built_key = None
+        for kind in kinds:
+            config, label = kind_config(kind, n=n, dim=dim, shards=shards)
+            key = dataclasses.replace(config, nprobe=1, rerank_factor=1, rerank_min=1)
+            if key != built_key:
+                stack.close()  # frees the previous index first
+                built = stack.enter_context(saved_index(config, gallery=gallery, executor=executor))
+                built_key = key
+            index = built["index"]
+            index.tune(nprobe=config.nprobe, rerank_factor=config.rerank_factor, rerank_min=config.rerank_min)
+            times, found = [], []
+            with limited_threads(1):
+                for q in queries:
+                    t0 = time.perf_counter()
+                    found.append(index.search(q[None], k=TOP)[1][0])
+                    times.append(time.perf_counter() - t0)
+            top = np.stack(found)
+            row = {
+                "size": n,
+                "dim": dim,
+                "kind": label,
+                "factory": config.factory,
+                "shards": shards,
+                "build s": built["build s"],
+                "query p50 ms": 1e3 * float(np.median(times)),
+                "recall@10": overlap(top, truth),
+                "top1 = flat": float(np.mean(top[:, 0] == truth[:, 0])),
+                "index B/item": built["index B/item"],
+                "disk B/item": built["disk B/item"],
+            }
+            print(json.dumps(row), file=sys.stderr, flush=True)  # a row as soon as it is measured
+            out.append((row, top))
+    return out
+
+
+def index_row(
+    kind: str, *, gallery: np.ndarray, queries: np.ndarray, truth: np.ndarray, shards: int = 1, executor: str = "local"
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Build, save, load (memory-mapped) and time one index; the row and its top 10 per query."""
+    return index_rows([kind], gallery=gallery, queries=queries, truth=truth, shards=shards, executor=executor)[0]
 
 
 def bench_size(
@@ -151,17 +197,16 @@ def bench_size(
     gallery = synthetic_side(n=n, dim=dim, rng=rng, centres=centres).fuse
     qs = synthetic_side(n=queries, dim=dim, rng=rng, centres=centres, near=gallery).fuse
     truth = exact_top(qs, gallery)
-    rows, tops = [], {}
-    for kind in kinds:
-        row, tops[kind] = index_row(kind, gallery=gallery, queries=qs, truth=truth)
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)  # a row as soon as it is measured
-    for kind in shard_kinds if shards > 1 else ():
-        row, top = index_row(kind, gallery=gallery, queries=qs, truth=truth, shards=shards, executor=executor)
+    measured = index_rows(kinds, gallery=gallery, queries=qs, truth=truth)
+    tops = dict(zip(kinds, (top for _, top in measured)))
+    rows = [row for row, _ in measured]
+    sharded = index_rows(
+        shard_kinds if shards > 1 else (), gallery=gallery, queries=qs, truth=truth, shards=shards, executor=executor
+    )
+    for kind, (row, top) in zip(shard_kinds, sharded):
         if kind in tops:
             row["kind"] += f" ({executor}; top 10 = 1 shard: {float(np.mean(top == tops[kind])):.2f})"
         rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
 
 
@@ -228,7 +273,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000", help="comma-separated library sizes ('': skip part 1)")
     ap.add_argument("--dims", default="1169,2560", help="comma-separated embedding dims")
-    ap.add_argument("--kinds", default="flat,ivf,hnsw,ivfpq,opq-ivfpq,auto", help="index kinds (and auto)")
+    ap.add_argument(
+        "--kinds",
+        default="flat,ivf,hnsw,ivfpq,opq-ivfpq,auto",
+        help="index kinds (and auto); KIND@P probes P lists, KIND@P/R or KIND@/R re-ranks k x R",
+    )
     ap.add_argument("--queries", type=int, default=100, help="single queries timed per index")
     ap.add_argument("--shards", type=int, default=2, help="shards of the sharded rows (1: none)")
     ap.add_argument("--shard-kinds", default="flat,ivfpq", help="kinds also built sharded (first size and dim)")
@@ -250,9 +299,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.kinds = [k for k in args.kinds.split(",") if k]
     args.shard_kinds = [k for k in args.shard_kinds.split(",") if k]
     args.qb_sizes = [int(s) for s in args.qb_sizes.split(",") if s]
-    bad = [k for k in args.kinds + args.shard_kinds if k.partition("@")[0] not in (*KINDS, "auto")]
+    bad = [
+        k
+        for k in args.kinds + args.shard_kinds
+        if k.partition("@")[0] not in (*KINDS, "auto")
+        or not re.fullmatch(r"([1-9]\d*)?(/[1-9]\d*)?", k.partition("@")[2])
+    ]
     if bad or (args.sizes and min(args.sizes) < TOP) or args.queries < 1 or args.shards < 1:
-        ap.error(f"--kinds {bad} not in {', '.join(KINDS)}, auto; --sizes below {TOP}; --queries or --shards < 1")
+        ap.error(
+            f"--kinds {bad} not in {', '.join(KINDS)}, auto (KIND@P/R: positive counts); "
+            f"--sizes below {TOP}; --queries or --shards < 1"
+        )
     return args
 
 

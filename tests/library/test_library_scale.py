@@ -95,6 +95,8 @@ def test_auto_and_its_choice_are_reported_by_the_cli(small_store, small_model, t
             str(tmp_path / "lib"),
             "--index",
             "auto",
+            "--rerank-min",
+            "500",
             "--no-progress",
         ],
     )
@@ -102,7 +104,8 @@ def test_auto_and_its_choice_are_reported_by_the_cli(small_store, small_model, t
     assert "index auto: flat (exact) for 12 items" in result.output
     head = json.loads((tmp_path / "lib" / "library.json").read_text())
     assert head["config"]["index"] == "auto"
-    assert json.loads((tmp_path / "lib" / "music.faiss.json").read_text())["kind"] == "flat"
+    index_config = json.loads((tmp_path / "lib" / "music.faiss.json").read_text())
+    assert index_config["kind"] == "flat" and index_config["rerank_min"] == head["config"]["rerank_min"] == 500
     lib = Library.open(tmp_path / "lib")
     assert lib.search(music_id=lib.ids[0], top=3).matches
 
@@ -114,3 +117,5 @@ def test_bad_index_settings_fail_before_embedding():
         LibraryConfig(querybank_size=-1)
     with pytest.raises(ParameterError, match="shards=0"):
         LibraryConfig(shards=0)
+    with pytest.raises(ParameterError, match="rerank_min=0"):
+        LibraryConfig(rerank_min=0)

@@ -84,18 +84,24 @@ def test_top1_and_scores_are_exact_after_the_rerank(kind, built, data, exact):
 
 
 def test_pq_codes_alone_miss_what_the_rerank_finds(data, exact):
-    """With a shortlist of k (factor 1: PQ's own order) the 8-byte codes miss neighbours; k x 10 finds them all."""
+    """With a shortlist of k (factor 1, no floor: PQ's own order) the 8-byte codes miss neighbours; k x 10 finds
+    them all, and so does the default floor of 1000 re-ranked codes with factor 1."""
     x, q = data
+    index = VectorIndex.build(x, config=IndexConfig(dim=DIM, kind="ivfpq", **SMALL["ivfpq"]))
+    assert index.config.rerank_min == 1000
     recall = {}
-    for factor in (1, 10):
-        index = VectorIndex.build(x, config=IndexConfig(dim=DIM, kind="ivfpq", rerank_factor=factor, **SMALL["ivfpq"]))
+    for factor, floor in ((1, 1), (10, 1), (1, 1000)):
+        index.tune(rerank_factor=factor, rerank_min=floor)
         top1, top10 = index.search(q, k=1)[1], index.search(q, k=10)[1]
-        recall[factor] = (
+        recall[factor, floor] = (
             np.mean(top1[:, 0] == exact[1][:, 0]),
             np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top10, exact[1])]),
         )
-    assert recall[1][0] < 0.95 and recall[1][1] < 0.8
-    assert recall[10][0] == 1.0 and recall[10][1] > 0.98
+    assert recall[1, 1][0] < 0.95 and recall[1, 1][1] < 0.8
+    assert recall[10, 1][0] == 1.0 and recall[10, 1][1] > 0.98
+    assert recall[1, 1000] == (1.0, 1.0)
+    with pytest.raises(ParameterError, match="rerank_min=0"):
+        index.tune(rerank_min=0)
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivfpq"])

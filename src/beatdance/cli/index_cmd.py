@@ -35,6 +35,9 @@ def index_command(
     rerank_factor: int = typer.Option(
         _DEFAULT_LIB.rerank_factor, help="ivfpq/opq-ivfpq/hnsw: candidates re-scored exactly per wanted result."
     ),
+    rerank_min: int = typer.Option(
+        _DEFAULT_LIB.rerank_min, help="ivfpq/opq-ivfpq: re-score at least this many candidates per query."
+    ),
     shards: int = typer.Option(_DEFAULT_LIB.shards, help="Index shards (consecutive rows), searched as one."),
     executor: str = typer.Option(
         "local",
@@ -71,6 +74,7 @@ def index_command(
             nprobe=nprobe,
             pq_m=pq_m,
             rerank_factor=rerank_factor,
+            rerank_min=rerank_min,
             shards=shards,
             querybank=querybank,
             querybank_size=querybank_size,

@@ -85,6 +85,7 @@ class LibraryConfig:
     hnsw_ef_search: int = 128
     pq_m: int = 64
     rerank_factor: int = 10
+    rerank_min: int = 1000
     shards: int = 1
     querybank_size: int = 10_000  # bank queries sampled (fixed seed) for the QB-Norm fit; 0: all of them
     search: SearchSettings = field(default_factory=lambda: SearchSettings(**LIBRARY_SEARCH.to_dict()))
@@ -109,6 +110,7 @@ class LibraryConfig:
             hnsw_ef_search=self.hnsw_ef_search,
             pq_m=self.pq_m,
             rerank_factor=self.rerank_factor,
+            rerank_min=self.rerank_min,
             shards=self.shards,
         )
         if self.index == "auto":

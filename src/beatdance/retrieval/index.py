@@ -10,8 +10,9 @@ Every kind is a ``faiss.index_factory`` string (``IndexConfig.factory``):
   k-means and the list assignment cheap at high dims.
 
 Searches return exact cosine scores. The PQ kinds keep the float32 vectors beside the index
-(``<name>.vectors.npy``) and re-score the best ``k * rerank_factor`` codes exactly; HNSW (whose scores are
-exact) searches ``k * rerank_factor`` candidates. Quantisers train on a seeded sample of ``train_size``
+(``<name>.vectors.npy``) and re-score the best ``max(k * rerank_factor, rerank_min)`` codes exactly (the floor:
+at 1M clustered items a shortlist of 100 kept 0.46 of the exact top 10, one of 1000 all of it); HNSW (whose
+scores are exact) searches ``k * rerank_factor`` candidates. Quantisers train on a seeded sample of ``train_size``
 vectors with ``train_iters`` k-means iterations. An index of ``shards`` > 1 holds consecutive rows in K
 sub-indexes that share the trained quantisers and are searched as one (``faiss.IndexShards``); ``build``
 can fill them in parallel (``scale.run_parallel``). ``load`` memory-maps the files by default
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,6 +64,7 @@ class IndexConfig:
     pq_m: int = 64
     opq_dim: int = 0  # 0: 4 x pq_m (FAISS's advice)
     rerank_factor: int = 10
+    rerank_min: int = 1000  # PQ kinds: re-rank at least this many codes (benchmarks/index_scale.py, README)
     train_size: int = 20_000
     train_iters: int = 10
     shards: int = 1
@@ -80,6 +82,7 @@ class IndexConfig:
             "hnsw_ef_search",
             "pq_m",
             "rerank_factor",
+            "rerank_min",
             "train_size",
             "train_iters",
             "shards",
@@ -209,6 +212,20 @@ class VectorIndex:
         elif self.config.kind == "hnsw":
             params.set_index_parameter(self._index, "efSearch", self.config.hnsw_ef_search)
 
+    def tune(
+        self, *, nprobe: int | None = None, rerank_factor: int | None = None, rerank_min: int | None = None
+    ) -> None:
+        """Change the search-time parameters (lists probed, the re-rank shortlist) without a rebuild; also on a
+        memory-mapped index. None keeps a value."""
+        c = self.config
+        self.config = replace(
+            c,
+            nprobe=c.nprobe if nprobe is None else nprobe,
+            rerank_factor=c.rerank_factor if rerank_factor is None else rerank_factor,
+            rerank_min=c.rerank_min if rerank_min is None else rerank_min,
+        )
+        self._assemble()
+
     def __len__(self) -> int:
         return int(sum(s.ntotal for s in self._shards))
 
@@ -312,8 +329,10 @@ class VectorIndex:
         q = self._check(queries, "query embeddings")
         k = max(1, min(int(k), len(self)))
         shortlist = k
-        if self.config.kind in ("hnsw", *PQ_KINDS):
+        if self.config.kind == "hnsw":
             shortlist = min(len(self), k * self.config.rerank_factor)
+        elif self.config.kind in PQ_KINDS:
+            shortlist = min(len(self), max(k * self.config.rerank_factor, self.config.rerank_min))
         scores, ids = self._index.search(q, shortlist)
         if self.config.kind in PQ_KINDS:
             scores, ids = self._rerank(q, ids)

@@ -56,7 +56,7 @@ def choose_index(*, items: int, base: IndexConfig) -> IndexChoice:
     return IndexChoice(
         cfg,
         f"auto: ivfpq ({cfg.factory}, nprobe {cfg.nprobe}, exact re-rank of the best "
-        f"k x {cfg.rerank_factor}) for {items} items (>= {AUTO_FLAT_MAX_ITEMS})",
+        f"max(k x {cfg.rerank_factor}, {cfg.rerank_min})) for {items} items (>= {AUTO_FLAT_MAX_ITEMS})",
     )
 
 
