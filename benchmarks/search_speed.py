@@ -2,6 +2,7 @@
 
     python benchmarks/search_speed.py [--sizes 1000,10000,100000,1000000] [--queries 50] [--dim 2560]
                                       [--index flat,ivf,hnsw] [--bank 1000] [--e2e-items 10000]
+                                      [--pq-sizes 1000000 --pq-baseline-queries 5 --scratch DIR]
                                       [--json out.json] [--out DIR]
 
 For every library size, synthetic L2-normalised embeddings (clustered fused embeddings, beat-head
@@ -14,7 +15,11 @@ interactive user does, with:
   synthetic bank (the fitting time is reported separately, in ``fit s``).
 
 Both searches use the default beat weights of LibraryConfig().search. ``recall@10`` is the overlap of
-the index's fused-cosine top 10 with the exact brute-force top 10 (1.00 for flat, up to ties).
+the index's fused-cosine top 10 with the exact brute-force top 10 (1.00 for flat, up to ties); ``RAM B/item``
+is the index's FAISS bytes per item (the baseline: the float32 matrix it scans).
+
+``--pq-sizes`` (opt-in, e.g. 1000000) adds rows at the full ``--dim`` with the gallery memory-mapped from a
+scratch file, an ``ivfpq`` index and a chunked numpy baseline (benchmarks/search_speed_pq.py).
 
 Memory: the model's embeddings are 2560-d (10 segments x 256) for the fused and the beat-head
 embedding, so 1M items would need 2 x 10 GB plus the index's copy. Each size runs at the largest dim
@@ -52,7 +57,20 @@ CLUSTERS = 1024  # centres of the synthetic fused embeddings (ANN indexes need s
 ROW_CHUNK = 65536  # rows generated / added to an index at a time (bounded temporaries)
 CHUNK_BYTES = 1e9  # budget of one querybank score chunk
 TOP = 10
-COLUMNS = ("size", "dim", "index", "threads", "method", "p50 ms", "p95 ms", "cold ms", "build s", "fit s", "recall@10")
+COLUMNS = (
+    "size",
+    "dim",
+    "index",
+    "threads",
+    "method",
+    "p50 ms",
+    "p95 ms",
+    "cold ms",
+    "build s",
+    "fit s",
+    "recall@10",
+    "RAM B/item",
+)
 
 
 @contextmanager
@@ -115,19 +133,28 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 def synthetic_side(
-    *, n: int, dim: int, rng: np.random.Generator, centres: np.ndarray, near: np.ndarray | None = None
+    *,
+    n: int,
+    dim: int,
+    rng: np.random.Generator,
+    centres: np.ndarray,
+    near: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+    heads: bool = True,
 ) -> ModalityEmbeddings:
     """``n`` items: fused embeddings around random ``centres`` (or around rows of ``near``: queries that
-    resemble gallery items), random beat-head embeddings and 0/1 beat grids, generated chunk by chunk."""
-    fuse = np.empty((n, dim), dtype=np.float32)
-    head = np.empty((n, dim), dtype=np.float32)
+    resemble gallery items), random beat-head embeddings (unless not ``heads``) and 0/1 beat grids, generated
+    chunk by chunk; the fused rows are written into ``out`` when given (e.g. a memory-mapped file)."""
+    fuse = np.empty((n, dim), dtype=np.float32) if out is None else out
+    head = np.empty((n, dim), dtype=np.float32) if heads else None
     for a in range(0, n, ROW_CHUNK):
         m = min(ROW_CHUNK, n - a)
         base = (
             near[rng.integers(len(near), size=m)] if near is not None else centres[rng.integers(len(centres), size=m)]
         )
         fuse[a : a + m] = unit_rows(base + rng.standard_normal((m, dim), dtype=np.float32) * (0.6 / np.sqrt(dim)))
-        head[a : a + m] = unit_rows(rng.standard_normal((m, dim), dtype=np.float32))
+        if head is not None:
+            head[a : a + m] = unit_rows(rng.standard_normal((m, dim), dtype=np.float32))
     grid = (rng.random((n, FRAMES), dtype=np.float32) < BEAT_RATE).astype(np.uint8)
     ids = [str(i) for i in range(n)]
     return ModalityEmbeddings(fuse=fuse, beat_head=head, beat_grid=grid, ids=ids)
@@ -135,10 +162,8 @@ def synthetic_side(
 
 def one_row(emb: ModalityEmbeddings, i: int) -> ModalityEmbeddings:
     sl = slice(i, i + 1)
-    assert emb.beat_head is not None
-    return ModalityEmbeddings(
-        fuse=emb.fuse[sl], beat_head=emb.beat_head[sl], beat_grid=emb.beat_grid[sl], ids=[emb.ids[i]]
-    )
+    head = None if emb.beat_head is None else emb.beat_head[sl]
+    return ModalityEmbeddings(fuse=emb.fuse[sl], beat_head=head, beat_grid=emb.beat_grid[sl], ids=[emb.ids[i]])
 
 
 def latency(fn: Callable[[int], Any], count: int) -> dict[str, float]:
@@ -177,7 +202,38 @@ def build_index(kind: str, gallery: np.ndarray) -> VectorIndex:
 
 def index_label(index: VectorIndex) -> str:
     c = index.config
-    return {"flat": "flat", "ivf": f"ivf{c.nlist}/{c.nprobe}", "hnsw": f"hnsw{c.hnsw_m}/{c.hnsw_ef_search}"}[c.kind]
+    return {
+        "flat": "flat",
+        "ivf": f"ivf{c.nlist}/{c.nprobe}",
+        "hnsw": f"hnsw{c.hnsw_m}/{c.hnsw_ef_search}",
+        "ivfpq": f"ivfpq{c.nlist}/{c.nprobe} PQ{c.pq_m}",
+    }[c.kind]
+
+
+def timed_rows(
+    run: dict[str, Callable[[int], Any]],
+    *,
+    threads: Sequence[int | None],
+    count: int,
+    fixed: dict[str, Any],
+    fit_s: float | None,
+) -> list[dict[str, Any]]:
+    """A row per thread setting and method of ``run``: the ``fixed`` columns and the latency of ``count`` calls
+    (``fit s`` on the DIS rows)."""
+    rows = []
+    for t in threads:
+        with thread_limit(t) as t_label:
+            for method, fn in run.items():
+                rows.append(
+                    {
+                        **fixed,
+                        "threads": t_label,
+                        "method": method,
+                        **latency(fn, count),
+                        "fit s": fit_s if method == "search dis" else None,
+                    }
+                )
+    return rows
 
 
 def bench_size(
@@ -202,27 +258,36 @@ def bench_size(
     rows = []
     for kind in [None, *kinds]:
         if kind is None:
-            label, recall, build_s = "-", 1.0, None
+            facts: dict[str, Any] = {"index": "-", "recall@10": 1.0, "build s": None, "RAM B/item": 4 * dim}
             run = {"numpy brute force": lambda i: numpy_top(qs.fuse[i], gallery.fuse, TOP)}
         else:
-            label, recall, build_s, run = index_runs(kind, gallery=gallery, queries=qs, exact=exact, querybank=qb)
-        for t in threads:
-            with thread_limit(t) as t_label:
-                for method, fn in run.items():
-                    rows.append(
-                        {
-                            **base,
-                            "index": label,
-                            "threads": t_label,
-                            "method": method,
-                            **latency(fn, len(qs)),
-                            "build s": build_s,
-                            "fit s": fit_s if method == "search dis" else None,
-                            "recall@10": recall,
-                        }
-                    )
+            facts, run = index_runs(kind, gallery=gallery, queries=qs, exact=exact, querybank=qb)
+        rows += timed_rows(run, threads=threads, count=len(qs), fixed={**base, **facts}, fit_s=fit_s)
         del run  # frees the index before the next one is built
     return rows
+
+
+def index_facts(index: VectorIndex, *, queries: np.ndarray, exact: Sequence[np.ndarray]) -> dict[str, Any]:
+    """The index's label, recall@10 of its top 10 for ``queries`` against the ``exact`` top 10s, and its FAISS
+    bytes per item."""
+    _, found = index.search(queries, k=TOP)
+    recall = float(np.mean([len(set(f.tolist()) & set(e.tolist())) / TOP for f, e in zip(found, exact)]))
+    return {"index": index_label(index), "recall@10": recall, "RAM B/item": index.faiss_bytes() / len(index)}
+
+
+def searcher_runs(
+    index: VectorIndex, *, gallery: ModalityEmbeddings, queries: ModalityEmbeddings, querybank: QuerybankStats
+) -> dict[str, Callable[[int], Any]]:
+    """Single-query GallerySearch over ``index`` with the library's settings, without and with DIS."""
+    searcher = GallerySearch(
+        index=index, beat_head=gallery.beat_head, beat_grid=gallery.beat_grid, direction="m2d", querybank=querybank
+    )
+    singles = [one_row(queries, i) for i in range(len(queries))]
+    settings = {hub: dataclasses.replace(LibraryConfig().search, hubness=hub) for hub in ("none", "dis")}
+    return {
+        f"search {hub}": (lambda i, s=s: searcher.search(singles[i], top=TOP, settings=s))
+        for hub, s in settings.items()
+    }
 
 
 def index_runs(
@@ -232,23 +297,14 @@ def index_runs(
     queries: ModalityEmbeddings,
     exact: list[np.ndarray],
     querybank: QuerybankStats,
-) -> tuple[str, float, float, dict[str, Callable[[int], Any]]]:
-    """Build a ``kind`` index: (label, recall@10 vs ``exact``, build seconds, single-query searches without and with DIS)."""
+) -> tuple[dict[str, Any], dict[str, Callable[[int], Any]]]:
+    """Build a ``kind`` index: its columns (label, recall@10 vs ``exact``, build seconds, bytes per item) and its
+    single-query searches without and with DIS."""
     t0 = time.perf_counter()
     index = build_index(kind, gallery.fuse)
     build_s = time.perf_counter() - t0
-    _, found = index.search(queries.fuse, k=TOP)
-    recall = float(np.mean([len(set(f.tolist()) & set(e.tolist())) / TOP for f, e in zip(found, exact)]))
-    searcher = GallerySearch(
-        index=index, beat_head=gallery.beat_head, beat_grid=gallery.beat_grid, direction="m2d", querybank=querybank
-    )
-    singles = [one_row(queries, i) for i in range(len(queries))]
-    settings = {hub: dataclasses.replace(LibraryConfig().search, hubness=hub) for hub in ("none", "dis")}
-    run = {
-        f"search {hub}": (lambda i, s=s: searcher.search(singles[i], top=TOP, settings=s))
-        for hub, s in settings.items()
-    }
-    return index_label(index), recall, build_s, run
+    facts = {**index_facts(index, queries=queries.fuse, exact=exact), "build s": build_s}
+    return facts, searcher_runs(index, gallery=gallery, queries=queries, querybank=querybank)
 
 
 def write_query_wav(path: Path, *, duration_s: float, seed: int) -> Path:
@@ -373,6 +429,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--bank", type=int, default=1000, help="querybank size for DIS")
     ap.add_argument("--mem-fraction", type=float, default=0.5, help="share of MemAvailable one size may use")
+    ap.add_argument(
+        "--pq-sizes",
+        default="",
+        help="opt-in sizes (e.g. 1000000) run at the full --dim: gallery memory-mapped, ivfpq index, chunked numpy",
+    )
+    ap.add_argument("--pq-baseline-queries", type=int, default=5, help="timed chunked numpy queries per --pq-sizes row")
+    ap.add_argument("--scratch", default=None, help="folder of the --pq-sizes gallery files (default: the temp folder)")
     ap.add_argument("--e2e-items", type=int, default=10_000, help="items of the end-to-end library (0: skip it)")
     ap.add_argument("--e2e-runs", type=int, default=10, help="timed Library.search calls after the cold one")
     ap.add_argument("--seed", type=int, default=0)
@@ -382,6 +445,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = ap.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
+    args.pq_sizes = [int(s) for s in args.pq_sizes.split(",") if s]
     args.index = [k for k in args.index.split(",") if k]
     try:
         args.threads = [None if t == "default" else int(t) for t in args.threads.split(",") if t]
@@ -390,14 +454,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     bad = [k for k in args.index if k not in ("flat", "ivf", "hnsw")]
     if (
         bad
-        or not args.sizes
-        or min(args.sizes) < TOP
+        or not (args.sizes or args.pq_sizes)
+        or min(args.sizes + args.pq_sizes) < TOP
         or args.queries < 1
+        or args.pq_baseline_queries < 1
         or not args.threads
         or any(t is not None and t < 1 for t in args.threads)
     ):
         ap.error(
-            f"--index {bad} not in flat,ivf,hnsw, --sizes {args.sizes} below {TOP}, --queries < 1 or --threads < 1"
+            f"--index {bad} not in flat,ivf,hnsw, --sizes {args.sizes} or --pq-sizes {args.pq_sizes} none or below "
+            f"{TOP}, --queries, --pq-baseline-queries or --threads < 1"
         )
     return args
 
@@ -429,6 +495,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             seed=args.seed,
         )
         print(f"[size {n} done, {time.perf_counter() - t_start:.0f} s]", file=sys.stderr, flush=True)
+    rows += pq_rows(args, notes=notes, started=t_start)
     if args.e2e_items:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(args.out) if args.out else Path(tmp)
@@ -440,6 +507,35 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for note in notes:
         print(f"- {note}")
     return finish({"rows": rows, "notes": notes}, started=t_start, json_path=args.json)
+
+
+def pq_rows(args: argparse.Namespace, *, notes: list[str], started: float) -> list[dict[str, Any]]:
+    """The ``--pq-sizes`` rows (benchmarks/search_speed_pq.py); sizes that do not fit add a note instead."""
+    if not args.pq_sizes:
+        return []
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from search_speed_pq import bench_pq_size, pq_skip_reason
+
+    scratch = Path(args.scratch or tempfile.gettempdir())
+    rows: list[dict[str, Any]] = []
+    for n in args.pq_sizes:
+        budget = int(args.mem_fraction * mem_available_bytes())
+        skip = pq_skip_reason(n=n, dim=args.dim, budget_bytes=budget, scratch=scratch)
+        if skip:
+            notes.append(skip)
+            continue
+        rows += bench_pq_size(
+            n=n,
+            dim=args.dim,
+            threads=args.threads,
+            queries=args.queries,
+            baseline_queries=args.pq_baseline_queries,
+            bank_size=args.bank,
+            seed=args.seed,
+            scratch=scratch,
+        )
+        print(f"[pq size {n} done, {time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True)
+    return rows
 
 
 def finish(result: dict[str, Any], *, started: float, json_path: str | None) -> dict[str, Any]:

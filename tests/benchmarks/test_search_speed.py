@@ -101,10 +101,10 @@ def test_recall_is_the_overlap_with_the_exact_top10(bench):
     bank = bench.fit_gallery_querybank(
         bank=queries, gallery=gallery, direction="m2d", settings=bench.LibraryConfig().search
     )
-    _, recall, _, _ = bench.index_runs("flat", gallery=gallery, queries=queries, exact=shifted, querybank=bank)
+    recall = bench.index_runs("flat", gallery=gallery, queries=queries, exact=shifted, querybank=bank)[0]["recall@10"]
     want = np.mean([len(set(a.tolist()) & set(b.tolist())) / 10 for a, b in zip(exact, shifted)])
     assert want < 1.0 and recall == pytest.approx(want)
-    _, recall, _, _ = bench.index_runs("flat", gallery=gallery, queries=queries, exact=exact, querybank=bank)
+    recall = bench.index_runs("flat", gallery=gallery, queries=queries, exact=exact, querybank=bank)[0]["recall@10"]
     assert recall == 1.0
 
 
@@ -150,3 +150,35 @@ def test_end_to_end_row(bench, tmp_path):
     assert all(r["size"] == 64 and r["dim"] == 2560 and r["cold ms"] > 0 for r in e2e)
     assert all(0 < r["p50 ms"] <= r["p95 ms"] for r in e2e[1:])
     assert (tmp_path / "library" / "library.json").is_file() and (tmp_path / "query.wav").is_file()
+
+
+def test_pq_rows_keep_the_gallery_on_disk_and_match_the_chunked_baseline(bench, tmp_path):
+    """--pq-sizes: the chunked numpy baseline, the ivfpq index alone and the library search over it, at the full
+    --dim, with the gallery in a memory-mapped file under --scratch (removed afterwards)."""
+    argv = ["--sizes", "", "--pq-sizes", "10000", "--dim", "32", "--queries", "3", "--bank", "20", "--threads", "1"]
+    result = bench.main([*argv, "--pq-baseline-queries", "2", "--e2e-items", "0", "--scratch", str(tmp_path)])
+    rows = result["rows"]
+    assert [r["method"] for r in rows] == ["numpy brute force (chunked)", "index top-10", "search none", "search dis"]
+    assert all(r["size"] == 10_000 and r["dim"] == 32 and r["threads"] == "1" for r in rows)
+    assert rows[0]["recall@10"] == 1.0 and rows[0]["RAM B/item"] == 4 * 32 and rows[0]["build s"] is None
+    assert {r["index"] for r in rows[1:]} == {"ivfpq128/16 PQ64"} and len({r["recall@10"] for r in rows[1:]}) == 1
+    assert 0.5 <= rows[1]["recall@10"] <= 1.0 and rows[1]["build s"] > 0
+    assert 64 < rows[1]["RAM B/item"] < 4 * 32  # 64-byte codes and 8-byte ids, not the float32 vectors
+    assert rows[3]["fit s"] > 0 and rows[1]["fit s"] is None and result["notes"] == []
+    assert list(tmp_path.iterdir()) == []
+    skipped = bench.main([*argv, "--e2e-items", "0", "--scratch", str(tmp_path), "--mem-fraction", "1e-6"])
+    assert skipped["rows"] == [] and skipped["notes"][0].startswith("pq size 10000 skipped: est.")
+
+
+def test_chunked_top_is_exact_search(bench):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from search_speed_pq import chunked_top
+
+    rng = np.random.default_rng(1)
+    gallery = rng.standard_normal((1000, 16)).astype(np.float32)
+    queries = rng.standard_normal((5, 16)).astype(np.float32)
+    want = np.stack([_exact_top(q, gallery) for q in queries])
+    np.testing.assert_array_equal(chunked_top(queries, gallery, k=10, chunk_rows=64), want)
+    np.testing.assert_array_equal(chunked_top(queries[0], gallery, k=10, chunk_rows=7)[0], want[0])

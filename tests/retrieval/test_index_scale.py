@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 from beatdance.errors import CheckpointError, ParameterError
-from beatdance.retrieval.index import IVF_KINDS, KINDS, PQ_KINDS, IndexConfig, VectorIndex, normalize_rows
+from beatdance.retrieval.index import (
+    IVF_KINDS,
+    KINDS,
+    PQ_KINDS,
+    IndexConfig,
+    VectorIndex,
+    normalize_rows,
+    unit_rows,
+)
 from beatdance.retrieval.scale import AUTO_FLAT_MAX_ITEMS, auto_nlist, choose_index
 from beatdance.retrieval.scoring import ModalityEmbeddings
 from beatdance.retrieval.search import LIBRARY_SEARCH, fit_gallery_querybank, sample_bank
@@ -102,6 +110,22 @@ def test_pq_codes_alone_miss_what_the_rerank_finds(data, exact):
     assert recall[1, 1000] == (1.0, 1.0)
     with pytest.raises(ParameterError, match="rerank_min=0"):
         index.tune(rerank_min=0)
+
+
+def test_unit_rows_are_indexed_without_a_copy(data, built, tmp_path):
+    """Normalised float32 rows (here a memory-mapped .npy) are used as given: the PQ re-rank reads the mapped file,
+    and the index answers as one built from an in-RAM copy; other rows are normalised into a copy."""
+    x, q = data
+    assert unit_rows(x) is not x and np.allclose(np.linalg.norm(unit_rows(x), axis=1), 1, atol=1e-6)
+    np.save(tmp_path / "x.npy", normalize_rows(x))
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert unit_rows(mapped) is mapped
+    index = VectorIndex.build(mapped, config=IndexConfig(dim=DIM, kind="ivfpq", **SMALL["ivfpq"]))
+    assert index._exact_vectors() is mapped
+    scores, ids = index.search(q, k=10)
+    want_scores, want_ids = built["ivfpq"].search(q, k=10)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivfpq"])

@@ -21,13 +21,16 @@ vectors through ``np.load(mmap_mode='r')``), so a loaded index costs page cache,
 
 The index owns normalisation and the metric (inner product = cosine on normalised vectors), stores its
 config next to the FAISS files (a mismatch fails at load), coerces inputs to contiguous float32 and raises
-(never asserts) on a dimension mismatch.
+(never asserts) on a dimension mismatch. Rows that already are unit-norm float32 are used as given, not
+copied (``unit_rows``), and ``build`` adds them in chunks: a memory-mapped ``.npy`` of a million 2560-d
+vectors is indexed without holding them in RAM.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +39,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ParameterError
 from ..util import atomic_write_json, read_json
+from .scoring import first_unnormalised_row
 
 IndexKind = Literal["flat", "ivf", "hnsw", "ivfpq", "opq-ivfpq"]
 Executor = Literal["local", "ray"]
@@ -49,6 +53,7 @@ TRAIN_SEED = 0
 # (50 rotations, 65536 points) it trained for minutes on 20k vectors here. A third of ``train_iters`` rotations
 # on at most 8192 points halved that again at the same recall after the re-rank (benchmarks/index_scale.py).
 OPQ_TRAIN_POINTS = 8192
+ADD_CHUNK_ROWS = 65_536  # rows added to a shard at a time by ``build``
 
 
 @dataclass
@@ -135,6 +140,15 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.divide(x, norms, out=x, where=norms > 0)
     return x
+
+
+def unit_rows(x: np.ndarray, *, chunk_rows: int = 8192) -> np.ndarray:
+    """``x`` itself when it already is a C-contiguous float32 matrix of finite unit-norm (or zero) rows, checked
+    ``chunk_rows`` at a time: a memory-mapped file then stays on disk and a library's embeddings are not copied
+    (a million 2560-d rows are 10 GB); otherwise the normalised copy of ``normalize_rows``."""
+    if not (isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype == np.float32 and x.flags.c_contiguous):
+        return normalize_rows(x)
+    return x if first_unnormalised_row(x, tol=1e-5, chunk_rows=chunk_rows) is None else normalize_rows(x)
 
 
 def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
@@ -229,8 +243,17 @@ class VectorIndex:
     def __len__(self) -> int:
         return int(sum(s.ntotal for s in self._shards))
 
+    def faiss_bytes(self) -> int:
+        """Size of the FAISS files of this index (what RAM holds once they are paged in), without the PQ kinds'
+        re-rank vectors; measured by writing them to a temporary folder (no in-memory copy)."""
+        faiss = _faiss()
+        with tempfile.TemporaryDirectory(prefix="beatdance-index-") as tmp:
+            for i, shard in enumerate(self._shards):
+                faiss.write_index(shard, os.path.join(tmp, str(i)))
+            return sum(os.path.getsize(os.path.join(tmp, str(i))) for i in range(len(self._shards)))
+
     def _check(self, x: np.ndarray, what: str) -> np.ndarray:
-        x = normalize_rows(x)
+        x = unit_rows(x)
         if x.shape[1] != self.config.dim:
             raise ParameterError(
                 f"{what} have dim {x.shape[1]}, but the index was built for dim {self.config.dim}; "
@@ -300,8 +323,12 @@ class VectorIndex:
         index._train(x)
         bounds = shard_bounds(len(x), config.shards)
         if executor == "local" or len(bounds) == 1:
+            # HNSW gets its rows at once (a batch's graph depends on how it is split); the other kinds encode each
+            # row alone, so chunks bound the temporaries (padding, residuals) without changing the index
+            step = max(1, len(x)) if config.kind == "hnsw" else ADD_CHUNK_ROWS
             for shard, (a, b) in zip(index._shards, bounds):
-                shard.add(x[a:b])
+                for c in range(a, b, step):
+                    shard.add(np.ascontiguousarray(x[c : min(b, c + step)]))
         else:
             from .scale import fill_shards
 

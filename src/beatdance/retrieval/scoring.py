@@ -27,13 +27,22 @@ Direction = Literal["m2d", "d2m"]
 _NORM_TOL = 1e-3
 
 
+def first_unnormalised_row(x: np.ndarray, *, tol: float = _NORM_TOL, chunk_rows: int = 8192) -> int | None:
+    """The first row of ``x`` whose L2 norm is neither 1 (within ``tol``) nor 0 (NaN and inf included), or None.
+    Read ``chunk_rows`` at a time, so a memory-mapped million-row matrix needs no gallery-sized temporary."""
+    for a in range(0, len(x), chunk_rows):
+        norms = np.linalg.norm(x[a : a + chunk_rows], axis=1)
+        bad = np.flatnonzero(~((np.abs(norms - 1.0) < tol) | (norms == 0.0)))
+        if len(bad):
+            return a + int(bad[0])
+    return None
+
+
 def _rows_normalised(x: np.ndarray, *, name: str) -> None:
-    norms = np.linalg.norm(x, axis=1)
-    bad = ~((np.abs(norms - 1.0) < _NORM_TOL) | (norms == 0.0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    i = first_unnormalised_row(x)
+    if i is not None:
         raise ParameterError(
-            f"{name} row {i} has L2 norm {norms[i]:.4f}; expected L2-normalised rows. "
+            f"{name} row {i} has L2 norm {np.linalg.norm(x[i]):.4f}; expected L2-normalised rows. "
             "Normalise the embeddings first (x / ||x||)."
         )
 
