@@ -189,10 +189,9 @@ def _encoder(cfg: BlenderConfig) -> nn.Module:
 
 
 def _sinusoidal(num_positions: int, dim: int) -> Tensor:
-    """Fixed sine/cosine position table (num_positions, dim), on the CPU even when the model is built on "meta"."""
-    pos = torch.arange(num_positions, dtype=torch.float32, device="cpu")[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32, device="cpu") * (-math.log(10000.0) / dim))
-    pe = torch.zeros(num_positions, dim, device="cpu")
+    pos = torch.arange(num_positions, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(num_positions, dim)
     pe[:, 0::2] = torch.sin(pos * freq)
     pe[:, 1::2] = torch.cos(pos * freq[: dim // 2])
     return pe

@@ -43,9 +43,7 @@ def shift_bins(x: Tensor, octaves: Tensor, *, bins_per_octave: int) -> Tensor:
 
 def shift_matrix(*, bins: int, bins_per_octave: int, octaves: float) -> Tensor:
     """(bins, bins) matrix M with x @ M.T = x moved up the axis by ``octaves`` (see :func:`shift_bins`)."""
-    return shift_bins(
-        torch.eye(bins, device="cpu")[None], torch.tensor([octaves], device="cpu"), bins_per_octave=bins_per_octave
-    )[0].T.contiguous()
+    return shift_bins(torch.eye(bins)[None], torch.tensor([octaves]), bins_per_octave=bins_per_octave)[0].T.contiguous()
 
 
 class RhythmHead(nn.Module):
@@ -82,7 +80,7 @@ class RhythmHead(nn.Module):
                 [shift_matrix(bins=bins, bins_per_octave=bins_per_octave, octaves=-math.log2(r)) for r in ratios]
             )
         else:
-            mats = torch.eye(bins, device="cpu").expand(len(ratios), bins, bins).clone()
+            mats = torch.eye(bins).expand(len(ratios), bins, bins).clone()
         self.register_buffer("shifts", mats, persistent=False)
 
     def forward(self, pooled: Tensor, rhythm: Tensor) -> tuple[Tensor, Tensor]:
