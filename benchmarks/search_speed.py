@@ -204,9 +204,9 @@ def index_label(index: VectorIndex) -> str:
     c = index.config
     return {
         "flat": "flat",
-        "ivf": f"ivf{c.nlist}/{c.nprobe}",
+        "ivf": f"ivf{c.nlist}/{c.lists_probed}",
         "hnsw": f"hnsw{c.hnsw_m}/{c.hnsw_ef_search}",
-        "ivfpq": f"ivfpq{c.nlist}/{c.nprobe} PQ{c.pq_m}",
+        "ivfpq": f"ivfpq{c.nlist}/{c.lists_probed} PQ{c.pq_m}",
     }[c.kind]
 
 

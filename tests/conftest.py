@@ -67,11 +67,10 @@ def small_store(small_corpus, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def small_model(small_store, tmp_path_factory) -> Path:
-    store = FeatureStore.open(small_store)
+def train_small_model(store_path: Path, run: Path, *, epochs: int = 2) -> Path:
+    """A tiny model (32-d, one layer) trained on every clip of the store at ``store_path`` into ``run``."""
+    store = FeatureStore.open(store_path)
     fs = store.load_clips(store.ids())
-    run = tmp_path_factory.mktemp("run") / "run"
     cfg = BlenderConfig(
         music_dim=fs.music_dim, dance_dim=fs.dance_dim, embed_dim=32, num_layers=1, num_heads=2, ff_dim=64
     )
@@ -79,12 +78,17 @@ def small_model(small_store, tmp_path_factory) -> Path:
         train_set=fs,
         val_set=None,
         model_config=cfg,
-        config=TrainConfig(epochs=2, batch_size=6, lr=1e-3, evals_per_epoch=0),
+        config=TrainConfig(epochs=epochs, batch_size=6, lr=1e-3, evals_per_epoch=0),
         out=run,
-        data_info=dataset_config(small_store),
+        data_info=dataset_config(store_path),
         show_progress=False,
     )
     return run
+
+
+@pytest.fixture(scope="session")
+def small_model(small_store, tmp_path_factory) -> Path:
+    return train_small_model(small_store, tmp_path_factory.mktemp("run") / "run")
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,13 @@ def test_search_rows_and_json(bench, tmp_path, capsys, monkeypatch):
     assert calls == {"none": 2 * 3 * 2 * 4, "dis": 2 * 3 * 2 * 4}
     for r in rows:
         assert 0 < r["p50 ms"] <= r["p95 ms"] and r["cold ms"] > 0
-    assert {r["index"] for r in rows} == {"-", "flat", "ivf5/16", "ivf10/16", "hnsw32/128"}  # nlist = size // 39
+    assert {r["index"] for r in rows} == {
+        "-",
+        "flat",
+        "ivf5/5",
+        "ivf10/10",
+        "hnsw32/128",
+    }  # nlist = size // 39, all probed
     # recall@10: the overlap of each index's top 10 with the exact top 10, on the benchmark's own data
     for n in (200, 400):
         rng = np.random.default_rng([0, n])
@@ -161,7 +167,7 @@ def test_pq_rows_keep_the_gallery_on_disk_and_match_the_chunked_baseline(bench, 
     assert [r["method"] for r in rows] == ["numpy brute force (chunked)", "index top-10", "search none", "search dis"]
     assert all(r["size"] == 10_000 and r["dim"] == 32 and r["threads"] == "1" for r in rows)
     assert rows[0]["recall@10"] == 1.0 and rows[0]["RAM B/item"] == 4 * 32 and rows[0]["build s"] is None
-    assert {r["index"] for r in rows[1:]} == {"ivfpq128/16 PQ64"} and len({r["recall@10"] for r in rows[1:]}) == 1
+    assert {r["index"] for r in rows[1:]} == {"ivfpq128/32 PQ64"} and len({r["recall@10"] for r in rows[1:]}) == 1
     assert 0.5 <= rows[1]["recall@10"] <= 1.0 and rows[1]["build s"] > 0
     assert 64 < rows[1]["RAM B/item"] < 4 * 32  # 64-byte codes and 8-byte ids, not the float32 vectors
     assert rows[3]["fit s"] > 0 and rows[1]["fit s"] is None and result["notes"] == []

@@ -172,6 +172,13 @@ def test_factory_pads_to_a_multiple_of_the_code_size():
     assert IndexConfig(dim=2560, kind="opq-ivfpq", nlist=1024, pq_m=64).factory == "OPQ64_256,IVF1024,PQ64"
 
 
+def test_a_quarter_of_the_lists_is_probed_unless_nprobe_is_given():
+    assert [IndexConfig(dim=DIM, kind="ivf", nlist=n).lists_probed for n in (8, 32, 256, 1024)] == [8, 16, 64, 256]
+    assert IndexConfig(dim=DIM, kind="ivf", nlist=1024, nprobe=5).lists_probed == 5
+    with pytest.raises(ParameterError, match="nprobe=-1"):
+        IndexConfig(dim=DIM, nprobe=-1)
+
+
 def test_indexes_of_older_versions_still_load(data, tmp_path):
     """An index .json written before the PQ kinds (no pq/shard fields) loads with the defaults."""
     index = VectorIndex.build(data[0][:500], config=IndexConfig(dim=DIM, kind="ivf", nlist=8))
@@ -188,7 +195,7 @@ def test_indexes_of_older_versions_still_load(data, tmp_path):
     }
     (tmp_path / "music.faiss.json").write_text(json.dumps(old))
     loaded = VectorIndex.load(tmp_path / "music.faiss", dim=DIM)
-    assert loaded.config.shards == 1 and len(loaded) == 500
+    assert loaded.config.shards == 1 and loaded.config.lists_probed == 8 and len(loaded) == 500
     np.testing.assert_array_equal(loaded.search(data[1], k=3)[1], index.search(data[1], k=3)[1])
 
 

@@ -30,7 +30,9 @@ def index_command(
         f"{AUTO_FLAT_MAX_ITEMS} items; the choice is printed).",
     ),
     nlist: int = typer.Option(_DEFAULT_LIB.nlist, help="IVF lists (auto: from the library size)."),
-    nprobe: int = typer.Option(_DEFAULT_LIB.nprobe, help="IVF lists probed per query."),
+    nprobe: int = typer.Option(
+        _DEFAULT_LIB.nprobe, help="IVF lists probed per query (0: a quarter of the lists, at least 16)."
+    ),
     pq_m: int = typer.Option(_DEFAULT_LIB.pq_m, help="ivfpq/opq-ivfpq: bytes per item code (sub-quantisers)."),
     rerank_factor: int = typer.Option(
         _DEFAULT_LIB.rerank_factor, help="ivfpq/opq-ivfpq/hnsw: candidates re-scored exactly per wanted result."

@@ -80,7 +80,7 @@ class LibraryConfig:
 
     index: Literal["flat", "ivf", "hnsw", "ivfpq", "opq-ivfpq", "auto"] = "flat"
     nlist: int = 256
-    nprobe: int = 16
+    nprobe: int = 0  # 0: a quarter of the lists, at least 16
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
     pq_m: int = 64

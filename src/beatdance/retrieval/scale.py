@@ -55,7 +55,7 @@ def choose_index(*, items: int, base: IndexConfig) -> IndexChoice:
     cfg = replace(base, kind="ivfpq", nlist=auto_nlist(items))
     return IndexChoice(
         cfg,
-        f"auto: ivfpq ({cfg.factory}, nprobe {cfg.nprobe}, exact re-rank of the best "
+        f"auto: ivfpq ({cfg.factory}, nprobe {cfg.lists_probed}, exact re-rank of the best "
         f"max(k x {cfg.rerank_factor}, {cfg.rerank_min})) for {items} items (>= {AUTO_FLAT_MAX_ITEMS})",
     )
 
