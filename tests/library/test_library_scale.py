@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from beatdance.cli import load_commands
@@ -97,11 +98,15 @@ def test_auto_and_its_choice_are_reported_by_the_cli(small_store, small_model, t
             "auto",
             "--rerank-min",
             "500",
+            "--device",
+            "cpu",
             "--no-progress",
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "index auto: flat (exact) for 12 items" in result.output
+    assert (
+        "index auto: flat (exact) for 12 items" in result.output and "model on cpu, FAISS on the CPU" in result.output
+    )
     head = json.loads((tmp_path / "lib" / "library.json").read_text())
     assert head["config"]["index"] == "auto"
     index_config = json.loads((tmp_path / "lib" / "music.faiss.json").read_text())
@@ -119,3 +124,12 @@ def test_bad_index_settings_fail_before_embedding():
         LibraryConfig(shards=0)
     with pytest.raises(ParameterError, match="rerank_min=0"):
         LibraryConfig(rerank_min=0)
+
+
+def test_index_refuses_a_gpu_that_is_not_there_before_embedding(small_store, small_model, tmp_path):
+    missing = "cuda" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
+    args = ["index", str(small_store), "--model", str(small_model), "--out", str(tmp_path / "lib"), "--no-progress"]
+    result = CliRunner().invoke(load_commands(), [*args, "--device", missing])
+    assert isinstance(result.exception, ParameterError), result.output
+    assert f"--device {missing}" in str(result.exception) and "--device cpu" in str(result.exception)
+    assert not (tmp_path / "lib").exists()

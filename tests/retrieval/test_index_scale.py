@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 
 import faiss
 import numpy as np
@@ -20,7 +21,7 @@ from beatdance.retrieval.index import (
     normalize_rows,
     unit_rows,
 )
-from beatdance.retrieval.scale import AUTO_FLAT_MAX_ITEMS, auto_nlist, choose_index
+from beatdance.retrieval.scale import AUTO_FLAT_MAX_ITEMS, auto_nlist, choose_index, faiss_gpu
 from beatdance.retrieval.scoring import ModalityEmbeddings
 from beatdance.retrieval.search import LIBRARY_SEARCH, fit_gallery_querybank, sample_bank
 
@@ -270,3 +271,35 @@ def test_shards_filled_as_ray_tasks_equal_the_local_build(data, built):
     assert [int(s.ntotal) for s in on_ray._shards] == [int(s.ntotal) for s in local._shards] == [5000, 5000]
     np.testing.assert_array_equal(on_ray.search(data[1], k=10)[1], local.search(data[1], k=10)[1])
     np.testing.assert_array_equal(on_ray.search(data[1], k=10)[1], built["ivfpq"].search(data[1], k=10)[1])
+
+
+def test_faiss_builds_on_a_gpu_only_with_faiss_gpu_support(monkeypatch):
+    assert faiss_gpu("cpu", kind="ivfpq") == (None, "FAISS on the CPU")
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 0)
+    gpu, why = faiss_gpu("cuda:0", kind="ivfpq")
+    assert gpu is None and "no GPU support" in why
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 2)
+    assert faiss_gpu("cuda", kind="ivfpq") == (0, "FAISS on GPU 0")
+    assert faiss_gpu("cuda:1", kind="ivf") == (1, "FAISS on GPU 1")
+    for kind in ("flat", "hnsw"):
+        gpu, why = faiss_gpu("cuda:1", kind=kind)
+        assert gpu is None and why.startswith("FAISS on the CPU")
+
+
+def test_a_gpu_build_trains_and_fills_on_the_gpu_and_answers_as_a_cpu_build(monkeypatch, data, built):
+    """The GPU path with FAISS's GPU calls stood in for by CPU copies (no GPU here): the quantisers train and each
+    shard fills on the 'GPU' copy, and the index that comes back answers as the CPU build."""
+    moved = []
+
+    def to_gpu(resources, gpu, index, options):
+        moved.append((gpu, options.useFloat16, index.ntotal, index.is_trained))
+        return faiss.clone_index(index)
+
+    monkeypatch.setattr(faiss, "StandardGpuResources", object, raising=False)
+    monkeypatch.setattr(faiss, "GpuClonerOptions", types.SimpleNamespace, raising=False)
+    monkeypatch.setattr(faiss, "index_cpu_to_gpu", to_gpu, raising=False)
+    monkeypatch.setattr(faiss, "index_gpu_to_cpu", lambda index: index, raising=False)
+    x, q = data
+    index = VectorIndex.build(x, config=IndexConfig(dim=DIM, kind="ivfpq", shards=2, **SMALL["ivfpq"]), gpu=1)
+    assert moved == [(1, True, 0, False), (1, True, 0, True), (1, True, 0, True)]  # train, then fill each shard
+    np.testing.assert_array_equal(index.search(q, k=10)[1], built["ivfpq"].search(q, k=10)[1])

@@ -61,6 +61,11 @@ def index_command(
     beat_weight_align: float = typer.Option(
         _DEFAULT.beat_weight_align, help="Weight of the explicit beat-alignment score in the search score."
     ),
+    device: str = typer.Option(
+        "cpu",
+        help="Torch device that embeds the clips: cpu, cuda, cuda:N or auto (CUDA when present); on CUDA the "
+        "ivf/ivfpq/opq-ivfpq quantisers also train on that GPU if faiss has GPU support (the output says which).",
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -68,6 +73,9 @@ def index_command(
 
     beatdance index store/ --model runs/a --out lib/
     """
+    from ..train.distributed import resolve_device
+
+    torch_device = str(resolve_device(device))
     config = None
     if not add:
         config = LibraryConfig(
@@ -96,11 +104,13 @@ def index_command(
         show_progress=progress,
         executor=executor,  # type: ignore[arg-type]
         ray_address=ray_address,
+        device=torch_device,
     )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         typer.echo(
             f"library {report.library}: {report.items} items ({report.added} added, {report.already_indexed} "
-            f"already there), querybank {report.querybank}, index {report.index}, {report.seconds:.1f} s"
+            f"already there), querybank {report.querybank}, index {report.index}, {report.device}, "
+            f"{report.seconds:.1f} s"
         )

@@ -55,7 +55,7 @@ from ..retrieval.embed import embed_featureset
 from ..retrieval.hubness import load_querybank, save_querybank
 from ..retrieval.index import KINDS, Executor, IndexConfig, VectorIndex
 from ..retrieval.protocol import check_same_extractors
-from ..retrieval.scale import IndexChoice, choose_index
+from ..retrieval.scale import IndexChoice, choose_index, faiss_gpu
 from ..retrieval.scoring import Direction, ModalityEmbeddings
 from ..retrieval.search import LIBRARY_SEARCH, GallerySearch, Hits, SearchSettings, fit_gallery_querybank
 from ..threads import limited_threads
@@ -191,6 +191,7 @@ def _embed_store(
     show_progress: bool,
     desc: str,
     items: list[Item] | None = None,
+    device: str = "cpu",
 ) -> tuple[ModalityEmbeddings | None, ModalityEmbeddings | None]:
     """Embed store clips ``ids`` chunk by chunk (bounded memory), checking they fit the model. With ``items``,
     an Item is appended for every clip (rows continue its numbering) from the same read of the clip file."""
@@ -202,7 +203,7 @@ def _embed_store(
         records = [store.get(clip_id) for clip_id in ids[a : a + chunk]]
         fs = store.pool_records(records, num_segments=cfg.num_segments, slots=cfg.beat_slots)
         check_compatible(cfg, fs, source=f"feature store {store.path}")
-        m, d = embed_featureset(net, fs, batch_size=batch_size)
+        m, d = embed_featureset(net, fs, batch_size=batch_size, device=device)
         music, dance = _concat(music, m), _concat(dance, d)
         if items is not None:
             items.extend(
@@ -233,6 +234,7 @@ class IndexReport:
     querybank: str
     seconds: float
     index: str = ""  # the index kind built, and why (``auto``)
+    device: str = ""  # where the model embedded the clips and FAISS built the index
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -249,13 +251,15 @@ def build_library(
     show_progress: bool = True,
     executor: Executor = "local",
     ray_address: str | None = None,
+    device: str = "cpu",
 ) -> IndexReport:
     """Embed the clips of feature store ``data`` (every clip, or ``split``) into library ``out``.
 
     A new library needs ``model`` (a checkpoint or run directory). With ``add`` the clips not yet in
     the existing library ``out`` are added with the library's own model and settings (``model`` and
     ``config``, when given, must be the library's), and the indexes and querybanks are rebuilt. ``executor``
-    and ``ray_address``: where the index shards are filled (see ``write_library``).
+    and ``ray_address``: where the index shards are filled (see ``write_library``). ``device``: the torch device
+    that embeds the clips; on CUDA the IVF kinds also train on the GPU where faiss has GPU support.
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -290,7 +294,7 @@ def build_library(
             raise ParameterError(f"{out} already holds a library. Pass --add to add clips to it, or a new --out.")
         ckpt_dir = resolve_checkpoint(model)
     config = config or LibraryConfig()
-    net, ckpt = load_checkpoint(ckpt_dir)
+    net, ckpt = load_checkpoint(ckpt_dir, device=device)
     if net.config.variant == "official":
         warnings.warn(
             "the 'official' variant attends across the batch, so a clip's embedding depends on the clips "
@@ -316,12 +320,14 @@ def build_library(
         show_progress=show_progress,
         desc="embed",
         items=items,
+        device=device,
     )
     if old is not None:
         prev_music, prev_dance = old.embeddings("music"), old.embeddings("dance")
         music = _concat(prev_music, music) if music is not None else prev_music
         dance = _concat(prev_dance, dance) if dance is not None else prev_dance
     assert music is not None and dance is not None
+    gpu, faiss_where = faiss_gpu(device, kind=config.index_config(music.fuse.shape[1], items=len(items)).kind)
     bank: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None
     if config.querybank != "library":
         if old is not None:
@@ -339,6 +345,7 @@ def build_library(
                 batch_size=config.batch_size,
                 show_progress=show_progress,
                 desc=f"querybank ({config.querybank})",
+                device=device,
             )
             if bm is None or bd is None:
                 raise DataError(
@@ -356,6 +363,7 @@ def build_library(
         bank=bank,
         executor=executor,
         ray_address=ray_address,
+        gpu=gpu,
     )
     return IndexReport(
         library=str(out),
@@ -365,6 +373,7 @@ def build_library(
         querybank=config.querybank,
         seconds=round(time.perf_counter() - t0, 2),
         index=choice.reason,
+        device=f"model on {device}, {faiss_where}",
     )
 
 
@@ -380,10 +389,12 @@ def write_library(
     bank: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None,
     executor: Executor = "local",
     ray_address: str | None = None,
+    gpu: int | None = None,
 ) -> IndexChoice:
     """Write a library from embeddings already made by ``checkpoint``'s model: indexes, querybank statistics,
     metadata, atomically; returns the index built. ``bank`` (music, dance) is the querybank; None: the library's
-    own clips. ``executor="ray"`` fills the index shards as Ray tasks (``VectorIndex.build``)."""
+    own clips. ``executor="ray"`` fills the index shards as Ray tasks and ``gpu`` trains them on that FAISS GPU
+    (``VectorIndex.build``)."""
     n = len(items)
     if len(music) != n or len(dance) != n:
         raise ParameterError(
@@ -409,7 +420,7 @@ def write_library(
     }
     choice = config.index_choice(music.fuse.shape[1], items=n)
     indexes = {
-        name: VectorIndex.build(emb.fuse, config=choice.config, executor=executor, ray_address=ray_address)
+        name: VectorIndex.build(emb.fuse, config=choice.config, executor=executor, ray_address=ray_address, gpu=gpu)
         for name, emb in (("music", music), ("dance", dance))
     }
 

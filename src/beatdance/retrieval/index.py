@@ -166,18 +166,6 @@ def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
-def fill_shard(task: tuple[int, str, str, int, int, int, str]) -> tuple[int, str]:
-    """A parallel task: add rows ``a:b`` of the ``.npy`` vectors to a copy of the trained, empty template index
-    and write the shard to ``out``; ``task`` = (shard, template, vectors, a, b, threads, out)."""
-    faiss = _faiss()
-    shard_no, template, vectors, a, b, threads, out = task
-    faiss.omp_set_num_threads(threads)
-    shard = faiss.read_index(template)
-    shard.add(np.ascontiguousarray(np.load(vectors, mmap_mode="r")[a:b]))
-    faiss.write_index(shard, out)
-    return shard_no, out
-
-
 def _shard_paths(path: Path, shards: int) -> list[Path]:
     return [path] if shards == 1 else [path.with_name(f"{path.name}.{i}") for i in range(shards)]
 
@@ -270,8 +258,9 @@ class VectorIndex:
             )
         return x
 
-    def _train(self, x: np.ndarray) -> None:
-        """Train the quantisers on a seeded sample of ``x`` (at least ``min_train_items``), copied to every shard."""
+    def _train(self, x: np.ndarray, *, gpu: int | None = None) -> None:
+        """Train the quantisers on a seeded sample of ``x`` (at least ``min_train_items``; on FAISS GPU ``gpu`` if
+        given), copied to every shard."""
         faiss = _faiss()
         need = self.config.min_train_items()
         if self._shards[0].is_trained:
@@ -284,7 +273,13 @@ class VectorIndex:
         size = min(len(x), max(self.config.train_size, need))
         rows = np.random.default_rng(TRAIN_SEED).choice(len(x), size, replace=False)
         sample = x if size == len(x) else x[np.sort(rows)]
-        self._shards[0].train(sample)
+        if gpu is None:
+            self._shards[0].train(sample)
+        else:
+            from .scale import on_gpu
+
+            pq = self.config.kind in PQ_KINDS
+            self._shards[0] = on_gpu(self._shards[0], gpu=gpu, pq=pq, step=lambda index: index.train(sample))
         self._shards[1:] = [faiss.clone_index(self._shards[0]) for _ in self._shards[1:]]
         self._assemble()
 
@@ -319,25 +314,24 @@ class VectorIndex:
         workers: int | None = None,
         ray_address: str | None = None,
         scratch_dir: str | os.PathLike[str] | None = None,
+        gpu: int | None = None,
     ) -> VectorIndex:
         """An index of all of ``x``: quantisers trained once on a sample, then the shards filled with consecutive
         rows, one after the other in this process (``local``; FAISS threads each) or as parallel Ray tasks
-        (``ray``: ``workers`` actors on the cluster at ``ray_address``, see ``scale.fill_shards``)."""
+        (``ray``: ``workers`` actors on the cluster at ``ray_address``, see ``scale.fill_shards``). ``gpu``: train
+        (and fill local shards) on that FAISS GPU (``scale.faiss_gpu`` says when one can); the index stays a CPU
+        index."""
         if executor not in ("local", "ray"):
             raise ParameterError(
                 f"executor={executor!r}; expected 'local' (this process) or 'ray' (parallel Ray tasks)."
             )
         index = cls(config)
         x = index._check(x, "indexed embeddings")
-        index._train(x)
+        index._train(x, gpu=gpu)
         bounds = shard_bounds(len(x), config.shards)
         if executor == "local" or len(bounds) == 1:
-            # HNSW gets its rows at once (a batch's graph depends on how it is split); the other kinds encode each
-            # row alone, so chunks bound the temporaries (padding, residuals) without changing the index
-            step = max(1, len(x)) if config.kind == "hnsw" else ADD_CHUNK_ROWS
-            for shard, (a, b) in zip(index._shards, bounds):
-                for c in range(a, b, step):
-                    shard.add(np.ascontiguousarray(x[c : min(b, c + step)]))
+            index._shards = [index._filled(shard, x[a:b], gpu=gpu) for shard, (a, b) in zip(index._shards, bounds)]
+            index._assemble()
         else:
             from .scale import fill_shards
 
@@ -353,6 +347,23 @@ class VectorIndex:
             index._assemble()
         index._added(x)
         return index
+
+    def _filled(self, shard: Any, rows: np.ndarray, *, gpu: int | None) -> Any:
+        """``shard`` with ``rows`` added (on FAISS GPU ``gpu`` if given). HNSW gets them at once (a batch's graph
+        depends on how it is split); the other kinds encode each row alone, so chunks bound the temporaries
+        (padding, residuals) without changing the index."""
+        step = max(1, len(rows)) if self.config.kind == "hnsw" else ADD_CHUNK_ROWS
+
+        def add(index: Any) -> None:
+            for c in range(0, len(rows), step):
+                index.add(np.ascontiguousarray(rows[c : c + step]))
+
+        if gpu is None:
+            add(shard)
+            return shard
+        from .scale import on_gpu
+
+        return on_gpu(shard, gpu=gpu, pq=self.config.kind in PQ_KINDS, step=add)
 
     def _exact_vectors(self) -> np.ndarray:
         if self._vectors is None or len(self._vectors) != len(self):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,11 @@ import numpy as np
 
 from ..errors import DataError
 from ..threads import usable_cores
-from .index import Executor, IndexConfig, fill_shard
+from .index import Executor, IndexConfig, _faiss
 
 AUTO_FLAT_MAX_ITEMS = 100_000
 AUTO_MAX_NLIST = 4096
+GPU_KINDS = ("ivf", "ivfpq", "opq-ivfpq")
 
 
 @dataclass
@@ -60,6 +62,44 @@ def choose_index(*, items: int, base: IndexConfig) -> IndexChoice:
     )
 
 
+def faiss_gpu(device: str, *, kind: str) -> tuple[int | None, str]:
+    """The GPU that FAISS trains and fills an index of ``kind`` on when the model runs on torch ``device`` (None:
+    CPU FAISS), and a sentence saying which and why. Only the IVF kinds, whose k-means and list assignment are
+    the work, go to the GPU, and only where this faiss has GPU support (``faiss.get_num_gpus() > 0``)."""
+    device_type, _, number = device.partition(":")
+    if device_type != "cuda":
+        return None, "FAISS on the CPU"
+    if _faiss().get_num_gpus() < 1:
+        return None, "FAISS on the CPU (this faiss has no GPU support; install faiss-gpu for GPU builds)"
+    if kind not in GPU_KINDS:
+        return None, f"FAISS on the CPU (a {kind} index has no k-means to train on a GPU)"
+    gpu = int(number or 0)
+    return gpu, f"FAISS on GPU {gpu}"
+
+
+def on_gpu(index: Any, *, gpu: int, pq: bool, step: Callable[[Any], None]) -> Any:
+    """Run ``step`` on a copy of the CPU FAISS ``index`` on GPU ``gpu``; the result comes back as a CPU index."""
+    faiss = _faiss()
+    options = faiss.GpuClonerOptions()
+    # ``pq``: float16 look-up tables (GPU IVF-PQ needs them for codes of 56 bytes and more); IVF-Flat keeps float32
+    options.useFloat16 = pq
+    moved = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), gpu, index, options)
+    step(moved)
+    return faiss.index_gpu_to_cpu(moved)
+
+
+def fill_shard(task: tuple[int, str, str, int, int, int, str]) -> tuple[int, str]:
+    """A parallel task: add rows ``a:b`` of the ``.npy`` vectors to a copy of the trained, empty template index
+    and write the shard to ``out``; ``task`` = (shard, template, vectors, a, b, threads, out)."""
+    faiss = _faiss()
+    shard_no, template, vectors, a, b, threads, out = task
+    faiss.omp_set_num_threads(threads)
+    shard = faiss.read_index(template)
+    shard.add(np.ascontiguousarray(np.load(vectors, mmap_mode="r")[a:b]))
+    faiss.write_index(shard, out)
+    return shard_no, out
+
+
 def _lost(task: tuple[Any, ...], reason: str) -> tuple[int, str]:
     raise DataError(f"shard {task[0]} of the index was not built: {reason}. Build again, or without --executor ray.")
 
@@ -77,7 +117,6 @@ def fill_shards(
     """The FAISS shards of rows ``bounds`` of normalised ``x``, each a copy of the trained, empty ``template``
     filled by a parallel task; ``scratch_dir`` holds the exchanged files (default: the system's temporary folder)."""
     from ..pipeline.executors import map_unordered
-    from .index import _faiss
 
     faiss = _faiss()
     tasks_at_once = max(1, min(len(bounds), workers or usable_cores()))
