@@ -9,13 +9,16 @@ beat lists (JSON, seconds from the window start). SQLite keeps the table queryab
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ParameterError
 
 _COLUMNS = (
     "clip_id",
@@ -118,29 +121,89 @@ def write_catalog(path: str | os.PathLike[str], items: list[Item]) -> None:
         con.close()
 
 
+def _item(row: tuple[Any, ...]) -> Item:
+    values = dict(zip(("row", *_COLUMNS), row, strict=True))
+    values["music_beats_s"] = json.loads(values["music_beats_s"])
+    values["dance_beats_s"] = json.loads(values["dance_beats_s"])
+    return Item(**values)
+
+
+class Catalog(Sequence[Item]):
+    """The items of a library's table, read when asked for: opening reads only the row count (a million rows
+    decoded up front took seconds), an item is decoded once, when first asked for, and kept.
+    ``catalog[i]``, ``catalog[a:b]``, iteration and ``rows([...])`` (one query for many rows) give Items;
+    ``column(name)`` one column of every row, in row order. One read-only connection, opened with the catalog,
+    serves every read (under a lock, from any thread), so the rows stay readable after a newer version of the
+    library replaced the folder they came from, as its memory-mapped files do."""
+
+    _BATCH = 500  # rows per ``IN (...)`` query (SQLite allows 999 parameters in older builds)
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(
+                f"the library's metadata table {self.path} is missing; rebuild the library with `beatdance index`."
+            )
+        self._lock = threading.Lock()
+        try:
+            self._con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(exc) from exc
+        count, low, high = self._query("SELECT COUNT(*), MIN(row), MAX(row) FROM items")[0]
+        if count and (low, high) != (0, count - 1):  # rows are unique (the primary key): no gap iff 0..count-1
+            raise CheckpointError(f"{self.path} has gaps in its rows; rebuild the library with `beatdance index`.")
+        self._len = int(count)
+        self._items: dict[int, Item] = {}
+
+    def _unreadable(self, exc: Exception) -> CheckpointError:
+        return CheckpointError(
+            f"{self.path} is not a readable library table ({exc}); rebuild the library with `beatdance index`."
+        )
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            with self._lock:
+                return self._con.execute(sql, tuple(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._unreadable(exc) from exc
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, i: int) -> Item: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Item]: ...
+
+    def __getitem__(self, i: int | slice) -> Item | list[Item]:
+        if isinstance(i, slice):
+            return self.rows(range(*i.indices(self._len)))
+        row = operator.index(i) + (self._len if i < 0 else 0)
+        if not 0 <= row < self._len:
+            raise IndexError(f"row {i} of a catalog of {self._len} items")
+        return self.rows([row])[0]
+
+    def __iter__(self) -> Iterator[Item]:
+        for a in range(0, self._len, self._BATCH):
+            yield from self.rows(range(a, min(self._len, a + self._BATCH)))
+
+    def rows(self, rows: Sequence[int]) -> list[Item]:
+        """The items of ``rows`` (in that order), reading the ones not yet decoded in batched queries."""
+        missing = sorted({int(r) for r in rows} - self._items.keys())
+        for a in range(0, len(missing), self._BATCH):
+            part = missing[a : a + self._BATCH]
+            sql = f"SELECT row, {', '.join(_COLUMNS)} FROM items WHERE row IN ({', '.join('?' * len(part))})"
+            self._items.update((r[0], _item(r)) for r in self._query(sql, part))
+        return [self._items[int(r)] for r in rows]
+
+    def column(self, name: str) -> list[Any]:
+        """Column ``name`` (e.g. ``clip_id``, ``grp``) of every row, in row order."""
+        if name not in _COLUMNS:
+            raise ParameterError(f"no column {name!r} in the catalog; expected one of {', '.join(_COLUMNS)}.")
+        return [r[0] for r in self._query(f"SELECT {name} FROM items ORDER BY row")]
+
+
 def read_catalog(path: str | os.PathLike[str]) -> list[Item]:
     """Every item of the table at ``path``, by row."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"the library's metadata table {path} is missing; rebuild the library with `beatdance index`."
-        )
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            rows = con.execute(f"SELECT row, {', '.join(_COLUMNS)} FROM items ORDER BY row").fetchall()
-        finally:
-            con.close()
-    except sqlite3.DatabaseError as exc:
-        raise CheckpointError(
-            f"{path} is not a readable library table ({exc}); rebuild the library with `beatdance index`."
-        ) from exc
-    items = []
-    for r in rows:
-        values = dict(zip(("row", *_COLUMNS), r, strict=True))
-        values["music_beats_s"] = json.loads(values["music_beats_s"])
-        values["dance_beats_s"] = json.loads(values["dance_beats_s"])
-        items.append(Item(**values))
-    if any(it.row != i for i, it in enumerate(items)):
-        raise CheckpointError(f"{path} has gaps in its rows; rebuild the library with `beatdance index`.")
-    return items
+    return list(Catalog(path))

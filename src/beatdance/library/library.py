@@ -60,7 +60,8 @@ from ..retrieval.scoring import Direction, ModalityEmbeddings
 from ..retrieval.search import LIBRARY_SEARCH, GallerySearch, Hits, SearchSettings, fit_gallery_querybank
 from ..threads import limited_threads
 from ..util import atomic_write_json, progress, read_json, resolve_dir, write_dir_atomically
-from .catalog import Item, read_catalog, write_catalog
+from .arrays import map_arrays
+from .catalog import Catalog, Item, write_catalog
 
 FORMAT = "beatdance-library"
 VERSION = 1
@@ -166,19 +167,6 @@ def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     from safetensors.numpy import save_file
 
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path), metadata={"format": FORMAT})
-
-
-def _load_arrays(path: Path) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing from the library; rebuild it with `beatdance index`.")
-    try:
-        return load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(
-            f"cannot read {path} ({exc}); the library is damaged. Rebuild it with `beatdance index`."
-        ) from exc
 
 
 def _embed_store(
@@ -331,7 +319,7 @@ def build_library(
     bank: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None
     if config.querybank != "library":
         if old is not None:
-            arrays = _load_arrays(current / "bank.safetensors")
+            arrays = map_arrays(current / "bank.safetensors")
             blank = [""] * len(arrays["music_fuse"])
             bank = (
                 _arrays_to_embeddings(arrays, "music", blank, blank),
@@ -600,7 +588,7 @@ class Library:
         path: Path,
         head: dict[str, Any],
         net: BeatBlender,
-        items: list[Item],
+        items: Catalog,
         arrays: dict[str, np.ndarray],
         searchers: dict[Direction, GallerySearch],
     ) -> None:
@@ -608,15 +596,23 @@ class Library:
         self.config = LibraryConfig.from_dict(head["config"])
         self.store_config: dict[str, Any] = head["store_config"]
         self.model = net
-        self.items = items
-        self.ids = [it.clip_id for it in items]
-        self._rows = {c: i for i, c in enumerate(self.ids)}
-        self._arrays = arrays
+        self.items = items  # read from the table as asked for
+        self._arrays = arrays  # memory-mapped
         self._searchers = searchers
+
+    @cached_property
+    def ids(self) -> list[str]:
+        """Every item's clip id, by row (read from the table when first asked for)."""
+        return list(self.items.column("clip_id"))
+
+    @cached_property
+    def _rows(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.ids)}
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Library:
-        """Open the library at ``path``; its files are checked against each other."""
+        """Open the library at ``path``; its files are checked against each other. Cheap: the embeddings are
+        memory-mapped and the table's rows are read as searches need them (``Library.items`` is a Catalog)."""
         path = Path(path)
         root = resolve_dir(path)  # every file is read from the one version the path names now
         if not (root / "library.json").is_file():
@@ -634,8 +630,8 @@ class Library:
             raise CheckpointError(
                 f"{path}/model does not hold the model the library was built with; rebuild the library."
             )
-        items = read_catalog(root / "meta.sqlite")
-        arrays = _load_arrays(root / "embeddings.safetensors")
+        items = Catalog(root / "meta.sqlite")
+        arrays = map_arrays(root / "embeddings.safetensors")
         dim = net.config.output_dim
         searchers: dict[Direction, GallerySearch] = {}
         for modality, direction in _GALLERY.items():
@@ -676,7 +672,7 @@ class Library:
         """Stored embeddings of ``modality`` (all rows, or ``rows``)."""
         sel = np.arange(len(self)) if rows is None else np.asarray(rows)
         ids = [self.ids[i] for i in sel]
-        groups = [self.items[i].grp for i in sel]
+        groups = self.items.column("grp") if rows is None else [it.grp for it in self.items.rows(sel.tolist())]
         return _arrays_to_embeddings(
             {k: v[sel] for k, v in self._arrays.items() if k.startswith(modality)}, modality, ids, groups
         )
@@ -938,11 +934,9 @@ class Library:
         )
 
     def _matches(self, hits: Hits, row: int, modality: Modality, query_tempo: float | None) -> list[Match]:
+        found = [int(r) for r in hits.rows[row] if r >= 0]
         out = []
-        for rank, r in enumerate(hits.rows[row], start=1):
-            if r < 0:
-                break
-            it = self.items[int(r)]
+        for rank, it in enumerate(self.items.rows(found), start=1):
             side = it.side(modality)
             out.append(
                 Match(
