@@ -317,22 +317,25 @@ def write_query_wav(path: Path, *, duration_s: float, seed: int) -> Path:
     return path
 
 
-def build_e2e_library(out: Path, *, n: int, seed: int) -> Path:
-    """A real library of ``n`` synthetic items embedded 'by' a randomly initialised model of the default size."""
+def build_e2e_library(out: Path, *, n: int, seed: int, recipe: str = "official") -> Path:
+    """A real library of ``n`` synthetic items embedded 'by' a randomly initialised model of ``recipe``'s size
+    (``official``: the paper's 2560-d embedding; ``default``: the default recipe's small model)."""
     import torch
 
     from beatdance.library.catalog import Item
     from beatdance.library.library import write_library
-    from beatdance.model import BeatBlender, BlenderConfig
+    from beatdance.model import BeatBlender
     from beatdance.model.checkpoint import save_checkpoint
     from beatdance.pipeline.prepare import PrepareConfig
+    from beatdance.train.recipes import get_recipe
 
     torch.manual_seed(seed)
-    net = BeatBlender(BlenderConfig(music_dim=93, dance_dim=56))
+    model_config, _ = get_recipe(recipe).configs(model={"music_dim": 93, "dance_dim": 56}, train={})
+    net = BeatBlender(model_config)
     ckpt = save_checkpoint(
         out / "checkpoint", model=net, config={"note": "randomly initialised (search_speed benchmark)"}
     )
-    dim = net.config.num_segments * net.config.embed_dim
+    dim = net.config.output_dim
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((CLUSTERS, dim), dtype=np.float32) / np.sqrt(dim)
     music = synthetic_side(n=n, dim=dim, rng=rng, centres=centres)

@@ -4,11 +4,13 @@
 
 Each row is the median wall time of --runs fresh processes, beside `python -c pass` measured in the same
 run. The search runs against a real library of --items synthetic items (built once, as in
-benchmarks/search_speed.py), with a 10-s synthetic song as the query, so it pays every import, the
+benchmarks/search_speed.py, embedded by a model of the default recipe's size and of the paper's size),
+with a 10-s synthetic song as the query, so it pays every import, the
 library opening and the extraction of the query. The rows below it break a fresh search down: each is
-one fresh process doing that much and no more (torch; the rest of beatdance's imports; the library
-opened; one search), so a row minus the one above is what that step adds. The query is analysed in
-numpy (``beatdance.media.spectral``): neither librosa nor numba is imported.
+one fresh process doing that much and no more (beatdance's imports; the library opened; one search), so
+a row minus the one above is what that step adds. The query is analysed and embedded in numpy
+(``beatdance.media.spectral``, ``beatdance.model.inference``): neither torch nor librosa is imported; the
+last row times ``import torch`` alone, for reference.
 """
 
 from __future__ import annotations
@@ -52,29 +54,35 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     speed = _search_speed()
-    library = args.out / "library"
-    if not (library / "library.json").is_file():
-        speed.build_e2e_library(args.out, n=args.items, seed=0)
-    query = speed.write_query_wav(args.out / "query.wav", duration_s=10.0, seed=1)
+    libraries = {}
+    for recipe in ("default", "official"):
+        folder = args.out / recipe
+        if not (folder / "library" / "library.json").is_file():
+            speed.build_e2e_library(folder, n=args.items, seed=0, recipe=recipe)
+        libraries[recipe] = str(folder / "library")
+    query = str(speed.write_query_wav(args.out / "query.wav", duration_s=10.0, seed=1))
     beatdance = [sys.executable, "-m", "beatdance.cli"]
     rows = {
         "python -c pass (baseline)": median_seconds([sys.executable, "-c", "pass"], runs=args.runs),
         "beatdance --help": median_seconds([*beatdance, "--help"], runs=args.runs),
         "beatdance search --help": median_seconds([*beatdance, "search", "--help"], runs=args.runs),
-        f"beatdance search ({args.items} items, 10-s music query)": median_seconds(
-            [*beatdance, "search", str(library), "--music", str(query), "--top", "5", "--json"], runs=args.runs
-        ),
     }
-    lib = str(library)
-    steps = {
-        "  import torch": "import torch",
-        "  + import beatdance.library": "import torch; from beatdance.library import Library",
-        "  + open the library": f"from beatdance.library import Library; Library.open({lib!r})",
-        "  + one search (= the search above, without the CLI)": (
-            f"from beatdance.library import Library; Library.open({lib!r}).search(music={str(query)!r}, top=5)"
-        ),
-    }
-    rows.update({name: median_seconds([sys.executable, "-c", code], runs=args.runs) for name, code in steps.items()})
+    for recipe, lib in libraries.items():
+        name = f"beatdance search ({args.items} items, {recipe} recipe's model, 10-s music query)"
+        search = [*beatdance, "search", lib, "--music", query, "--top", "5", "--json"]
+        rows[name] = median_seconds(search, runs=args.runs)
+        steps = {
+            "  import beatdance.library": "from beatdance.library import Library",
+            "  + open the library": f"from beatdance.library import Library; Library.open({lib!r})",
+            "  + one search (= the search above, without the CLI)": (
+                f"from beatdance.library import Library; Library.open({lib!r}).search(music={query!r}, top=5)"
+            ),
+        }
+        for step, code in steps.items():
+            rows[f"{step} ({recipe})"] = median_seconds([sys.executable, "-c", code], runs=args.runs)
+    rows["import torch (reference: what a search on the CPU no longer imports)"] = median_seconds(
+        [sys.executable, "-c", "import torch"], runs=args.runs
+    )
     print("| command | median wall s |")
     print("|---|---:|")
     for name, seconds in rows.items():

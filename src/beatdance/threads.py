@@ -9,6 +9,7 @@ sleep; :func:`limited_threads` caps torch, BLAS and OpenMP pools for a block of 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,17 +40,22 @@ def resolve_threads(threads: int | None) -> int:
 
 @contextmanager
 def limited_threads(threads: int | None) -> Iterator[None]:
-    """Cap the BLAS, OpenMP and torch thread pools at ``threads`` while the block runs (None: leave them)."""
+    """Cap the BLAS, OpenMP and torch thread pools at ``threads`` while the block runs (None: leave them).
+
+    torch's pool is capped only when torch is already imported: a numpy-only search does not load it.
+    """
     if threads is None:
         yield
         return
-    import torch
     from threadpoolctl import threadpool_limits
 
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(threads)
     try:
         with threadpool_limits(limits=threads):
             yield
     finally:
-        torch.set_num_threads(torch_threads)
+        if torch is not None:
+            torch.set_num_threads(torch_threads)

@@ -22,15 +22,17 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from ..errors import DataError, ParameterError, SplitNotFoundError
 from ..util import atomic_write_bytes
 from .featureset import FeatureSet
 from .pooling import PerFrameClip, pool_clips
+
+if TYPE_CHECKING:  # torch is imported by the functions that read or write the official files
+    import torch
 
 #: our name -> (folder, key in the file's dict, tensor rank)
 OFFICIAL_FILES: dict[str, tuple[str, str, int]] = {
@@ -41,7 +43,6 @@ OFFICIAL_FILES: dict[str, tuple[str, str, int]] = {
 }
 DEFAULT_BEAT_FPS = 10.0
 _FORBIDDEN_ID_CHARS = set('/\\:*?"<>|')
-_INTEGER_DTYPES = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
 
 
 def check_clip_id(clip_id: str) -> str:
@@ -97,7 +98,7 @@ def is_official_layout(root: str | os.PathLike[str]) -> bool:
 
 
 def _read_fps(path: Path, value: Any) -> float:
-    fps = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+    fps = value.item() if hasattr(value, "numel") and value.numel() == 1 else value
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
         raise DataError(f"{path}: 'fps' is {value!r}; expected a positive number. Fix or drop the 'fps' entry.")
     return float(fps)
@@ -110,6 +111,8 @@ def _load_entry(path: Path, *, key: str, ndim: int) -> tuple[np.ndarray, float |
             f"{path} does not exist; every clip id in a split list needs a file in each of the four folders. "
             "Export the missing file or remove the id from the split list."
         )
+    import torch  # only the official layout's files need it (a search imports none of this)
+
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # any unreadable or unsafe file: corrupt, truncated, pickled objects
@@ -130,7 +133,8 @@ def _load_entry(path: Path, *, key: str, ndim: int) -> tuple[np.ndarray, float |
     if t.ndim != ndim:
         want = "(frames, dim)" if ndim == 2 else "(frames,)"
         raise DataError(f"{path}: {key!r} has shape {tuple(t.shape)}; expected a {ndim}-D tensor {want}.")
-    if not (t.dtype.is_floating_point or t.dtype in _INTEGER_DTYPES):
+    integers = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
+    if not (t.dtype.is_floating_point or t.dtype in integers):
         raise DataError(f"{path}: {key!r} has dtype {t.dtype}; expected a floating-point or integer tensor.")
     arr = t.detach().to(torch.float32).numpy()
     if not np.isfinite(arr).all():
@@ -208,6 +212,8 @@ def _tensor(x: Any, *, ndim: int, what: str) -> torch.Tensor:
     arr = np.asarray(x, dtype=np.float32)
     if arr.ndim != ndim or not np.isfinite(arr).all():
         raise ParameterError(f"{what} has shape {arr.shape} or non-finite values; expected a finite {ndim}-D array.")
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
@@ -244,6 +250,8 @@ def write_official_clip(
         if name == "dance" and group is not None:
             obj["group"] = str(group)
         buf = io.BytesIO()
+        import torch
+
         torch.save(obj, buf)
         atomic_write_bytes(_path(root, name, clip_id), buf.getvalue())
 

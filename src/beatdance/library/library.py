@@ -25,11 +25,9 @@ import warnings
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .. import __version__
 from ..beats.music import track_music_beats
@@ -38,8 +36,9 @@ from ..features.pooling import beat_slots, pool_segments
 from ..features.store import FeatureStore
 from ..media.limits import QueryLimits
 from ..media.types import MediaClip
-from ..model.blender import BeatBlender, BlenderConfig
 from ..model.checkpoint import CONFIG, WEIGHTS, check_compatible, load_checkpoint, resolve_checkpoint
+from ..model.config import BlenderConfig
+from ..model.inference import NumpyBlender, TorchEncoder, query_encoder
 from ..pipeline.extract import (
     WindowSkipped,
     analyse_dance,
@@ -51,10 +50,8 @@ from ..pipeline.extract import (
     rhythm_context,
 )
 from ..pipeline.prepare import PrepareConfig, window_starts
-from ..retrieval.embed import embed_featureset
 from ..retrieval.hubness import load_querybank, save_querybank
-from ..retrieval.index import KINDS, Executor, IndexConfig, VectorIndex
-from ..retrieval.protocol import check_same_extractors
+from ..retrieval.index import KINDS, Executor, IndexConfig, VectorIndex, normalize_rows
 from ..retrieval.scale import IndexChoice, choose_index, faiss_gpu
 from ..retrieval.scoring import Direction, ModalityEmbeddings
 from ..retrieval.search import LIBRARY_SEARCH, GallerySearch, Hits, SearchSettings, fit_gallery_querybank
@@ -62,6 +59,9 @@ from ..threads import limited_threads
 from ..util import atomic_write_json, progress, read_json, resolve_dir, write_dir_atomically
 from .arrays import map_arrays
 from .catalog import Catalog, Item, write_catalog
+
+if TYPE_CHECKING:  # torch is imported to build a library, not to open or search one
+    from ..model.blender import BeatBlender
 
 FORMAT = "beatdance-library"
 VERSION = 1
@@ -191,6 +191,8 @@ def _embed_store(
         records = [store.get(clip_id) for clip_id in ids[a : a + chunk]]
         fs = store.pool_records(records, num_segments=cfg.num_segments, slots=cfg.beat_slots)
         check_compatible(cfg, fs, source=f"feature store {store.path}")
+        from ..retrieval.embed import embed_featureset  # torch: building a library, not searching it
+
         m, d = embed_featureset(net, fs, batch_size=batch_size, device=device)
         music, dance = _concat(music, m), _concat(dance, d)
         if items is not None:
@@ -290,6 +292,8 @@ def build_library(
             "Search results are only meaningful with the 'temporal' variant.",
             stacklevel=2,
         )
+    from ..retrieval.protocol import check_same_extractors
+
     check_same_extractors(ckpt.get("data", {}), {"store_config": store.config}, data=Path(data))
     ids = store.split_ids(split) if split else store.ids()
     if not ids:
@@ -587,7 +591,7 @@ class Library:
         self,
         path: Path,
         head: dict[str, Any],
-        net: BeatBlender,
+        net: NumpyBlender | TorchEncoder,
         items: Catalog,
         arrays: dict[str, np.ndarray],
         searchers: dict[Direction, GallerySearch],
@@ -595,7 +599,7 @@ class Library:
         self.path = path
         self.config = LibraryConfig.from_dict(head["config"])
         self.store_config: dict[str, Any] = head["store_config"]
-        self.model = net
+        self.model = net  # embeds queries: numpy on the CPU (no torch import), torch on a GPU
         self.items = items  # read from the table as asked for
         self._arrays = arrays  # memory-mapped
         self._searchers = searchers
@@ -625,7 +629,7 @@ class Library:
                 f"{path}/library.json is format {head.get('format')!r} version {head.get('version')!r}; "
                 f"this beatdance reads {FORMAT!r} version {VERSION}. Rebuild it with `beatdance index`."
             )
-        net, _ = load_checkpoint(root / "model", device=device)
+        net = query_encoder(root / "model", device=device)
         if net.config != BlenderConfig.from_dict(head["model"]):
             raise CheckpointError(
                 f"{path}/model does not hold the model the library was built with; rebuild the library."
@@ -690,7 +694,7 @@ class Library:
 
     def warm_up(self) -> None:
         """Track beats in and encode one synthetic music window, so that the first real query of a long-running
-        process does not pay librosa's just-in-time compilation (about 3 s). No-op for libraries without
+        process does not pay the first-call costs (lazy imports, FFT plans). No-op for libraries without
         extractor settings."""
         try:
             cfg = self._prepare_config
@@ -704,20 +708,17 @@ class Library:
             MediaClip(duration_s=cfg.window_s, audio=y, sr=sr, source="warm-up")
         )
 
-    @torch.no_grad()
     def _embed_windows(self, modality: Modality, windows: list[Any]) -> ModalityEmbeddings:
         cfg = self.model.config
         feats = np.stack([pool_segments(w.features, num_segments=cfg.num_segments) for w in windows])
         beats = np.stack(
             [beat_slots(w.beat_grid, num_segments=cfg.num_segments, slots=cfg.beat_slots) for w in windows]
         )
-        encode = self.model.encode_music if modality == "music" else self.model.encode_dance
-        arrays = [feats, beats] + ([np.stack([w.rhythm for w in windows])] if cfg.rhythm_branch else [])
-        device = next(self.model.parameters()).device  # the device the library was opened on
-        out = encode(*(torch.from_numpy(a).to(device) for a in arrays))
+        rhythm = np.stack([w.rhythm for w in windows]) if cfg.rhythm_branch else None
+        out = self.model.encode(modality, feats, beats, rhythm)
         return ModalityEmbeddings(
-            fuse=F.normalize(out["fuse"], dim=-1).cpu().numpy(),
-            beat_head=F.normalize(out["beat"], dim=-1).cpu().numpy(),
+            fuse=normalize_rows(out["fuse"]),
+            beat_head=normalize_rows(out["beat"]),
             beat_grid=np.stack([w.beat_grid for w in windows]).astype(np.float32),
             ids=[f"window@{w.start_s:g}" for w in windows],
         )

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import CheckpointError
 from ..features.featureset import FeatureSet
 from ..util import atomic_write_json, read_json, resolve_dir, write_dir_atomically
-from .blender import BeatBlender, BlenderConfig
+from .config import BlenderConfig
+
+if TYPE_CHECKING:  # torch loads only where weights are read or written, so a search can run without it
+    import torch
+
+    from .blender import BeatBlender
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -36,6 +38,8 @@ def save_checkpoint(
     extra_tensors: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``model``'s weights and ``config`` (plus the model config) to checkpoint directory ``path``."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
 
@@ -70,6 +74,10 @@ def load_checkpoint(
     config = read_json(ckpt / CONFIG)
     if "model" not in config:
         raise CheckpointError(f"{ckpt / CONFIG} has no 'model' entry; it was not written by beatdance.")
+    from safetensors.torch import load_file
+
+    from .blender import BeatBlender
+
     model = BeatBlender(BlenderConfig.from_dict(config["model"]))
     try:
         state = load_file(str(ckpt / WEIGHTS), device="cpu")
@@ -89,6 +97,8 @@ def load_checkpoint(
 
 def load_extra_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Tensors saved next to the weights with ``extra_tensors`` (e.g. optimizer state); empty if none."""
+    from safetensors.torch import load_file
+
     f = resolve_checkpoint(path) / "extra.safetensors"
     return load_file(str(f)) if f.is_file() else {}
 

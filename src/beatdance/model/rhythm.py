@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import inference
+
 
 def shift_bins(x: Tensor, octaves: Tensor, *, bins_per_octave: int) -> Tensor:
     """(B, C, N) arrays moved up the tempo axis by ``octaves`` (B,) each (linear interpolation, zeros enter):
@@ -43,7 +45,7 @@ def shift_bins(x: Tensor, octaves: Tensor, *, bins_per_octave: int) -> Tensor:
 
 def shift_matrix(*, bins: int, bins_per_octave: int, octaves: float) -> Tensor:
     """(bins, bins) matrix M with x @ M.T = x moved up the axis by ``octaves`` (see :func:`shift_bins`)."""
-    return shift_bins(torch.eye(bins)[None], torch.tensor([octaves]), bins_per_octave=bins_per_octave)[0].T.contiguous()
+    return torch.from_numpy(inference.shift_matrix(bins=bins, bins_per_octave=bins_per_octave, octaves=octaves))
 
 
 class RhythmHead(nn.Module):
