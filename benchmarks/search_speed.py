@@ -322,8 +322,8 @@ def build_e2e_library(out: Path, *, n: int, seed: int, recipe: str = "official")
     (``official``: the paper's 2560-d embedding; ``default``: the default recipe's small model)."""
     import torch
 
+    from beatdance.library import write_library
     from beatdance.library.catalog import Item
-    from beatdance.library.library import write_library
     from beatdance.model import BeatBlender
     from beatdance.model.checkpoint import save_checkpoint
     from beatdance.pipeline.prepare import PrepareConfig

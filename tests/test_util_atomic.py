@@ -286,8 +286,7 @@ def test_a_library_add_killed_at_every_step_leaves_the_old_or_the_new_library(sm
     """`index --add` SIGKILLed before each file-system step (its fill, the swap between the renames, the clean-up):
     the path opens, as it is, as the 8-item library before or the 12-item one after."""
     from beatdance.features.store import FeatureStore
-    from beatdance.library import Library, build_library
-    from beatdance.library.library import LibraryConfig
+    from beatdance.library import Library, LibraryConfig, build_library
 
     store_path = tmp_path / "store"
     shutil.copytree(small_store, store_path)

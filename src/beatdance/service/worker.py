@@ -99,7 +99,7 @@ def check(job: dict[str, Any]) -> dict[str, Any]:
 
 def extract(job: dict[str, Any]) -> dict[str, Any]:
     """The windows and tempo of the upload a job names, read with the library settings it carries."""
-    from ..library.library import extract_query_windows
+    from ..library.query import extract_query_windows
     from ..media.limits import QueryLimits
     from ..pipeline.prepare import PrepareConfig
 
@@ -159,7 +159,7 @@ def _warm_up(store_config: dict[str, Any]) -> None:
     import soundfile as sf
 
     from ..jitcache import ensure_kernels
-    from ..library.library import extract_query_windows
+    from ..library.query import extract_query_windows
     from ..pipeline.prepare import PrepareConfig
 
     ensure_kernels()
