@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from beatdance.model.blender import BeatBlender, BlenderConfig
-from beatdance.model.checkpoint import save_checkpoint
-from beatdance.model.inference import NumpyBlender
+from beatdance.model.checkpoint import load_checkpoint, save_checkpoint
+from beatdance.model.inference import NumpyBlender, TorchEncoder, query_encoder
 
 SMALL = {"music_dim": 12, "dance_dim": 9, "num_segments": 5, "beat_slots": 4, "embed_dim": 16, "ff_dim": 32}
 CONFIGS = {
@@ -55,3 +55,22 @@ def test_numpy_embeddings_equal_torch(name, tmp_path):
         for key in ("fuse", "beat"):
             assert got[key].dtype == np.float32 and got[key].shape == (3, cfg.output_dim)
             np.testing.assert_allclose(got[key], want[key].numpy(), rtol=1e-4, atol=2e-5, err_msg=f"{modality} {key}")
+
+
+def test_query_encoder_is_numpy_on_the_cpu_and_torch_elsewhere_with_the_same_embeddings(tmp_path):
+    """A library opened on the CPU embeds queries in numpy; on another device through TorchEncoder (checked here with
+    a CPU-loaded net, as no GPU is present), and both give the same embeddings."""
+    torch.manual_seed(0)
+    net = BeatBlender(BlenderConfig(**SMALL, **CONFIGS["default recipe"])).eval()
+    path = save_checkpoint(tmp_path / "ckpt", model=net, config={})
+    assert isinstance(query_encoder(path, device="cpu"), NumpyBlender)
+    rng = np.random.default_rng(2)
+    inputs = [
+        rng.normal(size=(2, 5, 9)).astype(np.float32),
+        (rng.random((2, 5, 4)) < 0.3).astype(np.float32),
+        rng.random((2, net.config.rhythm_channels, net.config.rhythm_bins)).astype(np.float32),
+    ]
+    via_torch = TorchEncoder(load_checkpoint(path)[0]).encode("dance", *inputs)
+    via_numpy = NumpyBlender.load(path).encode("dance", *inputs)
+    for key in ("fuse", "beat"):
+        np.testing.assert_allclose(via_numpy[key], via_torch[key], rtol=1e-4, atol=2e-5)
