@@ -44,7 +44,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_speed import CLUSTERS, finish, markdown_table, synthetic_side, unit_rows
 
-from beatdance.retrieval.index import KINDS, IndexConfig, VectorIndex
+from beatdance.retrieval.index import VectorIndex
+from beatdance.retrieval.index_config import KINDS, IndexConfig
 from beatdance.retrieval.scale import auto_nlist, choose_index
 from beatdance.retrieval.scoring import ModalityEmbeddings
 from beatdance.retrieval.search import LIBRARY_SEARCH, GallerySearch, fit_gallery_querybank

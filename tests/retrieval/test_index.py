@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from beatdance.errors import CheckpointError, ParameterError
-from beatdance.retrieval.index import IndexConfig, VectorIndex, normalize_rows
+from beatdance.retrieval.index import VectorIndex, normalize_rows
+from beatdance.retrieval.index_config import IndexConfig
 
 
 def _data(n=500, dim=32, seed=0):

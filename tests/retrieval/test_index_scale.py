@@ -12,15 +12,8 @@ import numpy as np
 import pytest
 
 from beatdance.errors import CheckpointError, ParameterError
-from beatdance.retrieval.index import (
-    IVF_KINDS,
-    KINDS,
-    PQ_KINDS,
-    IndexConfig,
-    VectorIndex,
-    normalize_rows,
-    unit_rows,
-)
+from beatdance.retrieval.index import VectorIndex, normalize_rows, unit_rows
+from beatdance.retrieval.index_config import IVF_KINDS, KINDS, PQ_KINDS, IndexConfig
 from beatdance.retrieval.scale import AUTO_FLAT_MAX_ITEMS, auto_nlist, choose_index, faiss_gpu
 from beatdance.retrieval.scoring import ModalityEmbeddings
 from beatdance.retrieval.search import LIBRARY_SEARCH, fit_gallery_querybank, sample_bank

@@ -7,7 +7,8 @@ import pytest
 
 from beatdance.errors import ParameterError
 from beatdance.retrieval.hubness import apply_hubness
-from beatdance.retrieval.index import IndexConfig, VectorIndex
+from beatdance.retrieval.index import VectorIndex
+from beatdance.retrieval.index_config import IndexConfig
 from beatdance.retrieval.scoring import ModalityEmbeddings, Scorer
 from beatdance.retrieval.search import GallerySearch, SearchSettings, fit_gallery_querybank
 

@@ -18,7 +18,8 @@ from ..errors import CheckpointError, DataError, ParameterError
 from ..features.store import FeatureStore
 from ..model.checkpoint import CONFIG, WEIGHTS, check_compatible, load_checkpoint, resolve_checkpoint
 from ..retrieval.hubness import save_querybank
-from ..retrieval.index import Executor, VectorIndex
+from ..retrieval.index import VectorIndex
+from ..retrieval.index_config import Executor
 from ..retrieval.scale import IndexChoice, faiss_gpu
 from ..retrieval.scoring import Direction, ModalityEmbeddings
 from ..retrieval.search import fit_gallery_querybank

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ParameterError
-from ..retrieval.index import KINDS, IndexConfig
+from ..retrieval.index_config import KINDS, IndexConfig
 from ..retrieval.scale import IndexChoice, choose_index
 from ..retrieval.scoring import Direction, ModalityEmbeddings
 from ..retrieval.search import LIBRARY_SEARCH, SearchSettings

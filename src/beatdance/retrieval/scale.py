@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..threads import usable_cores
-from .index import Executor, IndexConfig, _faiss
+from .index import _faiss
+from .index_config import Executor, IndexConfig
 
 AUTO_FLAT_MAX_ITEMS = 100_000
 AUTO_MAX_NLIST = 4096
