@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from beatdance.errors import ParameterError
 from beatdance.model.blender import BeatBlender, BlenderConfig
 from beatdance.model.checkpoint import load_checkpoint, save_checkpoint
 from beatdance.model.inference import NumpyBlender, TorchEncoder, query_encoder
@@ -74,3 +75,15 @@ def test_query_encoder_is_numpy_on_the_cpu_and_torch_elsewhere_with_the_same_emb
     via_numpy = NumpyBlender.load(path).encode("dance", *inputs)
     for key in ("fuse", "beat"):
         np.testing.assert_allclose(via_numpy[key], via_torch[key], rtol=1e-4, atol=2e-5)
+
+
+def test_wrong_shapes_and_a_missing_rhythm_array_are_clear_errors(tmp_path):
+    net = BeatBlender(BlenderConfig(**SMALL, **CONFIGS["default recipe"])).eval()
+    numpy_net = NumpyBlender.load(save_checkpoint(tmp_path / "ckpt", model=net, config={}))
+    features, beats = np.zeros((1, 5, 12), np.float32), np.zeros((1, 5, 4), np.float32)
+    with pytest.raises(ParameterError, match=r"music features have shape \(1, 5, 9\); expected \(batch, 5, 12\)"):
+        numpy_net.encode("music", features[:, :, :9], beats, None)
+    with pytest.raises(ParameterError, match="rhythm branch"):
+        numpy_net.encode("music", features, beats, None)
+    with pytest.raises(ParameterError, match="modality"):
+        numpy_net.encode("video", features, beats, None)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ParameterError
 from ..util import read_json
 from .config import BlenderConfig
 
@@ -84,6 +84,17 @@ def _attention(query: np.ndarray, key: np.ndarray, w: dict[str, np.ndarray], nam
     return _linear(out, w, f"{name}.out_proj")
 
 
+def _checked(x: np.ndarray, what: str, shape: tuple[int, int]) -> np.ndarray:
+    """``x`` as float32 when it is (batch, *shape), else ParameterError naming the shape the model expects."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3 or tuple(x.shape[1:]) != shape:
+        raise ParameterError(
+            f"{what} have shape {tuple(x.shape)}; expected (batch, {shape[0]}, {shape[1]}) from the model config. "
+            "Extract them with the settings the model was trained on (a library's queries are)."
+        )
+    return x
+
+
 class NumpyBlender:
     """A trained Beat Blender's encoders in numpy: ``NumpyBlender.load(checkpoint).encode("music", ...)``."""
 
@@ -128,14 +139,22 @@ class NumpyBlender:
         """``{"fuse", "beat"}`` embeddings (B, output_dim) of (B, S, D) features, (B, S, K) beat slots and, with
         the rhythm branch, (B, C, R) rhythm arrays: ``BeatBlender.encode_music`` / ``encode_dance`` in eval mode."""
         cfg, w = self.config, self._w
-        x = np.asarray(features, dtype=np.float32)
+        if modality not in ("music", "dance"):
+            raise ParameterError(f"modality={modality!r}; expected 'music' or 'dance'.")
+        x = _checked(features, f"{modality} features", (cfg.num_segments, getattr(cfg, f"{modality}_dim")))
+        b = _checked(beats, f"{modality} beat slots", (cfg.num_segments, cfg.beat_slots))
         if cfg.standardise:
             x = (x - w[f"{modality}_mean"]) / w[f"{modality}_std"]
-        out = self._branch(modality, x, np.asarray(beats, dtype=np.float32))
+        out = self._branch(modality, x, b)
         if not cfg.rhythm_branch:
             return out
-        assert rhythm is not None, "a model with a rhythm branch needs rhythm arrays"
-        r = self._rhythm(f"{modality}_rhythm", x.mean(axis=1), np.asarray(rhythm, dtype=np.float32), modality)
+        if rhythm is None:
+            raise ParameterError(
+                f"this model has a rhythm branch and needs {modality} rhythm arrays (batch, {cfg.rhythm_channels}, "
+                f"{cfg.rhythm_bins}); pass the windows' rhythm arrays (beatdance.beats.rhythm)."
+            )
+        rhythm = _checked(rhythm, f"{modality} rhythm", (cfg.rhythm_channels, cfg.rhythm_bins))
+        r = self._rhythm(f"{modality}_rhythm", x.mean(axis=1), rhythm, modality)
         share = 1.0 / (1.0 + math.exp(-float(w["rhythm_logit"])))
         return {
             "fuse": np.concatenate(
