@@ -30,7 +30,7 @@ from .errors import KernelCacheError
 _CACHE_SUFFIXES = (".nbi", ".nbc")
 _CHILD = "from beatdance.jitcache import exercise_kernels; exercise_kernels()"
 _MPL_FOLDER_VARIABLES = ("MPLCONFIGDIR", "XDG_CACHE_HOME", "HOME")
-_CHECK_TIMEOUT_S = 900.0  # a first compile takes about 30 s on 2 free cores
+_CHECK_TIMEOUT_S = 900.0  # a first compile (the HPSS kernels) takes about 20 s on 2 free cores
 
 
 def configure_environment() -> None:
@@ -58,7 +58,7 @@ def ensure_kernels() -> None:
         if is_verified(folder=folder):
             return
         if not _cache_files(folder=folder):
-            _say(f"compiling librosa's numba kernels once into {folder} (30-60 s)")
+            _say(f"compiling librosa's numba kernels once into {folder} (about 20 s)")
         failure = _check()
         if failure is not None:
             _say(f"the numba kernel cache in {folder} was corrupt (a check {failure}); cleared it, compiling again")
