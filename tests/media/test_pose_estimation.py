@@ -91,3 +91,19 @@ def test_person_ratio_counts_frames_with_any_seen_joint() -> None:
     assert person_ratio(Motion(joints=joints, fps=25, confidence=confidence)) == 0.5
     assert person_ratio(Motion(joints=joints, fps=25)) == 0.75
     assert person_ratio(Motion(joints=joints[:0], fps=25)) == 0.0
+
+
+def test_mediapipe_prints_nothing_to_stderr() -> None:
+    """TFLite and absl write set-up lines straight to file descriptor 2; a run of the estimator leaves it clean,
+    while Python's own output on stderr still shows."""
+    import subprocess
+
+    code = (
+        "import sys, numpy as np\n"
+        "from beatdance.media.pose import estimate_pose\n"
+        "estimate_pose(frames=np.full((3, 64, 64, 3), 200, np.uint8), fps=10)\n"
+        "print('still here', file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "still here"

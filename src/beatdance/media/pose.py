@@ -9,6 +9,9 @@ of x, negative towards the camera). A frame without a detection is NaN with conf
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -33,6 +36,24 @@ def _import_pose_solution() -> Any:
             "pip install --no-deps mediapipe==0.10.21 (plus absl-py, attrs, flatbuffers, protobuf<5, opencv)."
         ) from exc
     return mp_pose
+
+
+@contextmanager
+def _native_logs_silenced() -> Iterator[None]:
+    """Send the process's file descriptor 2 to /dev/null while MediaPipe's C++ runs.
+
+    TFLite and absl print set-up lines ("Created TensorFlow Lite XNNPACK delegate", feedback-manager and
+    projection warnings) straight to fd 2, which no logging setting reaches; Python errors still raise.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _check_confidence(value: float, *, name: str) -> None:
@@ -62,12 +83,13 @@ class PoseEstimator:
         _check_confidence(min_detection_confidence, name="min_detection_confidence")
         _check_confidence(min_tracking_confidence, name="min_tracking_confidence")
         mp_pose = _import_pose_solution()
-        self._pose: Any = mp_pose.Pose(
-            static_image_mode=False,
-            model_complexity=1,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
-        )
+        with _native_logs_silenced():
+            self._pose: Any = mp_pose.Pose(
+                static_image_mode=False,
+                model_complexity=1,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence,
+            )
 
     def process(self, *, frames: np.ndarray, fps: float, source: str = "") -> Motion:
         """Landmarks of one clip: a ``mediapipe33`` Motion with (T, 33, 3) joints and visibility as confidence."""
@@ -77,14 +99,15 @@ class PoseEstimator:
         n = frames.shape[0]
         joints = np.full((n, _NUM_LANDMARKS, 3), np.nan, dtype=np.float32)
         confidence = np.zeros((n, _NUM_LANDMARKS), dtype=np.float32)
-        self._pose.reset()
-        for t in range(n):
-            result = self._pose.process(np.ascontiguousarray(frames[t]))
-            if result.pose_landmarks is None:
-                continue
-            lm = result.pose_landmarks.landmark
-            joints[t] = [(p.x, p.y, p.z) for p in lm]
-            confidence[t] = [p.visibility for p in lm]
+        with _native_logs_silenced():
+            self._pose.reset()
+            for t in range(n):
+                result = self._pose.process(np.ascontiguousarray(frames[t]))
+                if result.pose_landmarks is None:
+                    continue
+                lm = result.pose_landmarks.landmark
+                joints[t] = [(p.x, p.y, p.z) for p in lm]
+                confidence[t] = [p.visibility for p in lm]
         return Motion(
             joints=joints,
             fps=float(fps),
