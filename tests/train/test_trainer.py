@@ -19,7 +19,7 @@ from beatdance.features.featureset import FeatureSet
 from beatdance.model import BlenderConfig
 from beatdance.model.checkpoint import load_checkpoint
 from beatdance.train import TrainConfig, train
-from beatdance.train.trainer import eval_steps, lr_factor
+from beatdance.train.steps import eval_steps, lr_factor
 
 TINY = dict(embed_dim=16, num_layers=1, num_heads=2, ff_dim=32, beat_hidden=8, dropout_self=0.0, dropout_cross=0.0)
 

@@ -36,10 +36,7 @@ from ..features.featureset import FeatureSet
 from ..model.blender import BeatBlender, BlenderConfig
 from ..model.checkpoint import check_compatible, load_extra_tensors, resolve_checkpoint, save_checkpoint
 from ..model.loss import ContrastiveLoss
-from ..retrieval.embed import embed_featureset
-from ..retrieval.evaluate import evaluate_retrieval
 from ..util import atomic_write_json, progress, read_json, seed_everything
-from .augment import mismatch, stretch_pairs
 from .config import TrainConfig
 from .distributed import (
     DistEnv,
@@ -50,21 +47,7 @@ from .distributed import (
     rank_share,
     resolve_device,
 )
-
-
-def lr_factor(step: int, *, total_steps: int, warmup_steps: int) -> float:
-    """Linear warmup from 0, then a half cosine down to 0 (HF ``get_cosine_schedule_with_warmup``)."""
-    if step < warmup_steps:
-        return step / max(1, warmup_steps)
-    progress_frac = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress_frac)))
-
-
-def eval_steps(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
-    """0-based step indices after which to validate (official: linspace(0, n-1, k+1)[1:])."""
-    if evals_per_epoch <= 0:
-        return set()
-    return {int(s) for s in np.linspace(0, steps_per_epoch - 1, evals_per_epoch + 1)[1:]}
+from .steps import eval_steps, forward_batch, lr_factor, optimizer_tensors, restore_optimizer, validation_row
 
 
 @dataclass
@@ -73,91 +56,6 @@ class TrainResult:
     best_checkpoint: Path
     history: list[dict[str, Any]] = field(default_factory=list)
     best_score: float | None = None
-
-
-def _validate(
-    model: BeatBlender, loss_fn: ContrastiveLoss, val: FeatureSet, cfg: TrainConfig, device: torch.device
-) -> dict[str, float]:
-    music, dance = embed_featureset(model, val, batch_size=cfg.eval_batch_size, device=device, dance_order_seed=0)
-    losses = []
-    with torch.no_grad():
-        for start in range(0, len(val), cfg.eval_batch_size):
-            sl = slice(start, start + cfg.eval_batch_size)
-            if len(val.ids[sl]) >= 2:
-                assert music.beat_head is not None and dance.beat_head is not None  # embed_featureset gives both
-                batch = {
-                    "music_fuse": music.fuse[sl],
-                    "dance_fuse": dance.fuse[sl],
-                    "music_beat": music.beat_head[sl],
-                    "dance_beat": dance.beat_head[sl],
-                }
-                losses.append(loss_fn({k: torch.from_numpy(v).to(device) for k, v in batch.items()})[1]["loss"])
-    report = evaluate_retrieval(music=music, dance=dance, bs_ks=())
-    row: dict[str, float] = {"val_loss": float(np.mean(losses)) if losses else float("nan")}
-    for direction in ("m2d", "d2m"):
-        for key, value in report[direction]["metrics"].items():
-            row[f"{direction}/{key}"] = float(value)
-    return row
-
-
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    sd = opt.state_dict()
-    tensors = {f"opt.{i}.{k}": v.detach().cpu() for i, st in sd["state"].items() for k, v in st.items()}
-    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
-    return tensors, groups
-
-
-def _restore_optimizer(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]
-) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, idx, name = key.split(".", 2)
-            state.setdefault(int(idx), {})[name] = value
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
-def _forward(
-    model: BeatBlender,
-    batch: list[torch.Tensor],
-    config: TrainConfig,
-    *,
-    seed: int,
-    share: tuple[int, int] | None = None,
-    wrapped: torch.nn.Module | None = None,
-) -> dict[str, torch.Tensor]:
-    """The model's outputs on one batch, with the tempo augmentations of ``train.augment`` when asked for
-    (seeded per step, so that a resumed run draws the same ones; ``share``: this rank's rows of the global
-    batch's draws). ``wrapped`` (DDP) runs the model's forward when given."""
-    cfg = model.config
-    call = model if wrapped is None else wrapped
-    if not cfg.rhythm_branch or (config.tempo_stretch_octaves == 0 and config.mismatch_octaves is None):
-        return call(*batch)
-    generator = torch.Generator().manual_seed(seed)
-    music, dance, music_beat, dance_beat, music_rhythm, dance_rhythm = batch
-    if config.tempo_stretch_octaves > 0:
-        music_rhythm, dance_rhythm = stretch_pairs(
-            music_rhythm,
-            dance_rhythm,
-            max_octaves=config.tempo_stretch_octaves,
-            bins_per_octave=cfg.rhythm_bins_per_octave,
-            generator=generator,
-            share=share,
-        )
-    out = call(music, dance, music_beat, dance_beat, music_rhythm, dance_rhythm)
-    if config.mismatch_octaves is not None:
-        lo, hi = config.mismatch_octaves
-        off_tempo = mismatch(
-            dance_rhythm,
-            min_octaves=lo,
-            max_octaves=hi,
-            bins_per_octave=cfg.rhythm_bins_per_octave,
-            generator=generator,
-            share=share,
-        )
-        out["dance_fuse_mismatch"] = model.encode_dance(dance, dance_beat, off_tempo)["fuse"]
-    return out
 
 
 class Trainer:
@@ -267,7 +165,7 @@ class Trainer:
         weights = load_extra_tensors(ckpt)
         self.model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
         self.loss_fn.load_state_dict({k[len("loss.") :]: v for k, v in weights.items() if k.startswith("loss.")})
-        _restore_optimizer(self.opt, weights, state["param_groups"])
+        restore_optimizer(self.opt, weights, state["param_groups"])
         self._restore_rng(weights)
         self.start_epoch, self.global_step = state["epoch"], state["global_step"]
         self.window.extend(state["window"])
@@ -368,7 +266,7 @@ class Trainer:
         share = (self.env.rank * len(idx), self.env.world_size * len(idx)) if self.env.enabled else None
         cuda = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda):
-            out = _forward(
+            out = forward_batch(
                 self.model, batch, cfg, seed=cfg.seed * 1_000_003 + self.global_step, share=share, wrapped=self.net
             )
         out = {key: value.float() if value.is_floating_point() else value for key, value in out.items()}
@@ -403,7 +301,7 @@ class Trainer:
             "lr": self.opt.param_groups[0]["lr"],
             "train_loss": train_loss,
         }
-        row.update(_validate(self.model, self.loss_fn, self.val_set, cfg, self.device))
+        row.update(validation_row(self.model, self.loss_fn, self.val_set, cfg, self.device))
         self.window.append(row[cfg.selection_metric])
         score = float(np.mean(self.window))
         row["window_score"] = score
@@ -419,7 +317,7 @@ class Trainer:
 
     def save_last(self, epoch: int) -> None:
         """``last/``: weights plus optimizer, RNG (every rank's) and selection state, so a resume continues exactly."""
-        tensors, groups = _optimizer_tensors(self.opt)
+        tensors, groups = optimizer_tensors(self.opt)
         tensors.update(self._rng_tensors())
         if not self.env.is_main:
             barrier(self.env)
