@@ -13,7 +13,6 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test,pretrained,scale]'
 	$(BIN)/pip install --quiet --no-deps mediapipe==0.10.21
-	$(BIN)/beatdance warmup
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -1,9 +1,10 @@
-"""librosa's numba kernels (HPSS only): compiled once before any worker, verified cheaply, and repaired when corrupt.
+"""librosa's numba kernels (the HPSS option only): compiled once, verified cheaply, repaired when corrupt, never
+touched by commands that do not use them.
 
-The slow tests run real commands in subprocesses against a temporary NUMBA_CACHE_DIR: from an empty
-cache, ``prepare --workers 2`` and ``beats`` started at the same time, then again (on the old code, one
-round in four died with BrokenProcessPool and left a cache on which every ``beats`` segfaulted); then the
-cache is corrupted the way that race corrupts it and the next command repairs it. The fast tests check
+The slow tests run real processes against a temporary NUMBA_CACHE_DIR: from an empty cache, two
+``beatdance warmup`` and two HPSS beat trackings started at the same time, twice (on the old code, processes
+compiling at once left a cache on which every later one segfaulted); then the cache is corrupted the way that
+race corrupts it and the next HPSS run repairs it. A plain ``beats`` compiles nothing. The fast tests check
 the stamp, the lock-free path and the repair logic with a stand-in for the child process.
 """
 
@@ -22,19 +23,34 @@ from conftest import require_shared_data
 from beatdance import jitcache
 from beatdance.errors import KernelCacheError
 
-DWM_PAIRS = ("DANCE_W_25", "DANCE_W_16")  # the two shortest songs (90 s)
 SONG = "cc_music/sorohanro_-_solo-trumpet-06.ogg"
 
 
-def _command(args: list[str], *, cache: Path) -> subprocess.Popen[str]:
+def _env(cache: Path) -> dict[str, str]:
     # NUMBA_OPT=0 compiles about a third faster; the cache and its races are the same at every level.
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "NUMBA_OPT": "0", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    return {**os.environ, "NUMBA_CACHE_DIR": str(cache), "NUMBA_OPT": "0", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+
+
+def _command(args: list[str], *, cache: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "beatdance.cli", *args],
-        env=env,
+        env=_env(cache),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+    )
+
+
+def _hpss_beats(song: Path, *, cache: Path) -> subprocess.Popen[str]:
+    """Beats of 10 s of ``song`` with the HPSS option, the one path that runs librosa's kernels."""
+    code = (
+        "from beatdance.beats.music import MusicBeatConfig, track_music_beats\n"
+        "from beatdance.media.audio import load_audio\n"
+        f"y, sr = load_audio({str(song)!r}, sr=22050, duration_s=10.0)\n"
+        "assert track_music_beats(y=y, sr=sr, config=MusicBeatConfig(hpss=True)).times_s.size > 4\n"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code], env=_env(cache), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
 
 
@@ -52,22 +68,15 @@ def real_media() -> Path:
 
 @pytest.fixture(scope="module")
 def raced_cache(real_media, tmp_path_factory) -> tuple[Path, list[tuple[int, str]]]:
-    """An empty kernel cache used by two rounds of ``prepare --workers 2`` and ``beats``, both commands started at
-    once; the cache folder and each command's exit status and stderr."""
-    work = tmp_path_factory.mktemp("race")
-    cache = work / "numba"
-    pairs = [str(real_media / "dance_with_melody" / name) for name in DWM_PAIRS]
+    """An empty kernel cache used by two rounds of two ``warmup`` commands and two HPSS trackings, all four
+    started at once; the cache folder and each process's exit status and stderr."""
+    cache = tmp_path_factory.mktemp("race") / "numba"
     runs = []
     for round_ in range(2):
-        started = [
-            _command(
-                ["prepare", *pairs, "--out", str(work / f"store{round_}"), "--workers", "2", "--no-progress"],
-                cache=cache,
-            ),
-            _command(["beats", str(real_media / SONG), "--json"], cache=cache),
-        ]
+        started = [_command(["warmup"], cache=cache) for _ in range(2)]
+        started += [_hpss_beats(real_media / SONG, cache=cache) for _ in range(2)]
         runs += [_finish(p) for p in started]
-        assert jitcache.is_verified(folder=cache), f"round {round_}: a worker compiled kernels after the warm-up"
+        assert jitcache.is_verified(folder=cache), f"round {round_}: a process compiled kernels after the warm-up"
     return cache, runs
 
 
@@ -93,7 +102,7 @@ def test_a_corrupt_cache_is_cleared_with_a_message_and_the_command_runs(raced_ca
     (donor,) = cache.glob("librosa_*/filters.__window_ss_fill-*.py*.1.nbc")
     (victim,) = cache.glob("core_*/spectrum.__overlap_add-*.py*.1.nbc")
     shutil.copyfile(donor, victim)
-    status, err = _finish(_command(["beats", str(real_media / SONG)], cache=cache))
+    status, err = _finish(_hpss_beats(real_media / SONG, cache=cache))
     assert status == 0, err
     assert f"the numba kernel cache in {cache} was corrupt (a check failed with exit status 1" in err
     assert "cleared it, compiling again" in err
@@ -166,3 +175,11 @@ def test_unwritable_cache_folder_raises_kernel_cache_error(monkeypatch, tmp_path
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "file" / "numba"))
     with pytest.raises(KernelCacheError, match="set NUMBA_CACHE_DIR to a writable folder"):
         jitcache.ensure_kernels()
+
+
+@pytest.mark.data
+def test_commands_without_hpss_never_touch_the_kernel_cache(real_media, tmp_path):
+    cache = tmp_path / "numba"
+    status, err = _finish(_command(["beats", str(real_media / SONG), "--json"], cache=cache))
+    assert status == 0, err
+    assert "compiling" not in err and not cache.exists()

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ParameterError
+from ..jitcache import ensure_kernels
 from ..media import spectral
 from . import dp_tracker, madmom_beats
 
@@ -134,6 +135,7 @@ class MusicBeats:
 def onset_envelope(*, y: np.ndarray, config: MusicBeatConfig) -> np.ndarray:
     """Onset strength (float32, one value per hop) of mono audio ``y`` already at ``config.sr``."""
     if config.hpss:
+        ensure_kernels()  # its numba kernels, compiled once and verified, before librosa loads them
         import librosa.effects  # only this option needs librosa (and its numba start-up)
 
         y = librosa.effects.percussive(y, margin=config.hpss_margin)

@@ -8,7 +8,6 @@ import sys
 import typer
 
 from ..errors import BeatDanceError
-from ..jitcache import ensure_kernels
 from .app import app
 
 # Every command, the module that registers it, and its one-line help for the top-level listing, so that
@@ -53,14 +52,12 @@ def main() -> None:
     """Console entry point: beatdance errors are printed as one clear message with exit status 2.
 
     Only the module of the command asked for is imported (``beatdance --help`` imports none of them).
-    ``beatdance search --server URL`` does not check librosa's kernels: its module imports neither torch nor
-    librosa, so asking a running service costs a fraction of a second.
+    ``beatdance search --server URL`` imports neither torch nor librosa, so asking a running service costs a
+    fraction of a second. librosa's kernel cache is checked only where librosa is used (the ``hpss`` option).
     """
     argv = sys.argv[1:]
     try:
         if argv and argv[0] in COMMANDS:
-            if not _remote_search(argv) and argv[0] not in ("warmup",) and not {"--help", "-h"} & set(argv):
-                ensure_kernels()
             importlib.import_module(f"{__name__}.{COMMANDS[argv[0]][0]}")
         else:
             _register_listing()

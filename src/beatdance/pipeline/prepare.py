@@ -264,7 +264,8 @@ def prepare(
     (the cluster at ``ray_address``, else a local instance); with Ray, ``out`` and the inputs must be at the
     same paths on every node."""
     cfg = config or PrepareConfig()
-    ensure_kernels()  # compiled here, once, so that the workers only load them
+    if cfg.music_beats.hpss:  # the one option that runs librosa's numba kernels
+        ensure_kernels()  # compiled here, once, so that the workers only load them
     pairs, rejected = discover_pairs(list(inputs))
     if not pairs:
         reasons = "; ".join(f"{r.input}: {r.reason}" for r in rejected[:5]) or "the inputs hold no files"
@@ -279,7 +280,7 @@ def prepare(
         executor=executor,
         workers=workers,
         ray_address=ray_address,
-        setup=ensure_kernels,
+        setup=ensure_kernels if cfg.music_beats.hpss else None,
         on_lost=_lost_pair,
     )
     store = FeatureStore.create(out, config=cfg.store_config())

@@ -158,11 +158,9 @@ def _warm_up(store_config: dict[str, Any]) -> None:
     import numpy as np
     import soundfile as sf
 
-    from ..jitcache import ensure_kernels
     from ..library.query import extract_query_windows
     from ..pipeline.prepare import PrepareConfig
 
-    ensure_kernels()
     config = PrepareConfig.from_store_config(store_config, source="the served library")
     y = np.zeros(int(config.window_s * config.sr), dtype=np.float32)
     y[:: config.sr // 2] = 1.0  # a click every 0.5 s
