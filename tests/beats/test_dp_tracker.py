@@ -78,11 +78,11 @@ def test_silence_and_bad_settings():
 def test_music_beats_and_features_import_neither_librosa_nor_numba():
     code = (
         "import sys, numpy as np\n"
-        "from beatdance.beats.music import track_music_beats\n"
+        "from beatdance.beats.music import MusicBeatConfig, track_music_beats\n"
         "from beatdance.encoders.registry import create_encoder\n"
         "from beatdance.media.types import MediaClip\n"
         "y = np.zeros(22050 * 6, np.float32); y[::11025] = 1.0\n"
-        "assert track_music_beats(y=y, sr=22050).times_s.size > 5\n"
+        "assert track_music_beats(y=y, sr=22050, config=MusicBeatConfig(tracker='librosa')).times_s.size > 5\n"
         "create_encoder('audio-mel').encode(MediaClip(duration_s=6.0, audio=y, sr=22050, source='x'))\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )

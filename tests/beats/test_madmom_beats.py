@@ -153,12 +153,13 @@ SONGS = {
 
 
 @pytest.mark.slow
-def test_madmom_metre_finds_the_beat_level_of_each_style():
+@pytest.mark.parametrize("tracker", ["madmom-metre", "checked"])
+def test_madmom_metre_finds_the_beat_level_of_each_style(tracker):
     styles = set()
     for seed, what in SONGS.items():
         pair = synthesize_pair(seed=seed, duration_s=20.0)
         styles.add(pair.style)
-        beats = track_music_beats(y=pair.music.audio, sr=pair.music.sr, config=MusicBeatConfig(tracker="madmom-metre"))
+        beats = track_music_beats(y=pair.music.audio, sr=pair.music.sr, config=MusicBeatConfig(tracker=tracker))
         f = mir_eval.beat.evaluate(pair.music.beat_times_s, beats.times_s)["F-measure"]
         assert abs(beats.tempo_bpm / pair.bpm - 1) < 0.04, (what, beats.tempo_bpm, pair.bpm, beats.level)
         assert f >= 0.9, (what, f, beats.level)
@@ -170,11 +171,11 @@ def test_electronic_off_beat_case_is_fixed():
     pair = synthesize_pair(seed=5, duration_s=20.0)
     assert pair.style == "electronic"
     scores = {}
-    for tracker in ("librosa", "madmom-metre"):
+    for tracker in ("librosa", "madmom-metre", "checked"):
         beats = track_music_beats(y=pair.music.audio, sr=pair.music.sr, config=MusicBeatConfig(tracker=tracker))
         scores[tracker] = mir_eval.beat.evaluate(pair.music.beat_times_s, beats.times_s)["F-measure"]
     assert scores["librosa"] < 0.1  # the case of the issue: librosa's beats fall on the open hi-hat off-beats
-    assert scores["madmom-metre"] >= 0.95
+    assert scores["madmom-metre"] >= 0.95 and scores["checked"] >= 0.95
 
 
 def test_legacy_config_without_tracker_means_librosa():

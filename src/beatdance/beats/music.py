@@ -4,24 +4,24 @@ Music "beats" here are regular beats (as in FACT and the third-party BeatDance r
 raw onsets (``onset_detect``, as in CDCD): the beat grid should mark the pulse a dancer follows.
 ``MusicBeatConfig.tracker`` picks who places them:
 
-* ``"librosa"`` (default): see below.
-* ``"madmom-metre"``: madmom's joint beat/downbeat networks and its DBN, then a check that
-  the DBN's pulse is the beat and not a subdivision of it (:mod:`.madmom_beats`). On the 60 synthetic
-  songs of ``beatdance synth --num 60 --seed 0`` it finds the tempo at the annotated level for 60 (librosa:
-  44, 15 at half tempo; madmom alone: 52) and its beats score F 0.999 (librosa 0.731); on the two
-  human-annotated excerpts it scores as well as madmom and better than librosa (README;
-  ``benchmarks/beat_trackers.py``). About 0.3 s per 10 s of audio on 2 busy cores.
+* ``"checked"`` (default): madmom-metre's beats, checked against the DP tracker's tempo. When the two tempi
+  are at no metrical ratio (1, 2, 3, 4 or 3/2, within 4 %: :func:`metrical_ratio`), madmom's DBN followed a
+  pulse that is no level of the song's metre and the DP tracker's beats are kept instead. That happens on
+  2 of the 32 Dance-with-Melody songs (madmom-metre 126.7 and 123.1 BPM against 90.8 and 88.7), which made
+  madmom-metre alone rank the real pairs worse. On the 60 synthetic songs of ``beatdance synth --num 60
+  --seed 0`` it finds the tempo at the annotated level for all 60 (DP tracker: 44) with beat F 1.000 (DP
+  0.731); on the human-annotated excerpts it scores madmom's F (0.958 and 0.667; librosa's own defaults
+  0.901 and 0.286); on the real pairs of ``make bench`` it ranks as the DP tracker does, paired over 16
+  runs (README; ``benchmarks/beat_trackers.py``). About 0.2 s per 10 s of audio on 2 busy cores.
+* ``"madmom-metre"``: madmom's joint beat/downbeat networks and its DBN, then a check that the DBN's
+  pulse is the beat and not a subdivision of it (:mod:`.madmom_beats`).
 * ``"madmom"``: madmom's own offline tracker (beat networks and DBN), kept for comparison.
-* ``"librosa"``: the onset envelope and librosa's dynamic-programming tracker (Ellis 2007), and what a
-  stored config without ``tracker`` used. It stays the default because on the real Dance-with-Melody
-  pairs it wins where it counts: madmom-metre puts 2 of the 32 songs at a wrong tempo (90.8 -> 126.7 and
-  88.7 -> 123.1 BPM; librosa none), and the default recipe's ranking drops with it, paired over the same
-  8 bench runs (MedR/N 0.202 -> 0.234 m2d, 0.222 -> 0.273 d2m); it is also 4x faster and has no
-  non-commercial model licence. Its
-  settings differ from librosa's in two places, chosen with ``mir_eval.beat.evaluate`` on the two
-  human-annotated excerpts in ``shared/data/beat_annotated``: the tempo prior is centred on 100 BPM
-  instead of 120 (librosa's 120 doubles the 85-BPM GTZAN excerpt), and the hop is 256 samples instead
-  of 512 (beat times are quantised to the hop: 11.6 ms instead of 23 ms).
+* ``"librosa"``: the onset envelope and librosa's dynamic-programming tracker (Ellis 2007), what a stored
+  config without ``tracker`` used, and the choice for commercial use (no model weights). Its settings
+  differ from librosa's in two places, chosen with ``mir_eval.beat.evaluate`` on the two human-annotated
+  excerpts in ``shared/data/beat_annotated``: the tempo prior is centred on 100 BPM instead of 120
+  (librosa's 120 doubles the 85-BPM GTZAN excerpt), and the hop is 256 samples instead of 512 (beat
+  times are quantised to the hop: 11.6 ms instead of 23 ms).
 
 madmom's models are licensed CC BY-NC-SA 4.0 (non-commercial use only); pick ``"librosa"`` otherwise.
 The onset envelope is librosa's whichever tracker runs, so the rhythm features built on it do not
@@ -42,8 +42,12 @@ from ..jitcache import ensure_kernels
 from ..media import spectral
 from . import dp_tracker, madmom_beats
 
-Tracker = Literal["librosa", "madmom", "madmom-metre"]
-TRACKERS: tuple[Tracker, ...] = ("librosa", "madmom", "madmom-metre")
+Tracker = Literal["librosa", "madmom", "madmom-metre", "checked"]
+TRACKERS: tuple[Tracker, ...] = ("librosa", "madmom", "madmom-metre", "checked")
+# Tempo ratios between metrical levels of one song (beat, its halves and doubles, bars of 3, 6/8 vs 3/4),
+# and how far a measured ratio may be from one (the tolerance of the beat benchmarks).
+METRICAL_RATIOS = {"1": 1.0, "2": 2.0, "3": 3.0, "4": 4.0, "3/2": 1.5}
+METRICAL_TOLERANCE = 0.04
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,8 @@ class MusicBeatConfig:
     with ``prior_bpm_std_octaves`` octaves of spread (None: a flat prior), below ``max_tempo_bpm``.
     The beat tracker then trades onset strength against tempo regularity with ``tightness``;
     ``trim`` drops weak beats at the start and end (every tracker). Those tempo and tracking settings are librosa's:
-    ``tracker`` "madmom" and "madmom-metre" place the beats with madmom's DBN instead, searching tempi
-    from ``dbn_min_bpm`` to ``dbn_max_bpm`` (madmom's defaults).
+    ``tracker`` "madmom", "madmom-metre" and "checked" place the beats with madmom's DBN instead, searching
+    tempi from ``dbn_min_bpm`` to ``dbn_max_bpm`` (madmom's defaults); "checked" also runs the DP tracker.
     """
 
     sr: int = 22050
@@ -79,7 +83,7 @@ class MusicBeatConfig:
     max_tempo_bpm: float = 320.0
     tightness: float = 100.0
     trim: bool = True
-    tracker: Tracker = "librosa"
+    tracker: Tracker = "checked"
     dbn_min_bpm: float = 55.0
     dbn_max_bpm: float = 215.0
 
@@ -167,26 +171,72 @@ def track_music_beats(*, y: np.ndarray, sr: int, config: MusicBeatConfig = Music
     env = onset_envelope(y=y, config=config) if y.size else np.zeros(0, np.float32)
     if not np.any(env > 0):
         return MusicBeats(times_s=np.zeros(0), tempo_bpm=0.0, onset_envelope=env, envelope_fps=fps)
-    if config.tracker != "librosa":
+    if config.tracker == "librosa":
+        beats = _dp_beats(env=env, config=config)
+    else:
         if original_sr != madmom_beats.SAMPLE_RATE:
             original = spectral.resample(y=original, orig_sr=original_sr, target_sr=madmom_beats.SAMPLE_RATE)
-        beats_s, level = madmom_beats.track(
-            y=original,
-            tracker=config.tracker,
-            onset=env,
-            onset_fps=fps,
-            min_bpm=config.dbn_min_bpm,
-            max_bpm=config.dbn_max_bpm,
-            trim=config.trim,
-        )
-        fallback = 60.0 / float(np.median(np.diff(beats_s))) if beats_s.size > 1 else 0.0
-        return MusicBeats(
-            times_s=beats_s,
-            tempo_bpm=_refined_tempo_bpm(beats_s, fallback_bpm=fallback),
-            onset_envelope=env,
-            envelope_fps=fps,
-            level=level,
-        )
+        tracker = "madmom-metre" if config.tracker == "checked" else config.tracker
+        beats = _madmom_beats(y=original, env=env, tracker=tracker, config=config)
+        if config.tracker == "checked":
+            beats = _checked(madmom=beats, dp=_dp_beats(env=env, config=config))
+    return beats
+
+
+def metrical_ratio(faster_bpm: float, slower_bpm: float) -> str | None:
+    """The metrical ratio (``"1"``, ``"2"``, ``"3/2"``, ...) that ``faster_bpm / slower_bpm`` is within
+    ``METRICAL_TOLERANCE`` of, or None: two tempi of one song at metrical levels differ by such a ratio."""
+    if not (faster_bpm > 0 and slower_bpm > 0):
+        return None
+    ratio = max(faster_bpm, slower_bpm) / min(faster_bpm, slower_bpm)
+    for name, value in METRICAL_RATIOS.items():
+        if abs(ratio / value - 1.0) <= METRICAL_TOLERANCE:
+            return name
+    return None
+
+
+def _checked(*, madmom: MusicBeats, dp: MusicBeats) -> MusicBeats:
+    """madmom-metre's beats, unless its tempo and the DP tracker's are at no metrical ratio: then the DP's.
+
+    Two trackers that hear the same beat at different metrical levels differ by 2, 3, 3/2, ...; a ratio like
+    1.39 means madmom's DBN followed a pulse that is no level of the song's metre (2 of the 32 Dance-with-Melody
+    songs), where the DP tracker's tempo estimate over the whole track held (README, "Music beats").
+    """
+    ratio = metrical_ratio(madmom.tempo_bpm, dp.tempo_bpm)
+    if ratio is not None or dp.times_s.size < 2:
+        madmom.level = f"{madmom.level}; DP tracker {dp.tempo_bpm:.1f} BPM (ratio {ratio or 'none'})"
+        return madmom
+    dp.level = (
+        f"DP tracker: madmom-metre's {madmom.tempo_bpm:.1f} BPM is at no metrical ratio to {dp.tempo_bpm:.1f} BPM"
+    )
+    return dp
+
+
+def _madmom_beats(*, y: np.ndarray, env: np.ndarray, tracker: str, config: MusicBeatConfig) -> MusicBeats:
+    """Beats of ``y`` (44.1 kHz) from madmom's networks and DBN (``tracker`` "madmom" or "madmom-metre")."""
+    fps = config.sr / config.hop_length
+    beats_s, level = madmom_beats.track(
+        y=y,
+        tracker=tracker,
+        onset=env,
+        onset_fps=fps,
+        min_bpm=config.dbn_min_bpm,
+        max_bpm=config.dbn_max_bpm,
+        trim=config.trim,
+    )
+    fallback = 60.0 / float(np.median(np.diff(beats_s))) if beats_s.size > 1 else 0.0
+    return MusicBeats(
+        times_s=beats_s,
+        tempo_bpm=_refined_tempo_bpm(beats_s, fallback_bpm=fallback),
+        onset_envelope=env,
+        envelope_fps=fps,
+        level=level,
+    )
+
+
+def _dp_beats(*, env: np.ndarray, config: MusicBeatConfig) -> MusicBeats:
+    """Beats from the onset envelope ``env``: the tempo estimate and Ellis' dynamic-programming tracker."""
+    fps = config.sr / config.hop_length
     tempo_bpm = dp_tracker.estimate_tempo_bpm(
         envelope=env,
         sr=config.sr,
