@@ -419,9 +419,7 @@ def main() -> int:
         raise SystemExit(f"--mix kinds must be among {', '.join(MIX)}.")
     args.out.mkdir(parents=True, exist_ok=True)
     speed = bench_module("search_speed")
-    library = args.out / f"items-{args.items}" / "library"
-    if not (library / "library.json").exists():
-        speed.build_e2e_library(library.parent, n=args.items, seed=0)
+    library = speed.ensure_e2e_library(args.out / f"items-{args.items}", n=args.items, seed=0)
     wav = speed.write_query_wav(args.out / "query.wav", duration_s=10.0, seed=1).read_bytes()
     hostile_dir = Path(tempfile.mkdtemp(prefix="hostile-", dir=args.out))
     hostile = {

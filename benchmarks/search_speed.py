@@ -35,6 +35,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -366,6 +367,21 @@ def build_e2e_library(out: Path, *, n: int, seed: int, recipe: str = "official")
         store_config=PrepareConfig().store_config(),
     )
     return out / "library"
+
+
+def ensure_e2e_library(folder: Path, *, n: int, seed: int, recipe: str = "official") -> Path:
+    """``folder/library`` from :func:`build_e2e_library`, reused when an earlier run built it with ``n`` items and
+    today's default extraction settings, else rebuilt (a library of another beat tracker would time another
+    query extraction)."""
+    from beatdance.pipeline.prepare import PrepareConfig
+
+    manifest = folder / "library" / "library.json"
+    if manifest.is_file():
+        meta = json.loads(manifest.read_text())
+        if meta.get("items") == n and meta.get("store_config") == PrepareConfig().store_config():
+            return folder / "library"
+    shutil.rmtree(folder, ignore_errors=True)
+    return build_e2e_library(folder, n=n, seed=seed, recipe=recipe)
 
 
 def bench_end_to_end(*, out: Path, n: int, threads: Sequence[int | None], runs: int, seed: int) -> list[dict[str, Any]]:

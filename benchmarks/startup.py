@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -47,17 +46,6 @@ def median_seconds(cmd: list[str], *, runs: int) -> float:
     return statistics.median(times)
 
 
-def _current(manifest: Path, *, items: int) -> bool:
-    """True when a library built by an earlier run has ``items`` items and today's default extraction settings
-    (a library of another beat tracker would time another query extraction)."""
-    from beatdance.pipeline.prepare import PrepareConfig
-
-    if not manifest.is_file():
-        return False
-    meta = json.loads(manifest.read_text())
-    return meta.get("store_config") == PrepareConfig().store_config() and meta.get("items") == items
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=10_000)
@@ -68,11 +56,7 @@ def main() -> int:
     speed = _search_speed()
     libraries = {}
     for recipe in ("default", "official"):
-        folder = args.out / recipe
-        if not _current(folder / "library" / "library.json", items=args.items):
-            shutil.rmtree(folder, ignore_errors=True)
-            speed.build_e2e_library(folder, n=args.items, seed=0, recipe=recipe)
-        libraries[recipe] = str(folder / "library")
+        libraries[recipe] = str(speed.ensure_e2e_library(args.out / recipe, n=args.items, seed=0, recipe=recipe))
     query = str(speed.write_query_wav(args.out / "query.wav", duration_s=10.0, seed=1))
     beatdance = [sys.executable, "-m", "beatdance.cli"]
     rows = {
