@@ -4,8 +4,8 @@ librosa compiles its numba kernels with ``cache=True`` on first use (many of the
 compile them at the same time into one cache folder can leave it corrupt (an index pointing at another
 overload's machine code), and from then on every process that loads it crashes with a segmentation fault.
 So the cache lives in one per-user folder (``NUMBA_CACHE_DIR``, set when beatdance is imported unless the
-user set it), and before a command or a worker pool touches librosa, :func:`ensure_kernels` makes sure it is
-verified: under a file lock, a child process runs every kernel beatdance uses (compiling the missing ones)
+user set it), and before any process loads librosa (the ``hpss`` option calls it first), :func:`ensure_kernels`
+makes sure it is verified: under a file lock, a child process runs every kernel beatdance uses (compiling the missing ones)
 and builds matplotlib's font cache; if the child crashes, the cache is cleared and compiled again. A stamp
 in the folder records the verified files, so later calls only compare file sizes and times (a few ms).
 Since beatdance computes its music features in numpy, only the ``hpss`` option still loads these kernels.

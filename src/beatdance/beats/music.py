@@ -32,7 +32,7 @@ without importing librosa, whose numba kernels cost a fresh process seconds.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -111,6 +111,11 @@ class MusicBeatConfig:
                 "need 0 < dbn_min_bpm < dbn_max_bpm, e.g. 55 and 215."
             )
 
+    @property
+    def envelope_fps(self) -> float:
+        """Frames per second of the onset envelope (one per hop)."""
+        return self.sr / self.hop_length
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -167,20 +172,20 @@ def track_music_beats(*, y: np.ndarray, sr: int, config: MusicBeatConfig = Music
     original, original_sr = y, sr
     if sr != config.sr:
         y = spectral.resample(y=y, orig_sr=sr, target_sr=config.sr)
-    fps = config.sr / config.hop_length
+    fps = config.envelope_fps
     env = onset_envelope(y=y, config=config) if y.size else np.zeros(0, np.float32)
     if not np.any(env > 0):
         return MusicBeats(times_s=np.zeros(0), tempo_bpm=0.0, onset_envelope=env, envelope_fps=fps)
     if config.tracker == "librosa":
-        beats = _dp_beats(env=env, config=config)
-    else:
-        if original_sr != madmom_beats.SAMPLE_RATE:
-            original = spectral.resample(y=original, orig_sr=original_sr, target_sr=madmom_beats.SAMPLE_RATE)
-        tracker = "madmom-metre" if config.tracker == "checked" else config.tracker
-        beats = _madmom_beats(y=original, env=env, tracker=tracker, config=config)
-        if config.tracker == "checked":
-            beats = _checked(madmom=beats, dp=_dp_beats(env=env, config=config))
-    return beats
+        return _dp_beats(env=env, config=config)
+    if original_sr != madmom_beats.SAMPLE_RATE:
+        original = spectral.resample(y=original, orig_sr=original_sr, target_sr=madmom_beats.SAMPLE_RATE)
+    if config.tracker != "checked":
+        return _madmom_beats(y=original, env=env, tracker=config.tracker, config=config)
+    return _checked(
+        madmom=_madmom_beats(y=original, env=env, tracker="madmom-metre", config=config),
+        dp=_dp_beats(env=env, config=config),
+    )
 
 
 def metrical_ratio(faster_bpm: float, slower_bpm: float) -> str | None:
@@ -204,22 +209,20 @@ def _checked(*, madmom: MusicBeats, dp: MusicBeats) -> MusicBeats:
     """
     ratio = metrical_ratio(madmom.tempo_bpm, dp.tempo_bpm)
     if ratio is not None or dp.times_s.size < 2:
-        madmom.level = f"{madmom.level}; DP tracker {dp.tempo_bpm:.1f} BPM (ratio {ratio or 'none'})"
-        return madmom
-    dp.level = (
-        f"DP tracker: madmom-metre's {madmom.tempo_bpm:.1f} BPM is at no metrical ratio to {dp.tempo_bpm:.1f} BPM"
+        return replace(madmom, level=f"{madmom.level}; DP tracker {dp.tempo_bpm:.1f} BPM (ratio {ratio or 'none'})")
+    return replace(
+        dp,
+        level=f"DP tracker: madmom-metre's {madmom.tempo_bpm:.1f} BPM is at no metrical ratio to {dp.tempo_bpm:.1f} BPM",
     )
-    return dp
 
 
 def _madmom_beats(*, y: np.ndarray, env: np.ndarray, tracker: str, config: MusicBeatConfig) -> MusicBeats:
     """Beats of ``y`` (44.1 kHz) from madmom's networks and DBN (``tracker`` "madmom" or "madmom-metre")."""
-    fps = config.sr / config.hop_length
     beats_s, level = madmom_beats.track(
         y=y,
         tracker=tracker,
         onset=env,
-        onset_fps=fps,
+        onset_fps=config.envelope_fps,
         min_bpm=config.dbn_min_bpm,
         max_bpm=config.dbn_max_bpm,
         trim=config.trim,
@@ -229,14 +232,14 @@ def _madmom_beats(*, y: np.ndarray, env: np.ndarray, tracker: str, config: Music
         times_s=beats_s,
         tempo_bpm=_refined_tempo_bpm(beats_s, fallback_bpm=fallback),
         onset_envelope=env,
-        envelope_fps=fps,
+        envelope_fps=config.envelope_fps,
         level=level,
     )
 
 
 def _dp_beats(*, env: np.ndarray, config: MusicBeatConfig) -> MusicBeats:
     """Beats from the onset envelope ``env``: the tempo estimate and Ellis' dynamic-programming tracker."""
-    fps = config.sr / config.hop_length
+    fps = config.envelope_fps
     tempo_bpm = dp_tracker.estimate_tempo_bpm(
         envelope=env,
         sr=config.sr,

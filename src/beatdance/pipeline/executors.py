@@ -40,7 +40,6 @@ def map_unordered(
     executor: str = "local",
     workers: int | None = None,
     ray_address: str | None = None,
-    setup: Callable[[], None] | None = None,
     on_lost: Callable[[T, str], R],
 ) -> Iterator[R]:
     """An iterator of ``fn(item)`` for every item, in the order they finish (the arguments are checked now,
@@ -50,8 +49,7 @@ def map_unordered(
     processes. ``executor="ray"``: on Ray actors, on the cluster at ``ray_address`` (``"auto"``: the one
     started on this machine with ``ray start``) or, without it, on a local Ray instance with ``workers``
     CPUs (default: the usable cores); when this process has already joined Ray (``ray.init``), that Ray.
-    ``setup`` runs once in each actor before its first item. When an
-    actor dies, its item yields ``on_lost(item, reason)`` and the rest go on."""
+    When an actor dies, its item yields ``on_lost(item, reason)`` and the rest go on."""
     if executor not in EXECUTORS:
         raise ParameterError(f"executor={executor!r} is not one of {list(EXECUTORS)}; pass --executor local or ray.")
     if ray_address is not None and executor != "ray":
@@ -59,7 +57,7 @@ def map_unordered(
     if executor == "ray":
         if workers is not None and workers < 1:
             raise ParameterError(f"workers={workers} must be >= 1 with --executor ray (or unset: one per CPU).")
-        return _map_ray(_import_ray(), fn, items, workers=workers, address=ray_address, setup=setup, on_lost=on_lost)
+        return _map_ray(_import_ray(), fn, items, workers=workers, address=ray_address, on_lost=on_lost)
     if workers is None or workers <= 1:
         return map(fn, items)
     return _map_pool(fn, items, workers=workers)
@@ -73,13 +71,11 @@ def _map_pool(fn: Callable[[T], R], items: Sequence[T], *, workers: int) -> Iter
 
 
 class _Worker:
-    """A Ray actor: runs ``setup`` once in its own working directory (the driver's), then ``fn`` per item."""
+    """A Ray actor: runs ``fn`` per item in its own working directory (the driver's)."""
 
-    def __init__(self, fn: Callable[[Any], Any], cwd: str, setup: Callable[[], None] | None) -> None:
+    def __init__(self, fn: Callable[[Any], Any], cwd: str) -> None:
         os.chdir(cwd)  # relative input and store paths name the same files as on the driver (shared filesystem)
         self.fn = fn
-        if setup is not None:
-            setup()
 
     def run(self, item: Any) -> Any:
         return self.fn(item)
@@ -134,7 +130,6 @@ def _map_ray(
     *,
     workers: int | None,
     address: str | None,
-    setup: Callable[[], None] | None,
     on_lost: Callable[[T, str], R],
 ) -> Iterator[R]:
     started = _connect(ray, address=address, workers=workers)
@@ -142,7 +137,7 @@ def _map_ray(
     fn_ref, cwd = ray.put(fn), os.getcwd()
 
     def new_actor() -> Any:
-        return actor_class.options(scheduling_strategy="SPREAD").remote(fn_ref, cwd, setup)
+        return actor_class.options(scheduling_strategy="SPREAD").remote(fn_ref, cwd)
 
     todo = list(items)
     todo.reverse()  # popped from the end: the first item goes first

@@ -22,7 +22,6 @@ from ..beats.rhythm import RhythmConfig
 from ..encoders.registry import Encoder
 from ..errors import BeatDanceError, DataError, MediaError, ParameterError
 from ..features.store import FeatureStore
-from ..jitcache import ensure_kernels
 from ..media.audio import probe_media
 from ..util import progress
 from .executors import map_unordered
@@ -264,8 +263,6 @@ def prepare(
     (the cluster at ``ray_address``, else a local instance); with Ray, ``out`` and the inputs must be at the
     same paths on every node."""
     cfg = config or PrepareConfig()
-    if cfg.music_beats.hpss:  # the one option that runs librosa's numba kernels
-        ensure_kernels()  # compiled here, once, so that the workers only load them
     pairs, rejected = discover_pairs(list(inputs))
     if not pairs:
         reasons = "; ".join(f"{r.input}: {r.reason}" for r in rejected[:5]) or "the inputs hold no files"
@@ -280,7 +277,6 @@ def prepare(
         executor=executor,
         workers=workers,
         ray_address=ray_address,
-        setup=ensure_kernels if cfg.music_beats.hpss else None,
         on_lost=_lost_pair,
     )
     store = FeatureStore.create(out, config=cfg.store_config())
