@@ -22,7 +22,7 @@ import json
 import os
 import time
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,10 +121,12 @@ def music_table(songs: list[Song], trackers: list[str]) -> tuple[list[str], dict
         config = MusicBeatConfig(tracker=tracker)
         track_music_beats(y=songs[0].y, sr=songs[0].sr, config=config)  # load models, compile kernels
         by_style: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        bars: dict[str, Counter] = defaultdict(Counter)
         t0 = time.perf_counter()
         for song in songs:
             beats = track_music_beats(y=song.y, sr=song.sr, config=config)
             by_style[song.style].append((level(beats.tempo_bpm, song.bpm), f_measure(song.beats_s, beats.times_s)))
+            bars[song.meter][beats.beats_per_bar] += 1
         seconds_per_10s = 10.0 * (time.perf_counter() - t0) / audio_s
         for style in sorted(by_style) + ["all"]:
             rows = [r for s in sorted(by_style) for r in by_style[s]] if style == "all" else by_style[style]
@@ -142,8 +144,36 @@ def music_table(songs: list[Song], trackers: list[str]) -> tuple[list[str], dict
             "songs": len(songs),
             "seconds_per_10s_audio": seconds_per_10s,
             "mean_f_by_style": {s: float(np.mean([f for _, f in r])) for s, r in by_style.items()},
+            "beats_per_bar_by_meter": {m: dict(c) for m, c in bars.items()},
         }
     return lines, summary
+
+
+def metre_table(summary: dict, title: str) -> list[str]:
+    """Beats per bar found (0: unknown) for each true metre or style, per tracker that reads downbeats."""
+    lines = [f"| tracker | {title} | songs | beats per bar found |", "|---|---|---|---|"]
+    for tracker, v in summary.items():
+        for key, counts in sorted(v["beats_per_bar_by_meter"].items()):
+            if tracker in ("librosa", "madmom") and set(counts) == {0}:
+                continue  # no downbeat network
+            found = ", ".join(f"{n} x {k or 'unknown'}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+            lines.append(f"| {tracker} | {key} | {sum(counts.values())} | {found} |")
+    return lines
+
+
+def dwm_metre(trackers: list[str], *, duration_s: float = 60.0) -> dict:
+    """Beats per bar of every Dance-with-Melody song (its first ``duration_s`` danced), by style letter."""
+    summary: dict = {}
+    folders = sorted((SHARED / "dance_with_melody").glob("DANCE_*"))
+    for tracker in trackers:
+        counts: dict[str, Counter] = defaultdict(Counter)
+        for folder in folders:
+            start_s = json.loads((folder / "config.json").read_text())["start_position"] / 25.0
+            y, sr = load_audio(folder / "audio.mp3", sr=22050, start_s=start_s, duration_s=duration_s)
+            style = folder.name.split("_")[1]
+            counts[style][track_music_beats(y=y, sr=sr, config=MusicBeatConfig(tracker=tracker)).beats_per_bar] += 1
+        summary[tracker] = {"beats_per_bar_by_meter": {s: dict(c) for s, c in counts.items()}}
+    return summary
 
 
 def annotated_table(trackers: list[str]) -> tuple[list[str], dict]:
@@ -229,6 +259,7 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=None, help="read a `beatdance synth` folder instead of synthesizing")
     ap.add_argument("--trackers", default=",".join(TRACKERS), help="comma-separated MusicBeatConfig.tracker values")
     ap.add_argument("--waltzes", type=int, default=0, help="also track this many Dance-with-Melody waltzes")
+    ap.add_argument("--metre-dwm", action="store_true", help="also find the beats per bar of the 32 real songs")
     ap.add_argument("--json", type=Path, default=None, help="write the summary here")
     args = ap.parse_args()
     trackers = [t for t in args.trackers.split(",") if t]
@@ -242,6 +273,12 @@ def main() -> None:
     annotated_lines, annotated = annotated_table(trackers)
     print("\n## Human-annotated excerpts (../shared/data/beat_annotated): beat F (tempo in BPM)\n")
     print("\n".join(annotated_lines))
+    print(f"\n## Synthetic songs ({len(songs)}): beats per bar from the downbeats, by true metre\n")
+    print("\n".join(metre_table(music, "metre")))
+    dwm = dwm_metre(trackers) if args.metre_dwm else {}
+    if dwm:
+        print("\n## Dance-with-Melody songs (real; W waltz 3/4, R rumba, C cha-cha, T tango 4/4): beats per bar\n")
+        print("\n".join(metre_table(dwm, "style")))
     if args.waltzes:
         print("\n## Dance-with-Melody waltzes (real, about 84-90 BPM): music tempo\n")
         print("\n".join(waltz_table(args.waltzes, trackers)))
@@ -250,7 +287,9 @@ def main() -> None:
     print("\n".join(dance_lines))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({"music": music, "annotated": annotated, "dance": dance}, indent=2))
+        args.json.write_text(
+            json.dumps({"music": music, "annotated": annotated, "dance": dance, "dwm_metre": dwm}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -132,6 +132,26 @@ def test_waltz_with_sounding_eighths_is_not_taken_for_six_eight():
     assert note.startswith("kept (triple")
 
 
+@pytest.mark.parametrize("bar", [[0.8, 0.1, 0.1], [0.8, 0.1, 0.1, 0.1], [0.8, 0.1]])
+def test_bar_contrasts_and_beats_per_bar_read_the_downbeats(bar):
+    n = int((PULSES[-1] + 1.0) * 100)
+    contrasts = madmom_beats.bar_contrasts(PULSES, downbeat_act=_spikes(PULSES, np.resize(bar, 48), n=n))
+    assert set(contrasts) == {2, 3, 4}
+    assert contrasts[len(bar)] == max(contrasts.values()) > 1.5
+    assert madmom_beats.beats_per_bar(contrasts) == len(bar)
+
+
+def test_beats_per_bar_rule():
+    # Dance-with-Melody values: a waltz (W_5); rumbas whose bars of 4 are no clearer than bars of 2 (R_9) or are (R_3)
+    assert madmom_beats.beats_per_bar({2: 1.11, 3: 2.48, 4: 1.17}) == 3
+    assert madmom_beats.beats_per_bar({2: 1.67, 3: 1.04, 4: 1.81}) == 2
+    assert madmom_beats.beats_per_bar({2: 1.89, 3: 1.08, 4: 3.75}) == 4
+    assert madmom_beats.beats_per_bar({2: 1.1, 3: 1.2, 4: 1.3}) == 0  # no bars stand out
+    assert madmom_beats.beats_per_bar({}) == 0
+    n = int((PULSES[-1] + 1.0) * 100)
+    assert madmom_beats.bar_contrasts(PULSES[:12], downbeat_act=np.ones(n)) == {}
+
+
 def test_too_few_pulses_are_kept():
     beats, note = _level(PULSES[:12], beat=np.resize([0.4, 0.8], 12), down=np.full(12, 0.2))
     np.testing.assert_array_equal(beats, PULSES[:12])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import mir_eval
 import numpy as np
 import pytest
@@ -136,3 +138,19 @@ def test_checked_tracker_keeps_the_dp_tempo_where_madmom_follows_no_metrical_lev
     y, sr = load_audio(shared_data / "dance_with_melody" / "DANCE_R_9" / "audio.mp3", sr=22050)
     beats = track_music_beats(y=y, sr=sr, config=MusicBeatConfig(tracker="checked"))
     assert abs(beats.tempo_bpm - 90.85) < 0.5 and beats.level.startswith("DP tracker"), beats.level
+    assert beats.beats_per_bar in (2, 4), beats.bar_contrasts  # metre read at the DP tracker's beats: no waltz
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.parametrize("name,bars", [("DANCE_W_5", 3), ("DANCE_R_3", 4)])
+def test_downbeats_tell_a_waltz_from_a_rumba(shared_data, name, bars):
+    """Beats per bar from madmom's downbeat network; the librosa tracker has none and says so (0)."""
+    folder = shared_data / "dance_with_melody" / name
+    danced_s = json.loads((folder / "config.json").read_text())["start_position"] / 25.0  # as `prepare` cuts it
+    y, sr = load_audio(folder / "audio.mp3", sr=22050, start_s=danced_s, duration_s=60.0)
+    beats = track_music_beats(y=y, sr=sr, config=MusicBeatConfig(tracker="checked"))
+    assert beats.beats_per_bar == bars, beats.bar_contrasts
+    assert beats.bar_tempo_bpm == pytest.approx(beats.tempo_bpm / bars)
+    plain = track_music_beats(y=y, sr=sr, config=MusicBeatConfig(tracker="librosa"))
+    assert plain.bar_contrasts == {} and plain.beats_per_bar == 0 and plain.bar_tempo_bpm == 0.0

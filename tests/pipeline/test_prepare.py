@@ -55,6 +55,8 @@ def test_prepare_rendered_videos_with_mediapipe(tmp_path):
     assert report.clips_written == 1, report.skipped
     meta = FeatureStore.open(tmp_path / "store").meta(FeatureStore.open(tmp_path / "store").ids()[0])
     assert meta["dance_kind"] == "video" and meta["music_tempo_bpm"] > 0
+    # the default tracker reads the metre from the downbeats; the song's bars are stored with the clip
+    assert meta["music_beats_per_bar"] in (2, 3, 4) and set(meta["music_bar_contrasts"]) == {"2", "3", "4"}
 
 
 @pytest.mark.data

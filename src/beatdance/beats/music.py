@@ -32,7 +32,7 @@ without importing librosa, whose numba kernels cost a fresh process seconds.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -132,6 +132,10 @@ class MusicBeats:
     ``tempo_bpm`` is the mean tempo of the tracked beats (see ``_refined_tempo_bpm``).
     ``onset_envelope[i]`` (librosa's, whatever the tracker) describes time ``i / envelope_fps``. Silence
     gives no beats and tempo 0. ``level`` says how the madmom-metre tracker chose the metrical level.
+
+    ``bar_contrasts`` is the metre evidence of madmom's downbeat network at these beats (bar length -> how
+    strongly its activation groups the beats so: :func:`.madmom_beats.bar_contrasts`); empty for the
+    trackers without that network ("librosa", "madmom") or with too few beats.
     """
 
     times_s: np.ndarray
@@ -139,6 +143,17 @@ class MusicBeats:
     onset_envelope: np.ndarray
     envelope_fps: float
     level: str = ""
+    bar_contrasts: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def beats_per_bar(self) -> int:
+        """Beats in a bar (2, 3 or 4) as the downbeats show them; 0 when unknown (:func:`.madmom_beats.beats_per_bar`)."""
+        return madmom_beats.beats_per_bar(self.bar_contrasts)
+
+    @property
+    def bar_tempo_bpm(self) -> float:
+        """Bars per minute (``tempo_bpm / beats_per_bar``); 0 when the metre is unknown."""
+        return self.tempo_bpm / self.beats_per_bar if self.beats_per_bar else 0.0
 
 
 def onset_envelope(*, y: np.ndarray, config: MusicBeatConfig) -> np.ndarray:
@@ -180,12 +195,14 @@ def track_music_beats(*, y: np.ndarray, sr: int, config: MusicBeatConfig = Music
         return _dp_beats(env=env, config=config)
     if original_sr != madmom_beats.SAMPLE_RATE:
         original = spectral.resample(y=original, orig_sr=original_sr, target_sr=madmom_beats.SAMPLE_RATE)
-    if config.tracker != "checked":
-        return _madmom_beats(y=original, env=env, tracker=config.tracker, config=config)
-    return _checked(
-        madmom=_madmom_beats(y=original, env=env, tracker="madmom-metre", config=config),
-        dp=_dp_beats(env=env, config=config),
+    if config.tracker == "madmom":
+        return _madmom_beats(y=original, env=env, tracker=config.tracker, config=config)[0]
+    madmom, downbeat_act = _madmom_beats(y=original, env=env, tracker="madmom-metre", config=config)
+    beats = (
+        madmom if config.tracker == "madmom-metre" else _checked(madmom=madmom, dp=_dp_beats(env=env, config=config))
     )
+    assert downbeat_act is not None  # madmom-metre runs the downbeat network
+    return replace(beats, bar_contrasts=madmom_beats.bar_contrasts(beats.times_s, downbeat_act=downbeat_act))
 
 
 def metrical_ratio(faster_bpm: float, slower_bpm: float) -> str | None:
@@ -216,9 +233,12 @@ def _checked(*, madmom: MusicBeats, dp: MusicBeats) -> MusicBeats:
     )
 
 
-def _madmom_beats(*, y: np.ndarray, env: np.ndarray, tracker: str, config: MusicBeatConfig) -> MusicBeats:
-    """Beats of ``y`` (44.1 kHz) from madmom's networks and DBN (``tracker`` "madmom" or "madmom-metre")."""
-    beats_s, level = madmom_beats.track(
+def _madmom_beats(
+    *, y: np.ndarray, env: np.ndarray, tracker: str, config: MusicBeatConfig
+) -> tuple[MusicBeats, np.ndarray | None]:
+    """Beats of ``y`` (44.1 kHz) from madmom's networks and DBN (``tracker`` "madmom" or "madmom-metre"),
+    and the downbeat activation of "madmom-metre" (None for "madmom")."""
+    beats_s, level, downbeat_act = madmom_beats.track(
         y=y,
         tracker=tracker,
         onset=env,
@@ -228,13 +248,14 @@ def _madmom_beats(*, y: np.ndarray, env: np.ndarray, tracker: str, config: Music
         trim=config.trim,
     )
     fallback = 60.0 / float(np.median(np.diff(beats_s))) if beats_s.size > 1 else 0.0
-    return MusicBeats(
+    beats = MusicBeats(
         times_s=beats_s,
         tempo_bpm=_refined_tempo_bpm(beats_s, fallback_bpm=fallback),
         onset_envelope=env,
         envelope_fps=config.envelope_fps,
         level=level,
     )
+    return beats, downbeat_act
 
 
 def _dp_beats(*, env: np.ndarray, config: MusicBeatConfig) -> MusicBeats:

@@ -33,7 +33,8 @@ def beats_command(
     """Print the tempo and beat times of a music file, a video's soundtrack and dance, or a keypoint file.
 
     A dance's tempo is given at two levels: the beat level (its step rate) and its dominant period
-    (often one bar; the number stored with prepared features as the dance tempo)."""
+    (often one bar; the number stored with prepared features as the dance tempo). Music gets its beats
+    per bar from madmom's downbeat network (the default tracker) and the bar-level tempo from them."""
     music_config = MusicBeatConfig(tracker=cast(Tracker, tracker))  # checked by MusicBeatConfig
     out: dict[str, dict] = {}
     ext = file.suffix.lower()
@@ -61,7 +62,13 @@ def beats_command(
         for name, v in out.items()
     }
     if "music" in result:
-        result["music"]["tracker"] = tracker
+        music = out["music"]["beats"]
+        result["music"].update(
+            tracker=tracker,
+            beats_per_bar=music.beats_per_bar,
+            bar_tempo_bpm=float(music.bar_tempo_bpm),
+            bar_contrasts={str(k): round(v, 3) for k, v in music.bar_contrasts.items()},
+        )
     if "dance" in result:
         result["dance"].update(
             beat_tempo_bpm=float(out["dance"]["beats"].beat_tempo_bpm),
@@ -93,7 +100,11 @@ def beats_command(
             beat = f"{r['beat_tempo_bpm']:.1f} BPM" if r["beat_tempo_bpm"] > 0 else "none found"
             tempo = f"beat level {beat}, dominant period (bar level) {r['bar_tempo_bpm']:.1f} BPM"
         else:
-            tempo = f"beat level {r['tempo_bpm']:.1f} BPM ({r['tracker']} tracker)"
+            tempo = f"beat level {r['tempo_bpm']:.1f} BPM ({r['tracker']} tracker), " + (
+                f"{r['beats_per_bar']} beats per bar (bar level {r['bar_tempo_bpm']:.1f} BPM)"
+                if r["beats_per_bar"]
+                else "metre unknown (it needs the madmom-metre or checked tracker)"
+            )
         typer.echo(f"{name}: {tempo}, {len(r['beat_times_s'])} beats at {times}{more} s")
         if "plot" in r:
             typer.echo(f"{name} plot written to {r['plot']}")

@@ -220,6 +220,8 @@ def _extract_pair(spec: PairSpec, *, cfg: PrepareConfig, store_path: str) -> Pai
                     "duration_s": cfg.window_s,
                     "music_tempo_bpm": float(music.beats.tempo_bpm),
                     "dance_tempo_bpm": float(dance.beats.tempo_bpm),
+                    "music_beats_per_bar": music.beats.beats_per_bar,
+                    "music_bar_contrasts": {str(k): v for k, v in music.beats.bar_contrasts.items()},
                 },
             )
             result.written += 1
