@@ -161,6 +161,12 @@ def metre_table(summary: dict, title: str) -> list[str]:
     return lines
 
 
+def danced_audio(folder: Path, *, duration_s: float) -> tuple[np.ndarray, int]:
+    """The first ``duration_s`` of a Dance-with-Melody song's danced part (where ``prepare`` cuts it), at 22.05 kHz."""
+    start_s = json.loads((folder / "config.json").read_text())["start_position"] / 25.0
+    return load_audio(folder / "audio.mp3", sr=22050, start_s=start_s, duration_s=duration_s)
+
+
 def dwm_metre(trackers: list[str], *, duration_s: float = 60.0) -> dict:
     """Beats per bar of every Dance-with-Melody song (its first ``duration_s`` danced), by style letter."""
     summary: dict = {}
@@ -168,8 +174,7 @@ def dwm_metre(trackers: list[str], *, duration_s: float = 60.0) -> dict:
     for tracker in trackers:
         counts: dict[str, Counter] = defaultdict(Counter)
         for folder in folders:
-            start_s = json.loads((folder / "config.json").read_text())["start_position"] / 25.0
-            y, sr = load_audio(folder / "audio.mp3", sr=22050, start_s=start_s, duration_s=duration_s)
+            y, sr = danced_audio(folder, duration_s=duration_s)
             style = folder.name.split("_")[1]
             counts[style][track_music_beats(y=y, sr=sr, config=MusicBeatConfig(tracker=tracker)).beats_per_bar] += 1
         summary[tracker] = {"beats_per_bar_by_meter": {s: dict(c) for s, c in counts.items()}}
@@ -209,10 +214,7 @@ def waltz_table(n: int, trackers: list[str]) -> list[str]:
     if not folders:
         return [f"({root} not found: waltzes skipped)"]
     lines = ["| tracker | waltzes within 78-96 BPM | tempi (BPM) |", "|---|---|---|"]
-    clips = []
-    for folder in folders:
-        start_s = json.loads((folder / "config.json").read_text())["start_position"] / 25.0
-        clips.append(load_audio(folder / "audio.mp3", sr=22050, start_s=start_s, duration_s=40.0))
+    clips = [danced_audio(folder, duration_s=40.0) for folder in folders]
     for tracker in trackers:
         tempi = [track_music_beats(y=y, sr=sr, config=MusicBeatConfig(tracker=tracker)).tempo_bpm for y, sr in clips]
         inside = sum(78.0 <= t <= 96.0 for t in tempi)

@@ -100,14 +100,19 @@ def beats_command(
             beat = f"{r['beat_tempo_bpm']:.1f} BPM" if r["beat_tempo_bpm"] > 0 else "none found"
             tempo = f"beat level {beat}, dominant period (bar level) {r['bar_tempo_bpm']:.1f} BPM"
         else:
-            tempo = f"beat level {r['tempo_bpm']:.1f} BPM ({r['tracker']} tracker), " + (
-                f"{r['beats_per_bar']} beats per bar (bar level {r['bar_tempo_bpm']:.1f} BPM)"
-                if r["beats_per_bar"]
-                else "metre unknown (it needs the madmom-metre or checked tracker)"
-            )
+            tempo = f"beat level {r['tempo_bpm']:.1f} BPM ({r['tracker']} tracker), {_metre_text(r)}"
         typer.echo(f"{name}: {tempo}, {len(r['beat_times_s'])} beats at {times}{more} s")
         if "plot" in r:
             typer.echo(f"{name} plot written to {r['plot']}")
+
+
+def _metre_text(music: dict[str, Any]) -> str:
+    """The music's beats per bar and bar-level tempo, or why the metre is unknown."""
+    if music["beats_per_bar"]:
+        return f"{music['beats_per_bar']} beats per bar (bar level {music['bar_tempo_bpm']:.1f} BPM)"
+    if music["tracker"] in ("checked", "madmom-metre"):
+        return "metre unknown (the downbeats show no bars)"
+    return "metre unknown (it needs the madmom-metre or checked tracker)"
 
 
 @app.command("synth")
