@@ -318,6 +318,28 @@ def write_query_wav(path: Path, *, duration_s: float, seed: int) -> Path:
     return path
 
 
+def synthetic_prior(*, seed: int) -> Any:
+    """A metre prior fitted on synthetic pairs (waltzes danced at a third of the beat, duple songs at a half),
+    for a randomly initialised default-recipe model: the prior's size and cost are what the search pays."""
+    from beatdance.beats.rhythm import RhythmConfig, tempo_bump
+    from beatdance.model.prior import fit_metre_prior
+
+    rng = np.random.default_rng(seed)
+    config = RhythmConfig()
+    bpm = rng.uniform(80, 130, size=16)
+    bars = np.where(np.arange(16) % 2 == 0, 3, 4)
+
+    def rhythm(tempo: float) -> np.ndarray:
+        return np.stack([tempo_bump(tempo_bpm=tempo, config=config)] * 3)
+
+    return fit_metre_prior(
+        music_rhythm=np.stack([rhythm(b) for b in bpm]),
+        dance_rhythm=np.stack([rhythm(b / (3 if k == 3 else 2)) for b, k in zip(bpm, bars)]),
+        beats_per_bar=bars,
+        rhythm=config,
+    )
+
+
 def build_e2e_library(out: Path, *, n: int, seed: int, recipe: str = "official") -> Path:
     """A real library of ``n`` synthetic items embedded 'by' a randomly initialised model of ``recipe``'s size
     (``official``: the paper's 2560-d embedding; ``default``: the default recipe's small model)."""
@@ -327,16 +349,19 @@ def build_e2e_library(out: Path, *, n: int, seed: int, recipe: str = "official")
     from beatdance.library.catalog import Item
     from beatdance.model import BeatBlender
     from beatdance.model.checkpoint import save_checkpoint
+    from beatdance.model.inference import embedding_dim
     from beatdance.pipeline.prepare import PrepareConfig
     from beatdance.train.recipes import get_recipe
 
     torch.manual_seed(seed)
     model_config, _ = get_recipe(recipe).configs(model={"music_dim": 93, "dance_dim": 56}, train={})
     net = BeatBlender(model_config)
+    if model_config.metre_prior:
+        net.prior = synthetic_prior(seed=seed)
     ckpt = save_checkpoint(
         out / "checkpoint", model=net, config={"note": "randomly initialised (search_speed benchmark)"}
     )
-    dim = net.config.output_dim
+    dim = embedding_dim(net)
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((CLUSTERS, dim), dtype=np.float32) / np.sqrt(dim)
     music = synthetic_side(n=n, dim=dim, rng=rng, centres=centres)

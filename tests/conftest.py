@@ -68,11 +68,18 @@ def small_store(small_corpus, tmp_path_factory) -> Path:
 
 
 def train_small_model(store_path: Path, run: Path, *, epochs: int = 2) -> Path:
-    """A tiny model (32-d, one layer) trained on every clip of the store at ``store_path`` into ``run``."""
+    """A tiny model (32-d, one layer, with the metre prior) trained on every clip of the store at ``store_path``
+    into ``run``."""
     store = FeatureStore.open(store_path)
     fs = store.load_clips(store.ids())
     cfg = BlenderConfig(
-        music_dim=fs.music_dim, dance_dim=fs.dance_dim, embed_dim=32, num_layers=1, num_heads=2, ff_dim=64
+        music_dim=fs.music_dim,
+        dance_dim=fs.dance_dim,
+        embed_dim=32,
+        num_layers=1,
+        num_heads=2,
+        ff_dim=64,
+        metre_prior=True,
     )
     train(
         train_set=fs,

@@ -24,6 +24,7 @@ from beatdance.pipeline.bench import (
     CCA_ROW,
     LIBRARY_QB_ROW,
     LIBRARY_ROW,
+    NO_PRIOR_ROW,
     RHYTHM_ROW,
     BenchConfig,
     load_bench_data,
@@ -220,6 +221,7 @@ def test_bench_reports_every_arm_and_renders_markdown(bench_results):
         "temporal",
         LIBRARY_QB_ROW,
         LIBRARY_ROW,
+        NO_PRIOR_ROW,
     }
     assert expected | {a.name for a in trained_arms(BenchConfig(**TINY))} <= rows
     assert not any(row.startswith("style oracle") for row in rows)  # no style labels in these pair names
@@ -253,6 +255,7 @@ def test_bench_reports_every_arm_and_renders_markdown(bench_results):
     assert "dance -> music (d2m)" in md and "better)" in md
     assert "default - official, paired" in md and "default - official, pool=mean, paired" in md
     assert f"default - {RHYTHM_ROW}, paired" in md and f"default - {CCA_ROW}, paired" in md
+    assert f"default - {NO_PRIOR_ROW}, paired" in md
     medr_n = [run["reports"]["default"]["m2d"]["metrics"]["MedR/N"] for run in results["runs"]]
     assert medr_n == [run["reports"]["default"]["m2d"]["metrics"]["MedR"] / run["num_test"] for run in results["runs"]]
     assert all((out / f"{kind}_{d}.png").stat().st_size > 0 for kind in ("recall", "ranks") for d in ("m2d", "d2m"))
@@ -349,11 +352,11 @@ def test_bench_command_prints_tables(tiny_store, tmp_path):
 
 def test_arms_carry_the_default_recipe_and_its_ablations():
     arms = {a.name: a for a in trained_arms(BenchConfig(positional="sinusoidal", pool="mean"))}
-    recipe = {"positional": "sinusoidal", "pool": "mean", "rhythm_branch": True}
+    recipe = {"positional": "sinusoidal", "pool": "mean", "rhythm_branch": True, "metre_prior": True}
     assert arms["official"].model == {"variant": "official"}
     assert arms["official, pool=mean"].model == {"variant": "official", "pool": "mean"}
     assert arms["default"].model == recipe
-    assert arms["temporal"].model == {**recipe, "rhythm_branch": False}
+    assert arms["temporal"].model == {**recipe, "rhythm_branch": False, "metre_prior": False}
     assert arms["default -metre loss"].model == recipe and arms["default -metre loss"].metre_weight == 0.0
     assert arms["default -beat branch"].model == {**recipe, "beat_branch": False}
     assert arms["default -trans-temporal (MLP)"].model == {**recipe, "encoder": "mlp"}

@@ -93,6 +93,11 @@ def train_command(
     standardise: bool | None = typer.Option(
         None, help=f"Z-score features by training statistics, kept in the checkpoint {_FROM_RECIPE}."
     ),
+    metre_prior: bool | None = typer.Option(
+        None,
+        help="Join the metre prior to the embeddings: tempo ratios per song metre and the dance's metre, "
+        f"counted on the training pairs and kept in the checkpoint {_FROM_RECIPE}.",
+    ),
     device: str | None = typer.Option(
         None,
         help="'auto' (CUDA if available), 'cpu', 'cuda' or 'cuda:N'; under torchrun "
@@ -117,12 +122,16 @@ def train_command(
     train_set = load_features(data, split=train_split, num_segments=segments, slots=beat_slots)
     env = DistEnv.from_environ()
     notes = []
-    if rhythm_branch is None and not train_set.has_rhythm and get_recipe(recipe).model.get("rhythm_branch"):
+    wanted = get_recipe(recipe).model
+    if not train_set.has_rhythm and (
+        (rhythm_branch is None and wanted.get("rhythm_branch")) or (metre_prior is None and wanted.get("metre_prior"))
+    ):
         notes.append(
             f"{data} has no rhythm arrays (prepared by an older beatdance, or the official layout), so the "
-            "rhythm branch is off. Re-run `beatdance prepare` to get them."
+            "rhythm branch and the metre prior are off. Re-run `beatdance prepare` to get them."
         )
-        rhythm_branch = False
+        rhythm_branch = False if rhythm_branch is None else rhythm_branch
+        metre_prior = False if metre_prior is None else metre_prior
     if not as_json and env.is_main:
         for note in notes:
             typer.echo(f"note: {note}", err=True)
@@ -143,6 +152,7 @@ def train_command(
             "pool": pool,
             "rhythm_branch": rhythm_branch,
             "standardise": standardise,
+            "metre_prior": metre_prior,
         },
         train={
             "epochs": epochs,

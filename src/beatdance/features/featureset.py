@@ -21,6 +21,8 @@ class FeatureSet:
     frames per second. ``groups`` names the source pair of each clip (used for pair-level splits and
     pair-level recall); it defaults to the clip id. ``music_rhythm`` and ``dance_rhythm`` (N, C, R) are the
     clips' rhythm arrays on the log-tempo axis (``beats.rhythm``), or None for data prepared without them.
+    ``music_beats_per_bar`` (N,) is each song's metre from its downbeats (``MusicBeats.beats_per_bar``: 2, 3
+    or 4; 0 where unknown), or None for data prepared without it.
     """
 
     ids: list[str]
@@ -33,9 +35,16 @@ class FeatureSet:
     info: dict[str, Any] = field(default_factory=dict)
     music_rhythm: np.ndarray | None = None
     dance_rhythm: np.ndarray | None = None
+    music_beats_per_bar: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
+        if self.music_beats_per_bar is not None:
+            self.music_beats_per_bar = np.asarray(self.music_beats_per_bar, dtype=np.float32)
+            if self.music_beats_per_bar.shape != (n,):
+                raise DataError(
+                    f"FeatureSet.music_beats_per_bar has shape {self.music_beats_per_bar.shape}; expected ({n},)."
+                )
         if (self.music_rhythm is None) != (self.dance_rhythm is None):
             raise DataError("FeatureSet has rhythm arrays for one modality only; give both or neither.")
         for name in ("music", "dance", "music_beat", "dance_beat") + (RHYTHM if self.has_rhythm else ()):
@@ -99,4 +108,10 @@ class FeatureSet:
             info=dict(self.info),
             music_rhythm=None if self.music_rhythm is None else self.music_rhythm[idx],
             dance_rhythm=None if self.dance_rhythm is None else self.dance_rhythm[idx],
+            music_beats_per_bar=None if self.music_beats_per_bar is None else self.music_beats_per_bar[idx],
         )
+
+    def beats_per_bar(self) -> np.ndarray:
+        """(N,) beats per bar of each clip's song, 0 where unknown (also for data prepared without them)."""
+        known = self.music_beats_per_bar
+        return np.zeros(len(self), np.float32) if known is None else known

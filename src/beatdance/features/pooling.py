@@ -91,6 +91,7 @@ class PerFrameClip:
     group: str | None = None
     music_rhythm: np.ndarray | None = None
     dance_rhythm: np.ndarray | None = None
+    music_beats_per_bar: float | None = None
 
     def source(self, name: str) -> str:
         return self.sources.get(name, self.clip_id)
@@ -105,6 +106,7 @@ def pool_clips(
     rows: dict[str, list[np.ndarray]] = {"music": [], "dance": [], "music_beat": [], "dance_beat": []}
     first: dict[str, tuple[int, str]] = {}
     rhythm: dict[str, list[np.ndarray]] = {}
+    metre: list[float | None] = []
     for clip in clips:
         for name in ("music", "dance"):
             x = getattr(clip, name)
@@ -124,6 +126,7 @@ def pool_clips(
             value = getattr(clip, name)
             if value is not None:
                 rhythm.setdefault(name, []).append(np.asarray(value, dtype=np.float32))
+        metre.append(clip.music_beats_per_bar)
         ids.append(clip.clip_id)
         groups.append(clip.group or clip.clip_id)
     if not ids:
@@ -146,4 +149,5 @@ def pool_clips(
         info=dict(info or {}),
         **{name: np.stack(arrs) for name, arrs in rows.items()},
         **stacked,
+        music_beats_per_bar=None if all(m is None for m in metre) else np.array([m or 0 for m in metre], np.float32),
     )

@@ -399,6 +399,7 @@ class FeatureStore:
                     group=str(rec.meta.get("group", rec.clip_id)),
                     music_rhythm=rec.music_rhythm,
                     dance_rhythm=rec.dance_rhythm,
+                    music_beats_per_bar=rec.meta.get("music_beats_per_bar"),
                 )
 
         return pool_clips(
@@ -406,7 +407,7 @@ class FeatureStore:
             num_segments=num_segments,
             slots=slots,
             beat_fps=self.grid_fps,
-            info={"layout": "store", "path": str(self.path), "split": split},
+            info={"layout": "store", "path": str(self.path), "split": split, "rhythm": self.config.get("rhythm")},
         )
 
     # -- the official layout -------------------------------------------------------------------

@@ -32,7 +32,7 @@ from ..features.pooling import beat_slots, pool_segments
 from ..media.limits import QueryLimits
 from ..media.types import MediaClip
 from ..model.config import BlenderConfig
-from ..model.inference import NumpyBlender, TorchEncoder, query_encoder
+from ..model.inference import NumpyBlender, TorchEncoder, embedding_dim, query_encoder
 from ..pipeline.extract import get_encoder
 from ..pipeline.prepare import PrepareConfig
 from ..retrieval.hubness import load_querybank
@@ -99,7 +99,7 @@ class Library:
             )
         items = Catalog(root / "meta.sqlite")
         arrays = map_arrays(root / "embeddings.safetensors")
-        dim = net.config.output_dim
+        dim = embedding_dim(net)
         searchers: dict[Direction, GallerySearch] = {}
         for modality, direction in _GALLERY.items():
             index = VectorIndex.load(root / f"{modality}.faiss", dim=dim)
@@ -177,8 +177,9 @@ class Library:
         beats = np.stack(
             [beat_slots(w.beat_grid, num_segments=cfg.num_segments, slots=cfg.beat_slots) for w in windows]
         )
-        rhythm = np.stack([w.rhythm for w in windows]) if cfg.rhythm_branch else None
-        out = self.model.encode(modality, feats, beats, rhythm)
+        rhythm = np.stack([w.rhythm for w in windows]) if cfg.uses_rhythm else None
+        bars = np.array([w.beats_per_bar for w in windows])
+        out = self.model.encode(modality, feats, beats, rhythm, beats_per_bar=bars)
         return ModalityEmbeddings(
             fuse=normalize_rows(out["fuse"]),
             beat_head=normalize_rows(out["beat"]),
@@ -200,7 +201,7 @@ class Library:
         as in :func:`extract_query_windows`."""
         windows, track = extract_query_windows(
             config=self._prepare_config,
-            rhythm_branch=self.model.config.rhythm_branch,
+            rhythm=self.model.config.uses_rhythm,
             modality=modality,
             path=path,
             start_s=start_s,

@@ -71,7 +71,7 @@ class SearchResult:
 def extract_query_windows(
     *,
     config: PrepareConfig,
-    rhythm_branch: bool,
+    rhythm: bool,
     modality: Modality,
     path: str | os.PathLike[str],
     start_s: float = 0.0,
@@ -79,7 +79,7 @@ def extract_query_windows(
     hop_s: float | None = None,
     limits: QueryLimits | None = None,
 ) -> tuple[list[Any], Any]:
-    """Windows of a query file extracted with a library's extractor settings ``config`` (``rhythm_branch``: the
+    """Windows of a query file extracted with a library's extractor settings ``config`` (``rhythm``: the
     model takes rhythm arrays): (windows, track). Needs no model, so a worker process can run it for the model's owner.
     ``limits`` (default ``QueryLimits()``) caps what the file may cost, from its header before decoding and while
     decoding: LimitError names the cap passed and its option."""
@@ -116,7 +116,7 @@ def extract_query_windows(
         window_s=config.window_s,
         hop_s=hop,
     )
-    rhythm = rhythm_context(track, config.rhythm) if rhythm_branch and starts else None
+    context = rhythm_context(track, config.rhythm) if rhythm and starts else None
     if not starts:
         raise MediaError(
             f"{path}: the query is {track.duration_s:.1f} s long, shorter than the library's "
@@ -133,7 +133,7 @@ def extract_query_windows(
                         window_s=config.window_s,
                         grid_fps=config.grid_fps,
                         encoder=encoder,
-                        rhythm=rhythm,
+                        rhythm=context,
                     )
                 )
             else:
@@ -145,7 +145,7 @@ def extract_query_windows(
                         grid_fps=config.grid_fps,
                         encoder=encoder,
                         min_person_ratio=config.min_person_ratio,
-                        rhythm=rhythm,
+                        rhythm=context,
                     )
                 )
         except WindowSkipped as why:

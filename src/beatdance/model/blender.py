@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from ..errors import ParameterError
 from .config import BlenderConfig, EncoderKind, Pool, Positional, Variant
 from .inference import sinusoidal_table
+from .prior import MetrePrior
 from .rhythm import RhythmHead, metre_targets
 
 __all__ = ["BeatBlender", "BlenderConfig", "EncoderKind", "ModalityBranch", "Pool", "Positional", "Variant"]
@@ -137,11 +138,15 @@ class BeatBlender(nn.Module):
     With ``standardise``, every feature dimension is z-scored by statistics of the training split
     (:meth:`fit_standardisation`), kept as buffers in the weights, so every checkpoint, library and
     search applies exactly the scaling the model was trained with.
+
+    With ``metre_prior``, ``prior`` holds the :class:`~beatdance.model.prior.MetrePrior` fitted on the training
+    pairs (no weights: it is saved in the checkpoint's config), and embeddings for retrieval carry it.
     """
 
     def __init__(self, cfg: BlenderConfig) -> None:
         super().__init__()
         self.config = cfg
+        self.prior: MetrePrior | None = None
         if cfg.standardise:
             for name, dim in (("music", cfg.music_dim), ("dance", cfg.dance_dim)):
                 self.register_buffer(f"{name}_mean", torch.zeros(dim))

@@ -20,6 +20,7 @@ from ..errors import CheckpointError
 from ..features.featureset import FeatureSet
 from ..util import atomic_write_json, read_json, resolve_dir, write_dir_atomically
 from .config import BlenderConfig
+from .prior import MetrePrior
 
 if TYPE_CHECKING:  # torch loads only where weights are read or written, so a search can run without it
     import torch
@@ -47,7 +48,8 @@ def save_checkpoint(
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "beatdance-checkpoint", "version": "1"})
         if extra_tensors:
             save_file({k: v.contiguous() for k, v in extra_tensors.items()}, str(tmp / "extra.safetensors"))
-        atomic_write_json(tmp / CONFIG, {**config, "model": model.config.to_dict(), "beatdance": __version__})
+        prior = {"prior": model.prior.to_dict()} if model.prior is not None else {}
+        atomic_write_json(tmp / CONFIG, {**config, "model": model.config.to_dict(), **prior, "beatdance": __version__})
 
     write_dir_atomically(path, fill)
     return path
@@ -92,7 +94,20 @@ def load_checkpoint(
             f"Weights in {ckpt / WEIGHTS} do not fit the model config in {ckpt / CONFIG} "
             f"(a checkpoint from another config?): {str(exc).splitlines()[0]}"
         ) from exc
+    model.prior = load_prior(config, source=str(ckpt / CONFIG))
     return model.to(device).eval(), config
+
+
+def load_prior(config: dict[str, Any], *, source: str) -> MetrePrior | None:
+    """The metre prior a checkpoint's config carries (None for a model without one); a model config that asks
+    for a prior its checkpoint lacks is a CheckpointError."""
+    if not config["model"].get("metre_prior"):
+        return None
+    if "prior" not in config:
+        raise CheckpointError(
+            f"{source}: the model uses a metre prior but the checkpoint has none (an interrupted save?); re-train."
+        )
+    return MetrePrior.from_dict(config["prior"], source=source)
 
 
 def load_extra_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -112,11 +127,12 @@ def check_compatible(model_config: BlenderConfig, features: FeatureSet, *, sourc
             f"Features from {source} have (music_dim, dance_dim, segments, beat_slots) = {got}, but the model "
             f"expects {want}. Use the same feature extractors and segment settings as the model, or train a new one."
         )
-    if model_config.rhythm_branch:
+    if model_config.uses_rhythm:
         shape = None if features.music_rhythm is None else tuple(features.music_rhythm.shape[1:])
         if shape != (model_config.rhythm_channels, model_config.rhythm_bins):
             raise CheckpointError(
-                f"Features from {source} have rhythm arrays of shape {shape}, but the model's rhythm branch expects "
-                f"{(model_config.rhythm_channels, model_config.rhythm_bins)}. Prepare the store with the model's rhythm "
-                "settings (this beatdance version writes them), or train with --no-rhythm-branch."
+                f"Features from {source} have rhythm arrays of shape {shape}, but the model's rhythm branch and "
+                f"metre prior expect {(model_config.rhythm_channels, model_config.rhythm_bins)}. Prepare the store "
+                "with the model's rhythm settings (this beatdance version writes them), or train with "
+                "--no-rhythm-branch --no-metre-prior."
             )

@@ -42,6 +42,7 @@ class BlenderConfig:
     rhythm_weight: float = 0.5
     rhythm_hidden: int = 64
     standardise: bool = False
+    metre_prior: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -97,6 +98,11 @@ class BlenderConfig:
         """Size of each clip embedding: S * d when flattened (2560 with the official sizes), d when mean-pooled."""
         base = self.embed_dim if self.pool == "mean" else self.num_segments * self.embed_dim
         return base + self.rhythm_dim
+
+    @property
+    def uses_rhythm(self) -> bool:
+        """Whether embedding a clip needs its rhythm arrays (the rhythm branch, or the metre prior)."""
+        return self.rhythm_branch or self.metre_prior
 
     @property
     def rhythm_dim(self) -> int:

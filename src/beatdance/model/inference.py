@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import CheckpointError, ParameterError
 from ..util import read_json
 from .config import BlenderConfig
+from .prior import MetrePrior
 
 Modality = Literal["music", "dance"]
 
@@ -98,8 +99,11 @@ def _checked(x: np.ndarray, what: str, shape: tuple[int, int]) -> np.ndarray:
 class NumpyBlender:
     """A trained Beat Blender's encoders in numpy: ``NumpyBlender.load(checkpoint).encode("music", ...)``."""
 
-    def __init__(self, *, config: BlenderConfig, weights: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self, *, config: BlenderConfig, weights: dict[str, np.ndarray], prior: MetrePrior | None = None
+    ) -> None:
         self.config = config
+        self.prior = prior
         self._w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
         cfg = config
         self._position = (
@@ -119,7 +123,7 @@ class NumpyBlender:
         """The model in checkpoint folder ``path`` (its config.json and model.safetensors)."""
         from safetensors.numpy import load_file
 
-        from .checkpoint import CONFIG, WEIGHTS, resolve_checkpoint
+        from .checkpoint import CONFIG, WEIGHTS, load_prior, resolve_checkpoint
 
         folder = resolve_checkpoint(Path(path))
         config = read_json(folder / CONFIG)
@@ -131,13 +135,28 @@ class NumpyBlender:
             raise CheckpointError(
                 f"Cannot read weights {folder / WEIGHTS}: {exc}. The file is corrupt or truncated; re-copy it."
             ) from exc
-        return cls(config=BlenderConfig.from_dict(config["model"]), weights=weights)
+        prior = load_prior(config, source=str(folder / CONFIG))
+        return cls(config=BlenderConfig.from_dict(config["model"]), weights=weights, prior=prior)
 
     def encode(
-        self, modality: Modality, features: np.ndarray, beats: np.ndarray, rhythm: np.ndarray | None = None
+        self,
+        modality: Modality,
+        features: np.ndarray,
+        beats: np.ndarray,
+        rhythm: np.ndarray | None = None,
+        *,
+        beats_per_bar: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """``{"fuse", "beat"}`` embeddings (B, output_dim) of (B, S, D) features, (B, S, K) beat slots and, with
-        the rhythm branch, (B, C, R) rhythm arrays: ``BeatBlender.encode_music`` / ``encode_dance`` in eval mode."""
+        """``{"fuse", "beat"}`` embeddings of (B, S, D) features, (B, S, K) beat slots and, with the rhythm
+        branch or the metre prior, (B, C, R) rhythm arrays: ``BeatBlender.encode_music`` / ``encode_dance`` in
+        eval mode, (B, output_dim); with the metre prior, ``fuse`` is joined with it (:func:`with_prior`; music:
+        ``beats_per_bar`` of each window's song, None = unknown)."""
+        out = self._encode(modality, features, beats, rhythm)
+        return with_prior(self.prior, modality, out, rhythm=rhythm, beats_per_bar=beats_per_bar)
+
+    def _encode(
+        self, modality: Modality, features: np.ndarray, beats: np.ndarray, rhythm: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
         cfg, w = self.config, self._w
         if modality not in ("music", "dance"):
             raise ParameterError(f"modality={modality!r}; expected 'music' or 'dance'.")
@@ -220,24 +239,53 @@ class NumpyBlender:
         return _normalise(copies.reshape(len(copies), -1)).astype(np.float32)
 
 
+def with_prior(
+    prior: MetrePrior | None,
+    modality: Modality,
+    out: dict[str, np.ndarray],
+    *,
+    rhythm: np.ndarray | None,
+    beats_per_bar: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """An encoder's output with ``fuse`` joined to the metre prior (:meth:`MetrePrior.embed`); as is without one."""
+    if prior is None:
+        return out
+    return {**out, "fuse": prior.embed(modality, out["fuse"], rhythm=rhythm, beats_per_bar=beats_per_bar)}
+
+
+def embedding_dim(encoder: Any) -> int:
+    """Size of the fused embeddings a model (``BeatBlender``, :class:`NumpyBlender`, :class:`TorchEncoder`) gives
+    for retrieval: the model's ``output_dim``, plus what its metre prior adds."""
+    prior = getattr(encoder, "prior", None)
+    return int(encoder.config.output_dim) + (prior.extra_dim if prior is not None else 0)
+
+
 class TorchEncoder:
     """A loaded ``BeatBlender`` (on any torch device, e.g. a GPU) behind :class:`NumpyBlender`'s ``encode``."""
 
     def __init__(self, net: Any) -> None:
         self.net = net
         self.config: BlenderConfig = net.config
+        self.prior: MetrePrior | None = net.prior
 
     def encode(
-        self, modality: Modality, features: np.ndarray, beats: np.ndarray, rhythm: np.ndarray | None = None
+        self,
+        modality: Modality,
+        features: np.ndarray,
+        beats: np.ndarray,
+        rhythm: np.ndarray | None = None,
+        *,
+        beats_per_bar: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         import torch
 
         device = next(self.net.parameters()).device
-        arrays = [features, beats] + ([] if rhythm is None else [rhythm])
+        arrays = [features, beats] + ([rhythm] if self.config.rhythm_branch and rhythm is not None else [])
         encode = self.net.encode_music if modality == "music" else self.net.encode_dance
         with torch.no_grad():
             out = encode(*(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays))
-        return {key: out[key].float().cpu().numpy() for key in ("fuse", "beat")}
+        found = {key: out[key].float().cpu().numpy() for key in ("fuse", "beat")}
+        return with_prior(self.prior, modality, found, rhythm=rhythm, beats_per_bar=beats_per_bar)
 
 
 def query_encoder(path: str | os.PathLike[str], *, device: str = "cpu") -> NumpyBlender | TorchEncoder:

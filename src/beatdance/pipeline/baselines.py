@@ -18,11 +18,10 @@ import re
 import numpy as np
 
 from ..features.featureset import FeatureSet
+from ..model.prior import PriorConfig, ratio_counts, tempo_kernel_rows
 from ..retrieval.evaluate import ModalityEmbeddings
 
-METRE_FACTORS = (0.5, 1.0, 2.0, 3.0, 4.0)  # music tempo / dance tempo ratios that count as agreement
-_PERIOD_OCTAVES = 8.0  # the tempo kernel is periodic in log2 tempo with this period (wider than any tempo range)
-_RATIO_TOLERANCE_OCTAVES = 0.1  # a training pair counts for the nearest ratio when this close to it
+METRE_FACTORS = PriorConfig.ratios  # music tempo / dance tempo ratios that count as agreement
 _STYLE = re.compile(r"^DANCE_([A-Za-z]+)_\d+$")
 
 
@@ -57,38 +56,18 @@ def random_embeddings(
 
 def metre_weights(music_bpm: np.ndarray, dance_bpm: np.ndarray) -> np.ndarray:
     """How often each ``METRE_FACTORS`` ratio occurs among pairs (add-one smoothed, sums to 1)."""
-    x = np.log2(np.asarray(music_bpm, np.float64) / np.asarray(dance_bpm, np.float64))
-    x = x[np.isfinite(x)]
-    distance = np.abs(x[:, None] - np.log2(np.array(METRE_FACTORS))[None, :])
-    near = distance.min(axis=1) <= _RATIO_TOLERANCE_OCTAVES
-    counts = np.bincount(distance[near].argmin(axis=1), minlength=len(METRE_FACTORS)).astype(np.float64)
-    return (counts + 1.0) / (counts.sum() + len(METRE_FACTORS))
+    octaves = np.log2(np.asarray(music_bpm, np.float64) / np.asarray(dance_bpm, np.float64))
+    return ratio_counts(octaves, ratios=METRE_FACTORS)
 
 
 def tempo_embeddings(
     tempo_bpm: np.ndarray, *, music: bool, sigma_octaves: float = 0.05, weights: np.ndarray | None = None
 ) -> np.ndarray:
-    """Unit vectors whose music-dance dot product is a tempo-agreement kernel (up to one constant factor).
-
-    The kernel is a sum of Gaussians (width ``sigma_octaves``) of log2(music tempo / dance tempo)
-    centred on log2 of each ``METRE_FACTORS`` ratio (weighted by ``weights``; None: equally), made
-    periodic over 8 octaves and written as a Fourier series: music row = coefficients x e^{i w x_m},
-    dance row = e^{i w x_d}, both as [Re, Im]. A NaN or zero tempo (none found) gives a zero row: score 0.
-    """
-    x = np.log2(np.where(np.asarray(tempo_bpm, dtype=np.float64) > 0, tempo_bpm, np.nan))
-    harmonics = int(np.ceil(3.0 * _PERIOD_OCTAVES / (2.0 * np.pi * sigma_octaves)))
-    w = 2.0 * np.pi * np.arange(1, harmonics + 1) / _PERIOD_OCTAVES
-    phase = np.exp(1j * w[None, :] * np.nan_to_num(x)[:, None])
-    if music:
-        centres = np.log2(np.array(METRE_FACTORS))
-        p = np.ones(len(METRE_FACTORS)) if weights is None else np.asarray(weights, np.float64)
-        coef = np.exp(-0.5 * (w * sigma_octaves) ** 2) * (p[None, :] * np.exp(-1j * w[:, None] * centres[None, :])).sum(
-            axis=1
-        )
-        phase = phase * coef[None, :]
-    rows = np.concatenate([phase.real, phase.imag], axis=1)  # Re(z conj(y)) = Re z Re y + Im z Im y
-    rows[np.isnan(x)] = 0.0
-    return _unit_rows(rows)
+    """Unit vectors whose music-dance dot product is a tempo-agreement kernel (up to one constant factor):
+    :func:`~beatdance.model.prior.tempo_kernel_rows` over ``METRE_FACTORS`` (``weights`` None: equally).
+    A NaN or zero tempo (none found) gives a zero row: score 0."""
+    p = (np.ones(len(METRE_FACTORS)) if weights is None else np.asarray(weights, np.float64)) if music else None
+    return _unit_rows(tempo_kernel_rows(tempo_bpm, sigma_octaves=sigma_octaves, ratios=METRE_FACTORS, weights=p))
 
 
 def rhythm_heuristic(

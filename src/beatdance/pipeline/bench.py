@@ -62,6 +62,7 @@ RHYTHM_ROW = "rhythm heuristic (ratios from training pairs)"
 CCA_ROW = "linear CCA"
 ORACLE_ROW = "style oracle"
 LIBRARY_QB_ROW = f"{DEFAULT_ROW} + DIS (library qb, own pair left out)"
+NO_PRIOR_ROW = f"{DEFAULT_ROW} -metre prior"
 LIBRARY_ROW = (
     f"{DEFAULT_ROW}, library search (DIS library qb + {LIBRARY_SEARCH.beat_weight_head:g} x beat head + "
     f"{LIBRARY_SEARCH.beat_weight_align:g} x BA)"
@@ -99,6 +100,7 @@ class BenchConfig:
     pool: Pool = _RECIPE.model["pool"]
     rhythm_branch: bool = _RECIPE.model["rhythm_branch"]
     standardise: bool = _RECIPE.model["standardise"]
+    metre_prior: bool = _RECIPE.model["metre_prior"]
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -129,12 +131,17 @@ def trained_arms(cfg: BenchConfig) -> list[Arm]:
     """official (as released, and with the bench's pooling), ``default`` (the bench's positional encoding,
     pooling and rhythm branch), ``temporal`` (the same without the rhythm branch), and the ablations of
     ``default``. All share one training recipe."""
-    default = {"positional": cfg.positional, "pool": cfg.pool, "rhythm_branch": cfg.rhythm_branch}
+    default = {
+        "positional": cfg.positional,
+        "pool": cfg.pool,
+        "rhythm_branch": cfg.rhythm_branch,
+        "metre_prior": cfg.metre_prior,
+    }
     arms = [Arm("official", {"variant": "official"})]
     pooled_official = pooled_official_row(cfg)
     if pooled_official is not None:
         arms.append(Arm(pooled_official, {"variant": "official", "pool": cfg.pool}))
-    arms += [Arm("temporal", {**default, "rhythm_branch": False}), Arm(DEFAULT_ROW, default)]
+    arms += [Arm("temporal", {**default, "rhythm_branch": False, "metre_prior": False}), Arm(DEFAULT_ROW, default)]
     if cfg.rhythm_branch:
         arms.append(Arm(f"{DEFAULT_ROW} -metre loss", default, metre_weight=0.0))
     arms += [
@@ -280,6 +287,10 @@ def run_fold(
             )
         if arm.name == DEFAULT_ROW:
             reports.update(library_rows(music, dance, cfg=cfg, common=common))
+            if net.prior is not None:  # the same weights, scored without the prior
+                net.prior = None
+                plain_music, plain_dance = embed_featureset(net, test_set, **embed)
+                reports[NO_PRIOR_ROW] = evaluate_retrieval(music=plain_music, dance=plain_dance, **common)
         for w in cfg.head_weights:
             reports[f"{arm.name}, score + {w:g} x beat head"] = evaluate_retrieval(
                 music=music, dance=dance, beat_weight_head=w, **common
@@ -335,11 +346,12 @@ def _init_worker() -> None:
 
 
 def paired_comparisons(runs: Sequence[dict[str, Any]], cfg: BenchConfig) -> str:
-    """The default arm against the rhythm heuristic, linear CCA, temporal (no rhythm branch) and official
-    (as released, and with the default's pooling when that differs); the library's default search against
-    the plain default score, the rhythm heuristic and linear CCA."""
-    baselines = [RHYTHM_ROW, CCA_ROW, "temporal", "official", pooled_official_row(cfg)]
-    tables = [paired_comparison(runs, row=DEFAULT_ROW, baseline=base) for base in baselines if base is not None]
+    """The default arm against the rhythm heuristic, linear CCA, itself without the metre prior, temporal (no
+    rhythm branch, no prior) and official (as released, and with the default's pooling when that differs);
+    the library's default search against the plain default score, the rhythm heuristic and linear CCA."""
+    baselines = [RHYTHM_ROW, CCA_ROW, NO_PRIOR_ROW, "temporal", "official", pooled_official_row(cfg)]
+    present = runs[0]["reports"] if runs else {}
+    tables = [paired_comparison(runs, row=DEFAULT_ROW, baseline=base) for base in baselines if base and base in present]
     tables += [paired_comparison(runs, row=LIBRARY_ROW, baseline=base) for base in (DEFAULT_ROW, RHYTHM_ROW, CCA_ROW)]
     return "\n".join(tables)
 

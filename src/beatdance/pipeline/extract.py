@@ -72,13 +72,15 @@ class DanceTrack:
 @dataclass
 class Window:
     """One window of a track: per-frame encoder features, its 0/1 beat grid and beat times (window clock),
-    and its rhythm array (``beats.rhythm``) when a rhythm config was given."""
+    its rhythm array (``beats.rhythm``) when a rhythm config was given, and (music) the song's beats per bar
+    (``MusicBeats.beats_per_bar``; 0: unknown)."""
 
     start_s: float
     features: np.ndarray
     beat_grid: np.ndarray
     beat_times_s: np.ndarray
     rhythm: np.ndarray | None = None
+    beats_per_bar: int = 0
 
 
 @dataclass
@@ -312,6 +314,7 @@ def music_window(
         beat_grid=_grid(beats, window_s=window_s, grid_fps=grid_fps),
         beat_times_s=beats,
         rhythm=_window_rhythm(track, rhythm, start_s=start_s, window_s=window_s),
+        beats_per_bar=track.beats.beats_per_bar,
     )
 
 

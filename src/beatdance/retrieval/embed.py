@@ -60,6 +60,7 @@ def embed_featureset(
     dance_order_seed: int | None = None,
 ) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
     """(music, dance) embeddings of every clip: L2-normalised fused and beat-head vectors plus beat grids.
+    A model with a metre prior (``model.prior``) has it joined to the fused vectors (``MetrePrior.embed``).
 
     Music is embedded in dataset order; dance too, or in a random order drawn from ``dance_order_seed``
     (see the module docstring: needed for an honest evaluation of the official variant).
@@ -71,16 +72,21 @@ def embed_featureset(
     dance_order = music_order if dance_order_seed is None else np.random.default_rng(dance_order_seed).permutation(n)
     common = {"batch_size": batch_size, "device": device, "dim": model.config.output_dim}
     rhythm = model.config.rhythm_branch
-    if rhythm and not features.has_rhythm:
+    if model.config.uses_rhythm and not features.has_rhythm:
         raise DataError(
-            "the model has a rhythm branch but these features have no rhythm arrays. Prepare the store "
-            "with this beatdance version (it writes them), or use a model trained without the branch."
+            "the model has a rhythm branch or a metre prior but these features have no rhythm arrays. Prepare the "
+            "store with this beatdance version (it writes them), or use a model trained without them."
         )
     music_in = [features.music, features.music_beat] + ([features.music_rhythm] if rhythm else [])
     dance_in = [features.dance, features.dance_beat] + ([features.dance_rhythm] if rhythm else [])
     music_fuse, music_head = _embed_side(model.encode_music, music_in, music_order, **common)  # type: ignore[arg-type]
     dance_fuse, dance_head = _embed_side(model.encode_dance, dance_in, dance_order, **common)  # type: ignore[arg-type]
     model.train(was_training)
+    if model.prior is not None:
+        music_fuse = model.prior.embed(
+            "music", music_fuse, rhythm=features.music_rhythm, beats_per_bar=features.beats_per_bar()
+        )
+        dance_fuse = model.prior.embed("dance", dance_fuse, rhythm=features.dance_rhythm)
     groups = list(features.groups or features.ids)
     music = ModalityEmbeddings(
         fuse=music_fuse,

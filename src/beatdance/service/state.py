@@ -215,7 +215,7 @@ class Service:
             "duration_s": duration_s,
             "store_config": lib.store_config,
             "pose_fps": float(lib.store_config.get("pose_fps", PrepareConfig.pose_fps)),
-            "rhythm_branch": lib.model.config.rhythm_branch,
+            "rhythm": lib.model.config.uses_rhythm,
             "limits": self.limits.to_dict(),
         }
 

@@ -106,7 +106,7 @@ def extract(job: dict[str, Any]) -> dict[str, Any]:
     config = PrepareConfig.from_store_config(job["store_config"], source="the served library")
     windows, track = extract_query_windows(
         config=config,
-        rhythm_branch=job["rhythm_branch"],
+        rhythm=job["rhythm"],
         modality=job["modality"],
         path=Path(job["path"]),
         start_s=job["start_s"],
@@ -166,7 +166,7 @@ def _warm_up(store_config: dict[str, Any]) -> None:
     y[:: config.sr // 2] = 1.0  # a click every 0.5 s
     with tempfile.TemporaryDirectory(prefix="beatdance-warm-") as tmp:
         sf.write(Path(tmp) / "warm.wav", y, config.sr)
-        extract_query_windows(config=config, rhythm_branch=True, modality="music", path=Path(tmp) / "warm.wav")
+        extract_query_windows(config=config, rhythm=True, modality="music", path=Path(tmp) / "warm.wav")
 
 
 def _trim_heap() -> None:

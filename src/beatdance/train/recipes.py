@@ -2,7 +2,8 @@
 
 ``default`` is the recipe that wins ``make bench`` on real data and trains in about a minute on two
 CPU cores: a small temporal model with mean-pooled clip embeddings, a sinusoidal encoding, the rhythm
-branch, features z-scored by training statistics, 40 epochs at lr 1e-3, the last epoch kept.
+branch, features z-scored by training statistics, the metre prior fitted on the training pairs
+(``model.prior``), 40 epochs at lr 1e-3, the last epoch kept.
 ``official`` is the paper's GPU recipe (SPEC §2-3: d=256, 6 layers, 150 epochs at lr 1e-5, model
 selection twice per epoch): hours on a CPU.
 """
@@ -44,6 +45,7 @@ RECIPES = {
             "pool": "mean",
             "rhythm_branch": True,
             "standardise": True,
+            "metre_prior": True,
         },
         train={"epochs": 40, "lr": 1e-3, "evals_per_epoch": 0, "save_every": 0},
     ),

@@ -36,6 +36,7 @@ from ..features.featureset import FeatureSet
 from ..model.blender import BeatBlender, BlenderConfig
 from ..model.checkpoint import check_compatible, load_extra_tensors, resolve_checkpoint, save_checkpoint
 from ..model.loss import ContrastiveLoss
+from ..model.prior import fit_prior_on
 from ..util import atomic_write_json, progress, read_json, seed_everything
 from .config import TrainConfig
 from .distributed import (
@@ -102,6 +103,8 @@ class Trainer:
                 music=torch.from_numpy(train_set.music).to(self.device),
                 dance=torch.from_numpy(train_set.dance).to(self.device),
             )
+        if model_config.metre_prior:  # counted on the training pairs; saved with every checkpoint
+            self.model.prior = fit_prior_on(train_set)
         self.net: torch.nn.Module = self.model
         if env.enabled:
             seed_everything(config.seed + 10_007 * env.rank)  # each rank its own dropout draws
