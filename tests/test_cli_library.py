@@ -109,6 +109,18 @@ def test_a_store_json_edited_after_prepare_is_refused_by_train_and_index(
     assert code == 2 and "other extractor settings" in err and "window_s" in err and not (tmp_path / "lib").exists()
 
 
+def test_train_fits_the_metre_prior_by_default_and_can_leave_it_out(small_store, tmp_path, monkeypatch, capsys):
+    for extra, want in (((), True), (("--no-metre-prior",), False)):
+        run = tmp_path / f"run{want}"
+        args = ("--epochs", "1", "--embed-dim", "16", "--layers", "1", "--no-progress", *extra)
+        code, _, err = _run(monkeypatch, capsys, "train", "--data", small_store, "--out", run, *args)
+        assert code == 0, err
+        config = json.loads((run / "best" / "config.json").read_text())
+        assert config["model"]["metre_prior"] is want and ("prior" in config) is want
+        if want:  # counted on the training clips
+            assert 0 < sum(config["prior"]["fitted_on"].values()) <= len(FeatureStore.open(small_store).ids())
+
+
 def test_search_through_a_running_service(live_server, small_library, small_corpus, monkeypatch, capsys):
     code, out, _ = _run(
         monkeypatch,

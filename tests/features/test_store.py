@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,20 @@ def test_put_get_roundtrip_and_load_split(tmp_path: Path) -> None:
     np.testing.assert_array_equal(fs.dance_beat[1], beat_slots(arrays["dance_beat"], num_segments=10, slots=10))
     assert np.all(np.abs(fs.music[0]).sum(-1) > 0)  # 81 frames: no zero segment
     assert store.load_split("train", num_segments=5, slots=20).music_beat.shape == (2, 5, 20)
+    assert fs.music_beats_per_bar is None and list(fs.beats_per_bar()) == [0, 0]  # prepared without a metre
+
+
+def test_each_songs_metre_reaches_the_feature_set(tmp_path: Path) -> None:
+    """The beats per bar ``prepare`` stores with a clip come back per clip (0 where unknown), through subsets too."""
+    store = FeatureStore.create(tmp_path / "s", config=CONFIG)
+    for i, bars in enumerate((3, None, 4)):
+        meta = {"group": f"g{i}"} | ({} if bars is None else {"music_beats_per_bar": bars})
+        store.put(f"c{i}", **clip_arrays(i), meta=meta)
+    fs = store.load_clips(["c0", "c1", "c2"])
+    np.testing.assert_array_equal(fs.music_beats_per_bar, [3, 0, 4])
+    np.testing.assert_array_equal(fs.subset([2, 0]).beats_per_bar(), [4, 3])
+    with pytest.raises(DataError, match="music_beats_per_bar"):
+        dataclasses.replace(fs, music_beats_per_bar=np.zeros(2))
 
 
 def test_config_is_checked_on_reopen(tmp_path: Path) -> None:

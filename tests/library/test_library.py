@@ -18,6 +18,7 @@ from beatdance.features.loading import dataset_config
 from beatdance.features.store import FeatureStore
 from beatdance.library import Library, LibraryConfig, build_library
 from beatdance.model.blender import BlenderConfig
+from beatdance.model.inference import embedding_dim
 from beatdance.train.config import TrainConfig
 from beatdance.train.trainer import train
 
@@ -57,6 +58,9 @@ def test_file_query_is_extracted_like_the_library_clips(small_library, small_cor
     np.testing.assert_allclose(emb.fuse, stored.fuse, atol=1e-4)
     np.testing.assert_array_equal(emb.beat_grid, stored.beat_grid)
     assert track.beats.tempo_bpm > 0
+    # The model's metre prior is joined on both paths, with the song's metre read at query time as at prepare time.
+    assert lib.model.prior is not None and emb.fuse.shape[1] == embedding_dim(lib.model) > lib.model.config.output_dim
+    assert track.beats.beats_per_bar in (2, 3, 4) and {w.beats_per_bar for w in windows} == {track.beats.beats_per_bar}
 
 
 def _assert_file_search_is_the_id_search_of_its_windows(lib: Library, modality: str, path, settings) -> dict:
@@ -247,7 +251,7 @@ def test_a_rhythm_branch_model_indexes_and_extracts_queries_like_its_clips(small
         },
         train={"epochs": 2, "batch_size": 6},
     )
-    assert model.rhythm_branch and model.standardise and cfg.evals_per_epoch == 0
+    assert model.rhythm_branch and model.standardise and model.metre_prior and cfg.evals_per_epoch == 0
     train(
         train_set=fs,
         val_set=None,
