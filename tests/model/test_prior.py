@@ -122,6 +122,10 @@ def test_the_prior_round_trips_and_an_incomplete_one_is_a_checkpoint_error():
     del broken["dance_coef"]
     with pytest.raises(CheckpointError, match="retrain"):
         MetrePrior.from_dict(broken)
+    short = prior.to_dict()
+    short["ratio_weights"]["triple"] = short["ratio_weights"]["triple"][:3]
+    with pytest.raises(CheckpointError, match="do not fit its config"):
+        MetrePrior.from_dict(short)
 
 
 def test_fit_prior_on_needs_rhythm_arrays():

@@ -148,7 +148,7 @@ class MetrePrior:
     def from_dict(cls, d: dict[str, Any], *, source: str = "checkpoint") -> MetrePrior:
         try:
             cfg = d["config"]
-            return cls(
+            prior = cls(
                 config=PriorConfig(**{**cfg, "ratios": tuple(cfg["ratios"]), "probes": tuple(cfg["probes"])}),
                 rhythm=RhythmConfig(**d["rhythm"]),
                 ratio_weights={k: [float(v) for v in d["ratio_weights"][k]] for k in METRE_CLASSES},
@@ -156,10 +156,17 @@ class MetrePrior:
                 dance_bias=float(d["dance_bias"]),
                 fitted_on=dict(d.get("fitted_on", {})),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(
                 f"{source}: the metre prior is incomplete ({exc!r}); retrain with this beatdance version."
             ) from exc
+        sizes = {len(w) for w in prior.ratio_weights.values()} | {len(prior.config.ratios)}
+        if len(sizes) != 1 or len(prior.dance_coef) != len(prior.config.probes):
+            raise CheckpointError(
+                f"{source}: the metre prior's weights do not fit its config ({len(prior.config.ratios)} ratios, "
+                f"{len(prior.config.probes)} probes); the file was edited or damaged. Retrain."
+            )
+        return prior
 
     # -- per-side facts ------------------------------------------------------------------------------
 
