@@ -175,11 +175,23 @@ class MetrePrior:
         x = _probe_values(dance_rhythm, probes=self.config.probes, config=self.rhythm)
         return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.dance_coef) + self.dance_bias)))
 
-    def _tempo_rows(self, tempo_bpm: np.ndarray, cls: str | None) -> np.ndarray:
-        """H's rows: music of metre class ``cls`` (its ratio counts as weights), or dance (``cls`` None)."""
+    def _kernel_rows(self, tempo_bpm: np.ndarray, cls: str | None) -> np.ndarray:
         weights = None if cls is None else np.asarray(self.ratio_weights[cls])
         cfg = self.config
         return tempo_kernel_rows(tempo_bpm, sigma_octaves=cfg.sigma_octaves, ratios=cfg.ratios, weights=weights)
+
+    def _balance(self) -> float:
+        """sqrt(largest dance row norm / largest music row norm) of H (neither depends on the tempo): the music
+        side is multiplied by it and the dance side divided, so both have the same largest norm and the joined
+        vectors need the least shrinking to unit length."""
+        one = np.array([100.0])
+        music = max(float(np.linalg.norm(self._kernel_rows(one, c))) for c in METRE_CLASSES)
+        return float(np.sqrt(np.linalg.norm(self._kernel_rows(one, None)) / music))
+
+    def _tempo_rows(self, tempo_bpm: np.ndarray, cls: str | None) -> np.ndarray:
+        """H's rows: music of metre class ``cls`` (its ratio counts as weights), or dance (``cls`` None)."""
+        rows, k = self._kernel_rows(tempo_bpm, cls), self._balance()
+        return rows / k if cls is None else rows * k
 
     def music_rows(self, *, music_rhythm: np.ndarray, beats_per_bar: np.ndarray) -> np.ndarray:
         """(N, dim) rows of the music side: sqrt(tempo_weight) x H block, sqrt(metre_weight) x A block."""
