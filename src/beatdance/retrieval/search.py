@@ -57,10 +57,10 @@ class SearchSettings:
 LIBRARY_SEARCH = SearchSettings(hubness="dis", beat_weight_head=0.0, beat_weight_align=0.2)
 """A library's default search, chosen in ``make bench`` (default recipe, 16 runs, each query normalised by
 a querybank of the test gallery's own clips without the query's own pair, as a new query meets a
-library): DIS with that library querybank and 0.2 x beat alignment raised pair R@1 from 36.7 to 40.5 %
-(m2d) and 39.3 to 41.1 % (d2m) at MedR/N 0.214 / 0.216 (plain 0.217 / 0.227), while a held-apart (train
-or val split) querybank lowered it; the official code's 0.8 x beat-head term added nothing measurable,
-so it is off."""
+library): with the metre prior, DIS with that library querybank and 0.2 x beat alignment gives MedR/N
+0.151 / 0.148 and pair R@1 53.1 / 53.0 % (m2d / d2m) against 0.155 / 0.166 and 47.5 / 46.9 % for the
+plain score, while a held-apart (train or val split) querybank helps less or hurts; the official code's
+0.8 x beat-head term added nothing measurable, so it is off."""
 
 
 @dataclass
