@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from beatdance.beats.rhythm import RhythmConfig, tempo_bump
-from beatdance.errors import CheckpointError, DataError
+from beatdance.errors import CheckpointError, DataError, ParameterError
 from beatdance.features.featureset import FeatureSet
 from beatdance.model.blender import BeatBlender, BlenderConfig
 from beatdance.model.checkpoint import load_checkpoint, save_checkpoint
@@ -128,6 +128,13 @@ def test_the_prior_round_trips_and_an_incomplete_one_is_a_checkpoint_error():
     short["ratio_weights"]["triple"] = short["ratio_weights"]["triple"][:3]
     with pytest.raises(CheckpointError, match="do not fit its config"):
         MetrePrior.from_dict(short)
+    # A kernel narrow enough to need billions of harmonics is refused when read, before any embedding is made.
+    hostile = prior.to_dict()
+    hostile["config"]["sigma_octaves"] = 1e-9
+    with pytest.raises(CheckpointError, match="sigma_octaves=1e-09 must be in"):
+        MetrePrior.from_dict(hostile)
+    with pytest.raises(ParameterError, match="1 to 16 positive values"):
+        PriorConfig(ratios=tuple(range(1, 40)))
 
 
 def test_fit_prior_on_needs_rhythm_arrays():

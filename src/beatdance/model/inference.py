@@ -96,7 +96,38 @@ def _checked(x: np.ndarray, what: str, shape: tuple[int, int]) -> np.ndarray:
     return x
 
 
-class NumpyBlender:
+class QueryEncoder:
+    """What a library embeds query windows with: a model's ``config``, its metre ``prior`` (or None) and
+    :meth:`encode`; subclasses run the model's forward pass in ``_encode``."""
+
+    config: BlenderConfig
+    prior: MetrePrior | None
+
+    def encode(
+        self,
+        modality: Modality,
+        features: np.ndarray,
+        beats: np.ndarray,
+        rhythm: np.ndarray | None = None,
+        *,
+        beats_per_bar: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """``{"fuse", "beat"}`` embeddings of (B, S, D) features, (B, S, K) beat slots and, with the rhythm
+        branch or the metre prior, (B, C, R) rhythm arrays: ``BeatBlender.encode_music`` / ``encode_dance`` in
+        eval mode, (B, output_dim); with the metre prior, ``fuse`` is joined with it (:meth:`MetrePrior.embed`;
+        music: ``beats_per_bar`` of each window's song, None = unknown)."""
+        out = self._encode(modality, features, beats, rhythm)
+        if self.prior is None:
+            return out
+        return {**out, "fuse": self.prior.embed(modality, out["fuse"], rhythm=rhythm, beats_per_bar=beats_per_bar)}
+
+    def _encode(
+        self, modality: Modality, features: np.ndarray, beats: np.ndarray, rhythm: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+class NumpyBlender(QueryEncoder):
     """A trained Beat Blender's encoders in numpy: ``NumpyBlender.load(checkpoint).encode("music", ...)``."""
 
     def __init__(
@@ -137,22 +168,6 @@ class NumpyBlender:
             ) from exc
         prior = load_prior(config, source=str(folder / CONFIG))
         return cls(config=BlenderConfig.from_dict(config["model"]), weights=weights, prior=prior)
-
-    def encode(
-        self,
-        modality: Modality,
-        features: np.ndarray,
-        beats: np.ndarray,
-        rhythm: np.ndarray | None = None,
-        *,
-        beats_per_bar: np.ndarray | None = None,
-    ) -> dict[str, np.ndarray]:
-        """``{"fuse", "beat"}`` embeddings of (B, S, D) features, (B, S, K) beat slots and, with the rhythm
-        branch or the metre prior, (B, C, R) rhythm arrays: ``BeatBlender.encode_music`` / ``encode_dance`` in
-        eval mode, (B, output_dim); with the metre prior, ``fuse`` is joined with it (:func:`with_prior`; music:
-        ``beats_per_bar`` of each window's song, None = unknown)."""
-        out = self._encode(modality, features, beats, rhythm)
-        return with_prior(self.prior, modality, out, rhythm=rhythm, beats_per_bar=beats_per_bar)
 
     def _encode(
         self, modality: Modality, features: np.ndarray, beats: np.ndarray, rhythm: np.ndarray | None
@@ -239,43 +254,22 @@ class NumpyBlender:
         return _normalise(copies.reshape(len(copies), -1)).astype(np.float32)
 
 
-def with_prior(
-    prior: MetrePrior | None,
-    modality: Modality,
-    out: dict[str, np.ndarray],
-    *,
-    rhythm: np.ndarray | None,
-    beats_per_bar: np.ndarray | None,
-) -> dict[str, np.ndarray]:
-    """An encoder's output with ``fuse`` joined to the metre prior (:meth:`MetrePrior.embed`); as is without one."""
-    if prior is None:
-        return out
-    return {**out, "fuse": prior.embed(modality, out["fuse"], rhythm=rhythm, beats_per_bar=beats_per_bar)}
-
-
 def embedding_dim(encoder: Any) -> int:
-    """Size of the fused embeddings a model (``BeatBlender``, :class:`NumpyBlender`, :class:`TorchEncoder`) gives
-    for retrieval: the model's ``output_dim``, plus what its metre prior adds."""
-    prior = getattr(encoder, "prior", None)
-    return int(encoder.config.output_dim) + (prior.extra_dim if prior is not None else 0)
+    """Size of the fused embeddings a model (``BeatBlender`` or a :class:`QueryEncoder`) gives for retrieval:
+    the model's ``output_dim``, plus what its metre prior adds."""
+    return int(encoder.config.output_dim) + (encoder.prior.extra_dim if encoder.prior is not None else 0)
 
 
-class TorchEncoder:
+class TorchEncoder(QueryEncoder):
     """A loaded ``BeatBlender`` (on any torch device, e.g. a GPU) behind :class:`NumpyBlender`'s ``encode``."""
 
     def __init__(self, net: Any) -> None:
         self.net = net
-        self.config: BlenderConfig = net.config
-        self.prior: MetrePrior | None = net.prior
+        self.config = net.config
+        self.prior = net.prior
 
-    def encode(
-        self,
-        modality: Modality,
-        features: np.ndarray,
-        beats: np.ndarray,
-        rhythm: np.ndarray | None = None,
-        *,
-        beats_per_bar: np.ndarray | None = None,
+    def _encode(
+        self, modality: Modality, features: np.ndarray, beats: np.ndarray, rhythm: np.ndarray | None
     ) -> dict[str, np.ndarray]:
         import torch
 
@@ -284,8 +278,7 @@ class TorchEncoder:
         encode = self.net.encode_music if modality == "music" else self.net.encode_dance
         with torch.no_grad():
             out = encode(*(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays))
-        found = {key: out[key].float().cpu().numpy() for key in ("fuse", "beat")}
-        return with_prior(self.prior, modality, found, rhythm=rhythm, beats_per_bar=beats_per_bar)
+        return {key: out[key].float().cpu().numpy() for key in ("fuse", "beat")}
 
 
 def query_encoder(path: str | os.PathLike[str], *, device: str = "cpu") -> NumpyBlender | TorchEncoder:

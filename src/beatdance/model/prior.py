@@ -21,6 +21,7 @@ ranks by ``cosine + tempo_weight x H + metre_weight x A`` (up to one constant fa
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ from ..features.featureset import FeatureSet
 METRE_CLASSES = ("triple", "duple", "unknown")
 _PERIOD_OCTAVES = 8.0  # H is periodic in log2 tempo with this period, wider than any tempo range
 _RATIO_TOLERANCE_OCTAVES = 0.1  # a training pair counts for the nearest ratio when this close to it
+MIN_SIGMA_OCTAVES = 0.01  # narrowest tempo kernel: 382 harmonics, 764 dimensions
+MAX_RATIOS = 16  # most tempo ratios, and most dance probes, a prior may have
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,18 @@ class PriorConfig:
         for name in ("tempo_weight", "metre_weight", "ridge"):
             if not getattr(self, name) >= 0:
                 raise ParameterError(f"PriorConfig.{name}={getattr(self, name)} must be >= 0.")
-        if not self.sigma_octaves > 0:
-            raise ParameterError(f"PriorConfig.sigma_octaves={self.sigma_octaves} must be > 0 (e.g. 0.03).")
-        if not self.ratios or min(self.ratios) <= 0 or not self.probes or min(self.probes) <= 0:
-            raise ParameterError(f"PriorConfig ratios={self.ratios}, probes={self.probes}: need positive values.")
+        # The tempo kernel has 3 x 8 / (2 pi sigma) harmonics: a narrow sigma read from a checkpoint must not
+        # make every embedding gigabytes long.
+        if not MIN_SIGMA_OCTAVES <= self.sigma_octaves <= 1.0:
+            raise ParameterError(
+                f"PriorConfig.sigma_octaves={self.sigma_octaves} must be in [{MIN_SIGMA_OCTAVES}, 1] (e.g. 0.07)."
+            )
+        for name in ("ratios", "probes"):
+            values = getattr(self, name)
+            if not 0 < len(values) <= MAX_RATIOS or min(values) <= 0:
+                raise ParameterError(
+                    f"PriorConfig.{name}={values}: expected 1 to {MAX_RATIOS} positive values, e.g. (0.5, 2.0)."
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ratios": list(self.ratios), "probes": list(self.probes)}  # as JSON reads back
@@ -158,7 +169,7 @@ class MetrePrior:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(
-                f"{source}: the metre prior is incomplete ({exc!r}); retrain with this beatdance version."
+                f"{source}: the metre prior is incomplete or invalid ({exc}); retrain with this beatdance version."
             ) from exc
         sizes = {len(w) for w in prior.ratio_weights.values()} | {len(prior.config.ratios)}
         if len(sizes) != 1 or len(prior.dance_coef) != len(prior.config.probes):
@@ -180,6 +191,7 @@ class MetrePrior:
         cfg = self.config
         return tempo_kernel_rows(tempo_bpm, sigma_octaves=cfg.sigma_octaves, ratios=cfg.ratios, weights=weights)
 
+    @cached_property
     def _balance(self) -> float:
         """sqrt(largest dance row norm / largest music row norm) of H (neither depends on the tempo): the music
         side is multiplied by it and the dance side divided, so both have the same largest norm and the joined
@@ -190,7 +202,7 @@ class MetrePrior:
 
     def _tempo_rows(self, tempo_bpm: np.ndarray, cls: str | None) -> np.ndarray:
         """H's rows: music of metre class ``cls`` (its ratio counts as weights), or dance (``cls`` None)."""
-        rows, k = self._kernel_rows(tempo_bpm, cls), self._balance()
+        rows, k = self._kernel_rows(tempo_bpm, cls), self._balance
         return rows / k if cls is None else rows * k
 
     def music_rows(self, *, music_rhythm: np.ndarray, beats_per_bar: np.ndarray) -> np.ndarray:
@@ -213,7 +225,7 @@ class MetrePrior:
         p = self.dance_triple_probability(dance_rhythm)
         return self._blocks(self._tempo_rows(tempo, None), np.stack([p, 1.0 - p], axis=1))
 
-    @property
+    @cached_property
     def _tempo_dim(self) -> int:
         return self._tempo_rows(np.array([100.0]), None).shape[1]
 
@@ -222,6 +234,7 @@ class MetrePrior:
             [np.sqrt(self.config.tempo_weight) * h, np.sqrt(self.config.metre_weight) * a], axis=1
         ).astype(np.float32)
 
+    @cached_property
     def _bound(self) -> float:
         """The largest squared norm a row of either side can have (a tempo row's does not depend on the tempo)."""
         one = np.array([100.0])
@@ -261,7 +274,7 @@ class MetrePrior:
         so pads never meet."""
         if len(fuse) != len(rows):
             raise DataError(f"{len(fuse)} fused embeddings for {len(rows)} prior rows.")
-        norm2 = 1.0 + self._bound()
+        norm2 = 1.0 + self._bound
         body = np.concatenate([fuse.astype(np.float64), rows.astype(np.float64)], axis=1) / np.sqrt(norm2)
         pad = np.sqrt(np.clip(1.0 - (body**2).sum(axis=1), 0.0, None))[:, None]
         zero = np.zeros_like(pad)

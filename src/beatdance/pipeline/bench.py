@@ -44,7 +44,7 @@ from ..features.store import FeatureStore
 from ..model.blender import BlenderConfig, Pool, Positional
 from ..model.checkpoint import load_checkpoint
 from ..plots import plot_rank_histogram, plot_recall_curves
-from ..retrieval.embed import embed_featureset
+from ..retrieval.embed import embed_featureset, join_prior
 from ..retrieval.evaluate import ModalityEmbeddings, evaluate_retrieval
 from ..retrieval.metrics import positive_ranks
 from ..retrieval.scoring import Scorer
@@ -266,8 +266,11 @@ def run_fold(
     for arm in trained_arms(cfg):
         net = _train_arm(arm, cfg, train_set=train_set, seed=seed)
         embed: dict[str, Any] = {"batch_size": cfg.batch_size, "device": cfg.device, "dance_order_seed": run_seed}
-        music, dance = embed_featureset(net, test_set, **embed)
+        plain_music, plain_dance = embed_featureset(net, test_set, prior=False, **embed)
+        music, dance = join_prior(net.prior, test_set, plain_music, plain_dance)
         reports[arm.name] = evaluate_retrieval(music=music, dance=dance, **common)
+        if net.prior is not None and arm.name == DEFAULT_ROW:  # the same weights, scored without the prior
+            reports[NO_PRIOR_ROW] = evaluate_retrieval(music=plain_music, dance=plain_dance, **common)
         if arm.name not in ("official", "temporal", DEFAULT_ROW):
             continue
         ranks[arm.name] = _plain_ranks(music, dance)
@@ -287,10 +290,6 @@ def run_fold(
             )
         if arm.name == DEFAULT_ROW:
             reports.update(library_rows(music, dance, cfg=cfg, common=common))
-            if net.prior is not None:  # the same weights, scored without the prior
-                net.prior = None
-                plain_music, plain_dance = embed_featureset(net, test_set, **embed)
-                reports[NO_PRIOR_ROW] = evaluate_retrieval(music=plain_music, dance=plain_dance, **common)
         for w in cfg.head_weights:
             reports[f"{arm.name}, score + {w:g} x beat head"] = evaluate_retrieval(
                 music=music, dance=dance, beat_weight_head=w, **common

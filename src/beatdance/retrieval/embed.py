@@ -15,6 +15,7 @@ music and the leak is gone; honest evaluations of the official variant should al
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from ..errors import DataError
 from ..features.featureset import FeatureSet
 from ..model.blender import BeatBlender
+from ..model.prior import MetrePrior
 from .evaluate import ModalityEmbeddings
 
 Encode = Callable[..., dict[str, torch.Tensor]]
@@ -58,9 +60,11 @@ def embed_featureset(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     dance_order_seed: int | None = None,
+    prior: bool = True,
 ) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
     """(music, dance) embeddings of every clip: L2-normalised fused and beat-head vectors plus beat grids.
-    A model with a metre prior (``model.prior``) has it joined to the fused vectors (``MetrePrior.embed``).
+    A model with a metre prior (``model.prior``) has it joined to the fused vectors (:func:`join_prior`)
+    unless ``prior`` is False.
 
     Music is embedded in dataset order; dance too, or in a random order drawn from ``dance_order_seed``
     (see the module docstring: needed for an honest evaluation of the official variant).
@@ -82,11 +86,6 @@ def embed_featureset(
     music_fuse, music_head = _embed_side(model.encode_music, music_in, music_order, **common)  # type: ignore[arg-type]
     dance_fuse, dance_head = _embed_side(model.encode_dance, dance_in, dance_order, **common)  # type: ignore[arg-type]
     model.train(was_training)
-    if model.prior is not None:
-        music_fuse = model.prior.embed(
-            "music", music_fuse, rhythm=features.music_rhythm, beats_per_bar=features.beats_per_bar()
-        )
-        dance_fuse = model.prior.embed("dance", dance_fuse, rhythm=features.dance_rhythm)
     groups = list(features.groups or features.ids)
     music = ModalityEmbeddings(
         fuse=music_fuse,
@@ -102,4 +101,18 @@ def embed_featureset(
         ids=list(features.ids),
         groups=list(groups),
     )
-    return music, dance
+    return join_prior(model.prior, features, music, dance) if prior else (music, dance)
+
+
+def join_prior(
+    prior: MetrePrior | None, features: FeatureSet, music: ModalityEmbeddings, dance: ModalityEmbeddings
+) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
+    """``music`` and ``dance`` embeddings of ``features``' clips with the metre prior joined to their fused
+    vectors (``MetrePrior.embed``); unchanged without a prior."""
+    if prior is None:
+        return music, dance
+    bars = features.beats_per_bar()
+    return (
+        replace(music, fuse=prior.embed("music", music.fuse, rhythm=features.music_rhythm, beats_per_bar=bars)),
+        replace(dance, fuse=prior.embed("dance", dance.fuse, rhythm=features.dance_rhythm)),
+    )
