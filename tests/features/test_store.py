@@ -74,8 +74,9 @@ def test_each_songs_metre_reaches_the_feature_set(tmp_path: Path) -> None:
     fs = store.load_clips(["c0", "c1", "c2"])
     np.testing.assert_array_equal(fs.music_beats_per_bar, [3, 0, 4])
     np.testing.assert_array_equal(fs.subset([2, 0]).beats_per_bar(), [4, 3])
-    with pytest.raises(DataError, match="music_beats_per_bar"):
-        dataclasses.replace(fs, music_beats_per_bar=np.zeros(2))
+    for bad in (np.zeros(2), np.array([3.0, np.nan, 4.0])):
+        with pytest.raises(DataError, match="music_beats_per_bar"):
+            dataclasses.replace(fs, music_beats_per_bar=bad)
 
 
 def test_config_is_checked_on_reopen(tmp_path: Path) -> None:

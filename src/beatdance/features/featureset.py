@@ -41,9 +41,10 @@ class FeatureSet:
         n = len(self.ids)
         if self.music_beats_per_bar is not None:
             self.music_beats_per_bar = np.asarray(self.music_beats_per_bar, dtype=np.float32)
-            if self.music_beats_per_bar.shape != (n,):
+            if self.music_beats_per_bar.shape != (n,) or not np.isfinite(self.music_beats_per_bar).all():
                 raise DataError(
-                    f"FeatureSet.music_beats_per_bar has shape {self.music_beats_per_bar.shape}; expected ({n},)."
+                    f"FeatureSet.music_beats_per_bar has shape {self.music_beats_per_bar.shape} or non-finite "
+                    f"values; expected ({n},) beats per bar (0: unknown). Re-run `beatdance prepare`."
                 )
         if (self.music_rhythm is None) != (self.dance_rhythm is None):
             raise DataError("FeatureSet has rhythm arrays for one modality only; give both or neither.")
