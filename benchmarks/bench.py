@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from beatdance.pipeline.bench import BenchConfig, paired_comparisons, run_bench
-from beatdance.pipeline.bench_report import format_markdown
+from beatdance.pipeline.bench_report import format_breakdown, format_markdown
 from beatdance.pipeline.prepare import PrepareConfig, prepare
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +53,7 @@ def main() -> int:
     results = run_bench(store=args.out / "store", out=args.out, config=config, workers=args.workers)
     print(format_markdown(results["summary"]))
     print(paired_comparisons(results["runs"], config))
+    print(format_breakdown(results["runs"]))
     total = time.perf_counter() - started
     print(f"prepare {prepared:.0f} s + protocol {results['elapsed_s']:.0f} s = {total:.0f} s; results in {args.out}")
     return 0

@@ -13,6 +13,7 @@ from conftest import cosine_scores, pessimistic_ranks, recall_table
 
 import beatdance.cli.bench_cmd  # noqa: F401  (registers the command)
 import beatdance.pipeline.bench as bench_mod
+import beatdance.pipeline.bench_report as bench_report_mod
 from beatdance.beats.rhythm import RhythmConfig, tempo_bump
 from beatdance.cli.app import app
 from beatdance.errors import ParameterError
@@ -32,7 +33,9 @@ from beatdance.pipeline.bench import (
     run_fold,
     trained_arms,
 )
+from beatdance.pipeline.bench_report import add_breakdown, format_breakdown
 from beatdance.retrieval.embed import embed_featureset
+from beatdance.retrieval.evaluate import ModalityEmbeddings
 from beatdance.synth.features import SynthFeatureConfig, generate_synthetic_features
 
 GROUPS = 6
@@ -111,6 +114,11 @@ class _Spy:
     evaluated: dict[int, tuple[tuple[int, int], dict]] = field(default_factory=dict)  # id(report) -> (run, its inputs)
 
 
+def _two_styles(groups: list[str]) -> list[str]:
+    """Style labels for the tiny store's pairs 0-2 and 3-5, given to the rank breakdown only."""
+    return ["A" if g < "pair3" else "B" for g in groups]
+
+
 @pytest.fixture(scope="module")
 def bench_results(tiny_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench_out")
@@ -138,6 +146,8 @@ def bench_results(tiny_store, tmp_path_factory):
             ("evaluate_retrieval", evaluate_retrieval),
         ):
             mp.setattr(bench_mod, name, value)
+        # Style labels for the rank breakdown only (the style oracle rows still see none): pairs 0-2 and 3-5.
+        mp.setattr(bench_report_mod, "style_labels", _two_styles)
         results = run_bench(store=tiny_store, out=out, config=BenchConfig(**TINY), workers=2, show_progress=False)
     return out, results, spy
 
@@ -250,20 +260,32 @@ def test_bench_reports_every_arm_and_renders_markdown(bench_results):
             f"{saved['summary'][row][d]['R@1']['mean']:.1f} ± {saved['summary'][row][d]['R@1']['std']:.1f}"
             for d in ("m2d", "d2m")
         ]
-        lines = [line for line in md.splitlines() if line.startswith(f"| {row} |")]
-        assert [line.split(" | ")[1] for line in lines] == cells  # R@1 is the first column, m2d table first
+        lines = [line.split(" | ") for line in md.splitlines() if line.startswith(f"| {row} |")]
+        assert [
+            cell[1] for cell in lines if cell[1] not in ("m2d", "d2m")
+        ] == cells  # R@1 is the first column, m2d table first
     assert "dance -> music (d2m)" in md and "better)" in md
     assert "default - official, paired" in md and "default - official, pool=mean, paired" in md
     assert f"default - {RHYTHM_ROW}, paired" in md and f"default - {CCA_ROW}, paired" in md
     assert f"default - {NO_PRIOR_ROW}, paired" in md
+    # The breakdown of the main rows adds up to their mean pessimistic rank (MeanR - 1).
+    for run in results["runs"]:
+        for row in ("chance", RHYTHM_ROW, "default", NO_PRIOR_ROW):
+            for direction in ("m2d", "d2m"):
+                report = run["reports"][row][direction]
+                parts = report["breakdown"]
+                total = parts["own"] + parts["same_class"] + parts["other_class"]
+                assert total == pytest.approx(report["metrics"]["MeanR"] - 1), (row, direction)
+    assert "Where the partner's rank comes from" in md and "| default -metre prior | d2m |" in md
     medr_n = [run["reports"]["default"]["m2d"]["metrics"]["MedR/N"] for run in results["runs"]]
     assert medr_n == [run["reports"]["default"]["m2d"]["metrics"]["MedR"] / run["num_test"] for run in results["runs"]]
     assert all((out / f"{kind}_{d}.png").stat().st_size > 0 for kind in ("recall", "ranks") for d in ("m2d", "d2m"))
 
 
 @pytest.mark.slow
-def test_bench_same_seed_same_results_other_seed_differs(tiny_store, bench_results):
+def test_bench_same_seed_same_results_other_seed_differs(tiny_store, bench_results, monkeypatch):
     _, results, _ = bench_results
+    monkeypatch.setattr(bench_report_mod, "style_labels", _two_styles)  # as in the bench_results run
     cfg = BenchConfig(**TINY)
     data, tempos = load_bench_data(tiny_store)
     first = results["runs"][0]
@@ -295,6 +317,41 @@ def test_metre_weights_count_the_training_ratios():
     weights = metre_weights(np.array([87.0, 90.0, 120.0, 100.0]), np.array([29.0, 30.0, 30.0, 71.0]))
     # add-one smoothed counts of the ratios 0.5, 1, 2, 3, 4: two waltzes (3), one cha-cha (4), one off every ratio
     np.testing.assert_allclose(weights, np.array([1, 1, 1, 3, 2]) / 8.0)
+
+
+def _sides(groups: list[str], music: np.ndarray, dance: np.ndarray) -> tuple[ModalityEmbeddings, ModalityEmbeddings]:
+    ids = [f"clip{i}" for i in range(len(groups))]
+    grid = np.zeros((len(groups), 10), dtype=np.float32)
+    return tuple(  # type: ignore[return-value]
+        ModalityEmbeddings(fuse=x.astype(np.float32), beat_head=None, beat_grid=grid, ids=ids, groups=groups)
+        for x in (music, dance)
+    )
+
+
+def test_breakdown_of_the_partners_rank_per_style_in_report_and_table():
+    # Two windows of each of three pairs, two waltzes and a rumba; the scores know the style and nothing else.
+    groups = ["DANCE_W_1", "DANCE_W_1", "DANCE_W_2", "DANCE_W_2", "DANCE_R_1", "DANCE_R_1"]
+    style = np.array([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 2)
+    music, dance = _sides(groups, style, style)
+    report: dict = {"m2d": {}, "d2m": {}}
+    add_breakdown(report, music, dance)
+    for direction in ("m2d", "d2m"):
+        # all ties: every other clip of the query's style is at or above the partner, no clip of the other style
+        got = report[direction]["breakdown"]
+        assert got["own"] == 1.0 and got["other_class"] == 0.0
+        assert got["same_class"] == pytest.approx(4 * 2 / 6)  # each waltz window has 2 of the other waltz
+        assert got["chance_other_class"] == pytest.approx((4 * 2 + 2 * 4) / 6 / 2)
+    unlabelled: dict = {"m2d": {}, "d2m": {}}
+    add_breakdown(unlabelled, *_sides([f"pair{g[-1]}" for g in groups], style, style))
+    assert unlabelled == {"m2d": {}, "d2m": {}}  # no style labels: no breakdown
+    runs = [{"reports": {"default": report, "chance": {"m2d": {}, "d2m": {}}}}] * 2
+    table = format_breakdown(runs)
+    lines = [line for line in table.splitlines() if line.startswith("| default |")]
+    assert lines == [
+        "| default | m2d | 1.0 (0.5) | 1.3 (0.7) | 0.0 (1.3) |",
+        "| default | d2m | 1.0 (0.5) | 1.3 (0.7) | 0.0 (1.3) |",
+    ]
+    assert "| chance |" not in table and format_breakdown([{"reports": {"chance": {"m2d": {}}}}]) == ""
 
 
 def test_dance_order_seed_removes_the_official_batch_dependence_of_the_pairing(tiny_store):

@@ -12,6 +12,7 @@ from beatdance.retrieval.metrics import (
     group_ranks,
     pair_alignment,
     positive_ranks,
+    rank_breakdown,
     recall_metrics,
     top_k_indices,
 )
@@ -140,3 +141,44 @@ def test_group_ranks_match_brute_force_with_ties():
                 order = np.argsort(-scores[i], kind="stable")
                 expected = int(np.argmax(mask[i][order]))
             assert got[i] == expected, (ties, i)
+
+
+def test_rank_breakdown_splits_the_items_above_the_partner_by_kind():
+    # Five clips: pair a (2 windows, style W), pair b (2 windows, W), pair c (1 window, R).
+    groups, styles = ["a", "a", "b", "b", "c"], ["W", "W", "W", "W", "R"]
+    scores = np.array(
+        [
+            [0.5, 0.6, 0.7, 0.1, 0.9],  # above the partner (0.5): own 0.6, same style 0.7, other style 0.9
+            [0.0, 0.5, 0.1, 0.2, 0.3],  # nothing above
+            [0.9, 0.9, 0.5, 0.5, 0.1],  # a tie with its own window counts (pessimistic), both a windows
+            [0.0, 0.0, 0.0, 0.9, 0.0],
+            [0.8, 0.0, 0.0, 0.0, 0.8],  # a tie with a W clip: other style
+        ]
+    )
+    out = rank_breakdown(
+        scores,
+        positives=np.arange(5),
+        query_groups=groups,
+        gallery_groups=groups,
+        query_classes=styles,
+        gallery_classes=styles,
+    )
+    assert out["own"] == pytest.approx((1 + 0 + 1 + 0 + 0) / 5)
+    assert out["same_class"] == pytest.approx((1 + 0 + 2 + 0 + 0) / 5)
+    assert out["other_class"] == pytest.approx((1 + 0 + 0 + 0 + 1) / 5)
+    # Random scores put half of each kind above: own 1 (pairs a, b) or 0 (c); same style 2 (a, b) or 0 (c).
+    assert out["chance_own"] == pytest.approx(4 / 5 / 2)
+    assert out["chance_same_class"] == pytest.approx(8 / 5 / 2)
+    assert out["chance_other_class"] == pytest.approx((1 + 1 + 1 + 1 + 4) / 5 / 2)
+    # The counts add up to the pessimistic rank.
+    ranks = positive_ranks(scores, positives=np.arange(5))
+    assert sum(out[k] for k in ("own", "same_class", "other_class")) == pytest.approx(ranks.mean())
+    with pytest.raises(ParameterError, match="one positive, group and class per query"):
+        rank_breakdown(
+            scores,
+            positives=np.arange(5),
+            query_groups=groups[:4],
+            gallery_groups=groups,
+            query_classes=styles,
+            gallery_classes=styles,
+        )

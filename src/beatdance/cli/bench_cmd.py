@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..pipeline.bench import BenchConfig, paired_comparisons, run_bench
-from ..pipeline.bench_report import format_markdown
+from ..pipeline.bench_report import format_breakdown, format_markdown
 from ..threads import resolve_threads
 from .app import app
 
@@ -61,4 +61,5 @@ def bench_command(
     else:
         typer.echo(format_markdown(results["summary"]))
         typer.echo(paired_comparisons(results["runs"], config))
+        typer.echo(format_breakdown(results["runs"]))
         typer.echo(f"{len(results['runs'])} runs in {results['elapsed_s']:.0f} s; results in {out}")

@@ -9,15 +9,21 @@
   has them) of the two sides, fitted on the training clips.
 * ``style oracle``: where style labels exist (Dance-with-Melody pair names ``DANCE_<style>_<n>``), clips
   of the query's style first, in random order. A reference that knows the answer's style, not a method.
+
+``load_bench_data`` reads a store's clips with the track tempos the rhythm heuristic ranks by.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from typing import Any
 
 import numpy as np
 
+from ..errors import DataError
 from ..features.featureset import FeatureSet
+from ..features.store import FeatureStore
 from ..model.prior import PriorConfig, ratio_counts, tempo_kernel_rows
 from ..retrieval.evaluate import ModalityEmbeddings
 
@@ -144,3 +150,30 @@ def style_oracle(
         _side(test, np.concatenate([scale * onehot, music_rest], axis=1), music=True),
         _side(test, np.concatenate([scale * onehot, dance_rest], axis=1), music=False),
     )
+
+
+def load_bench_data(store_path: str | os.PathLike[str]) -> tuple[FeatureSet, dict[str, tuple[float, float]]]:
+    """Every clip of a store (pooled) and each clip's (music, dance) track tempo in BPM, as ``prepare`` stored
+    it in the clip's metadata (the whole track's, so as precise as the model's rhythm input); clips of
+    stores without it get the tempo of their own beats (60 / median inter-beat interval, NaN below 2 beats)."""
+    store = FeatureStore.open(store_path)
+    ids = store.ids()
+    if not ids:
+        raise DataError(f"the store {store_path} has no clips. Run `beatdance prepare` first.")
+    records = [store.get(clip_id) for clip_id in ids]
+    tempos = {
+        r.clip_id: (
+            _track_tempo_bpm(r.meta, "music_tempo_bpm", r.music_beat_times),
+            _track_tempo_bpm(r.meta, "dance_tempo_bpm", r.dance_beat_times),
+        )
+        for r in records
+    }
+    return store.pool_records(records), tempos
+
+
+def _track_tempo_bpm(meta: dict[str, Any], key: str, beat_times_s: np.ndarray) -> float:
+    """The stored track tempo, or (stores without one) the tempo of the clip's own beats."""
+    if key in meta:
+        return float(meta[key])
+    t = np.sort(np.asarray(beat_times_s, dtype=np.float64))
+    return float(60.0 / np.median(np.diff(t))) if t.size >= 2 else float("nan")

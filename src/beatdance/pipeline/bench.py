@@ -19,7 +19,9 @@ Evaluation of the ``official`` variant embeds the dance side in a seeded random 
 ``retrieval.embed``): embedding both sides in the pair order leaks the pairing through its
 cross-batch attention. The leaky number is reported too, in its own row, to show the size of the
 artefact. Trained arms are also scored with extra beat terms (beat-head cosine, BA) and with the
-hubness reducer (DIS) with a querybank from the train split or from the validation split.
+hubness reducer (DIS) with a querybank from the train split or from the validation split. Where style
+labels exist, the report also splits the partner's rank of the main rows into other windows of its pair,
+other pairs of its style and other styles (``bench_report.add_breakdown``).
 """
 
 from __future__ import annotations
@@ -37,24 +39,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError, ParameterError
+from ..errors import ParameterError
 from ..features.featureset import FeatureSet
 from ..features.folds import Fold, group_folds
-from ..features.store import FeatureStore
 from ..model.blender import BlenderConfig, Pool, Positional
 from ..model.checkpoint import load_checkpoint
-from ..plots import plot_rank_histogram, plot_recall_curves
 from ..retrieval.embed import embed_featureset, join_prior
 from ..retrieval.evaluate import ModalityEmbeddings, evaluate_retrieval
-from ..retrieval.metrics import positive_ranks
-from ..retrieval.scoring import Scorer
 from ..retrieval.search import LIBRARY_SEARCH
 from ..train.config import TrainConfig
 from ..train.recipes import RECIPES
 from ..train.trainer import train
 from ..util import atomic_write_bytes, atomic_write_json, progress
-from .baselines import cca_embeddings, random_embeddings, rhythm_heuristic, style_oracle
-from .bench_report import DIRECTIONS, format_markdown, paired_comparison, results_markdown, summarise
+from .baselines import cca_embeddings, load_bench_data, random_embeddings, rhythm_heuristic, style_oracle
+from .bench_report import (
+    DIRECTIONS,
+    add_breakdown,
+    format_breakdown,
+    format_markdown,
+    paired_comparison,
+    plain_ranks,
+    results_markdown,
+    summarise,
+    write_plots,
+)
 
 _RECIPE = RECIPES["default"]
 DEFAULT_ROW = "default"
@@ -63,6 +71,7 @@ CCA_ROW = "linear CCA"
 ORACLE_ROW = "style oracle"
 LIBRARY_QB_ROW = f"{DEFAULT_ROW} + DIS (library qb, own pair left out)"
 NO_PRIOR_ROW = f"{DEFAULT_ROW} -metre prior"
+BREAKDOWN_ROWS = ("chance", f"{ORACLE_ROW} (reference)", RHYTHM_ROW, DEFAULT_ROW, NO_PRIOR_ROW)
 LIBRARY_ROW = (
     f"{DEFAULT_ROW}, library search (DIS library qb + {LIBRARY_SEARCH.beat_weight_head:g} x beat head + "
     f"{LIBRARY_SEARCH.beat_weight_align:g} x BA)"
@@ -157,51 +166,7 @@ def pooled_official_row(cfg: BenchConfig) -> str | None:
     return f"official, pool={cfg.pool}" if cfg.pool != BlenderConfig().pool else None
 
 
-# -- data ----------------------------------------------------------------------------------------
-
-
-def load_bench_data(store_path: str | os.PathLike[str]) -> tuple[FeatureSet, dict[str, tuple[float, float]]]:
-    """Every clip of a store (pooled) and each clip's (music, dance) track tempo in BPM, as ``prepare`` stored
-    it in the clip's metadata (the whole track's, so as precise as the model's rhythm input); clips of
-    stores without it get the tempo of their own beats (60 / median inter-beat interval, NaN below 2 beats)."""
-    store = FeatureStore.open(store_path)
-    ids = store.ids()
-    if not ids:
-        raise DataError(f"the store {store_path} has no clips. Run `beatdance prepare` first.")
-    records = [store.get(clip_id) for clip_id in ids]
-    tempos = {
-        r.clip_id: (
-            _track_tempo_bpm(r.meta, "music_tempo_bpm", r.music_beat_times),
-            _track_tempo_bpm(r.meta, "dance_tempo_bpm", r.dance_beat_times),
-        )
-        for r in records
-    }
-    return store.pool_records(records), tempos
-
-
-def _track_tempo_bpm(meta: dict[str, Any], key: str, beat_times_s: np.ndarray) -> float:
-    """The stored track tempo, or (stores without one) the tempo of the clip's own beats."""
-    if key in meta:
-        return float(meta[key])
-    t = np.sort(np.asarray(beat_times_s, dtype=np.float64))
-    return float(60.0 / np.median(np.diff(t))) if t.size >= 2 else float("nan")
-
-
 # -- one run -------------------------------------------------------------------------------------
-
-
-def _plain_ranks(
-    music: ModalityEmbeddings,
-    dance: ModalityEmbeddings,
-    *,
-    beat_weight_align: float = 0.0,
-) -> dict[str, np.ndarray]:
-    """0-based ranks of the true partner in both directions, for the rank histograms."""
-    out = {}
-    for direction, query, gallery in (("m2d", music, dance), ("d2m", dance, music)):
-        scorer = Scorer(gallery, direction=direction, beat_weight_align=beat_weight_align)  # type: ignore[arg-type]
-        out[direction] = positive_ranks(scorer.scores(query, slice(None)), positives=np.arange(len(query)))
-    return out
 
 
 def _train_arm(arm: Arm, cfg: BenchConfig, *, train_set: FeatureSet, seed: int) -> Any:
@@ -254,7 +219,9 @@ def run_fold(
     def baseline(row: str, sides: tuple[ModalityEmbeddings, ModalityEmbeddings] | None) -> None:
         if sides is not None:
             reports[row] = evaluate_retrieval(music=sides[0], dance=sides[1], **common)
-            ranks[row] = _plain_ranks(*sides)
+            ranks[row] = plain_ranks(*sides)
+            if row in BREAKDOWN_ROWS:
+                add_breakdown(reports[row], *sides)
 
     baseline("chance", random_embeddings(test_set, seed=run_seed))
     tempo = rhythm_heuristic(train_set, test_set, tempos, sigma_octaves=cfg.tempo_sigma_octaves)
@@ -271,9 +238,12 @@ def run_fold(
         reports[arm.name] = evaluate_retrieval(music=music, dance=dance, **common)
         if net.prior is not None and arm.name == DEFAULT_ROW:  # the same weights, scored without the prior
             reports[NO_PRIOR_ROW] = evaluate_retrieval(music=plain_music, dance=plain_dance, **common)
+            add_breakdown(reports[NO_PRIOR_ROW], plain_music, plain_dance)
+        if arm.name in BREAKDOWN_ROWS:
+            add_breakdown(reports[arm.name], music, dance)
         if arm.name not in ("official", "temporal", DEFAULT_ROW):
             continue
-        ranks[arm.name] = _plain_ranks(music, dance)
+        ranks[arm.name] = plain_ranks(music, dance)
         if arm.name == "temporal":
             continue
         for bank_name, bank_set in (("train", train_set), ("val", val_set)):
@@ -422,30 +392,9 @@ def run_bench(
         "summary": summary,
         "runs": runs,
     }
-    table = format_markdown(summary) + "\n" + paired_comparisons(runs, cfg)
+    table = format_markdown(summary) + "\n" + paired_comparisons(runs, cfg) + "\n" + format_breakdown(runs)
     atomic_write_json(out / "results.json", results)
     atomic_write_bytes(out / "results.md", results_markdown(results, table).encode())
-    for direction in DIRECTIONS:
-        curves = {
-            row: {k: v["mean"] for k, v in summary[row][direction].items()}
-            for row in (
-                "chance",
-                RHYTHM_ROW,
-                CCA_ROW,
-                "official",
-                pooled_official_row(cfg),
-                "temporal",
-                DEFAULT_ROW,
-                f"{ORACLE_ROW} (reference)",
-            )
-            if row in summary
-        }
-        plot_recall_curves(
-            path=out / f"recall_{direction}.png", curves=curves, title=f"{direction}: mean R@K over {len(runs)} runs"
-        )
-        plot_rank_histogram(
-            path=out / f"ranks_{direction}.png",
-            ranks={row: np.concatenate(r) for row, r in pooled[direction].items()},
-            title=f"{direction}: rank of the true partner, all test clips of all runs",
-        )
+    curve_rows = ("chance", RHYTHM_ROW, CCA_ROW, "official", pooled_official_row(cfg), "temporal", DEFAULT_ROW)
+    write_plots(out, summary=summary, pooled=pooled, curve_rows=(*curve_rows, f"{ORACLE_ROW} (reference)"))
     return results

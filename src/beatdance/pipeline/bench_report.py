@@ -1,15 +1,54 @@
-"""Tables of the bench: mean ± std over runs per row and direction, per-run paired comparisons, results.md."""
+"""What the bench reports: mean ± std over runs per row and direction, per-run paired comparisons, where the
+partner's rank comes from, results.md and the plots."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..retrieval.metrics import RECALL_KS
+from ..plots import plot_rank_histogram, plot_recall_curves
+from ..retrieval.metrics import RECALL_KS, positive_ranks, rank_breakdown
+from ..retrieval.scoring import ModalityEmbeddings, Scorer
+from .baselines import style_labels
 
 DIRECTIONS = ("m2d", "d2m")
+
+
+def plain_scores(music: ModalityEmbeddings, dance: ModalityEmbeddings) -> dict[str, np.ndarray]:
+    """(queries, gallery) plain scores of both directions; query i's partner is gallery item i."""
+    return {
+        direction: Scorer(gallery, direction=direction).scores(query, slice(None))  # type: ignore[arg-type]
+        for direction, query, gallery in (("m2d", music, dance), ("d2m", dance, music))
+    }
+
+
+def plain_ranks(music: ModalityEmbeddings, dance: ModalityEmbeddings) -> dict[str, np.ndarray]:
+    """0-based ranks of the true partner in both directions, for the rank histograms."""
+    return {
+        direction: positive_ranks(scores, positives=np.arange(len(scores)))
+        for direction, scores in plain_scores(music, dance).items()
+    }
+
+
+def add_breakdown(report: dict[str, Any], music: ModalityEmbeddings, dance: ModalityEmbeddings) -> None:
+    """Put each direction's :func:`rank_breakdown` of the plain score (groups: the clips' pairs, classes: the
+    pairs' styles) into ``report[direction]["breakdown"]``; nothing where the pairs carry no style labels."""
+    groups = list(music.groups or music.ids)
+    styles = style_labels(groups)
+    if styles is None:
+        return
+    for direction, scores in plain_scores(music, dance).items():
+        report[direction]["breakdown"] = rank_breakdown(
+            scores,
+            positives=np.arange(len(scores)),
+            query_groups=groups,
+            gallery_groups=groups,
+            query_classes=styles,
+            gallery_classes=styles,
+        )
 
 
 def _mean_std(values: Sequence[float] | np.ndarray) -> dict[str, float]:
@@ -92,6 +131,38 @@ def paired_comparison(runs: Sequence[dict[str, Any]], *, row: str, baseline: str
     return "\n".join(lines) + "\n"
 
 
+BREAKDOWN_KINDS = (
+    ("own", "other windows of its pair"),
+    ("same_class", "other pairs of its style"),
+    ("other_class", "other styles"),
+)
+
+
+def format_breakdown(runs: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of where the partner's rank comes from (``retrieval.metrics.rank_breakdown``), for every
+    row whose runs all carry one: the mean over runs of the clips scored at or above the partner per query,
+    by kind, with what random scores give in brackets. Empty when no row has one (no style labels)."""
+    present = runs[0]["reports"] if runs else {}
+    rows = [row for row in present if all("breakdown" in run["reports"][row]["m2d"] for run in runs)]
+    if not rows:
+        return ""
+    lines = [
+        "**Where the partner's rank comes from: clips scored at or above it per query, mean over runs "
+        "(random scores in brackets)**\n",
+        "| arm | direction | " + " | ".join(label for _, label in BREAKDOWN_KINDS) + " |",
+        "|---|---|" + "---:|" * len(BREAKDOWN_KINDS),
+    ]
+    for row in rows:
+        for direction in DIRECTIONS:
+            parts = [run["reports"][row][direction]["breakdown"] for run in runs]
+            cells = [
+                f"{np.mean([p[key] for p in parts]):.1f} ({np.mean([p['chance_' + key] for p in parts]):.1f})"
+                for key, _ in BREAKDOWN_KINDS
+            ]
+            lines.append(f"| {row} | {direction} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def results_markdown(results: dict[str, Any], table: str) -> str:
     cfg = results["config"]
     sizes = sorted({run["num_test"] for run in results["runs"]})
@@ -101,3 +172,29 @@ def results_markdown(results: dict[str, Any], table: str) -> str:
         f"pairs x {cfg['seeds']} seeds = {len(results['runs'])} runs (test folds of {sizes[0]}-{sizes[-1]} clips); "
         f"mean ± std over runs; {results['elapsed_s']:.0f} s.\n\n{table}"
     )
+
+
+def write_plots(
+    out: Path,
+    *,
+    summary: dict[str, Any],
+    pooled: dict[str, dict[str, list[np.ndarray]]],
+    curve_rows: Sequence[str | None],
+) -> None:
+    """recall_<direction>.png (mean R@K of ``curve_rows``) and ranks_<direction>.png (the partner's rank over all
+    test clips of all runs, ``pooled``: direction -> row -> ranks per run) into ``out``."""
+    runs = max((len(r) for by_row in pooled.values() for r in by_row.values()), default=0)
+    for direction in DIRECTIONS:
+        curves = {
+            row: {k: v["mean"] for k, v in summary[row][direction].items()}
+            for row in curve_rows
+            if row is not None and row in summary
+        }
+        plot_recall_curves(
+            path=out / f"recall_{direction}.png", curves=curves, title=f"{direction}: mean R@K over {runs} runs"
+        )
+        plot_rank_histogram(
+            path=out / f"ranks_{direction}.png",
+            ranks={row: np.concatenate(r) for row, r in pooled[direction].items()},
+            title=f"{direction}: rank of the true partner, all test clips of all runs",
+        )

@@ -11,7 +11,14 @@ from .hubness import (
     load_querybank,
     save_querybank,
 )
-from .metrics import beat_similarity_at_k, group_ranks, positive_ranks, recall_metrics, top_k_indices
+from .metrics import (
+    beat_similarity_at_k,
+    group_ranks,
+    positive_ranks,
+    rank_breakdown,
+    recall_metrics,
+    top_k_indices,
+)
 from .scoring import ModalityEmbeddings, Scorer
 
 __all__ = [
@@ -28,6 +35,7 @@ __all__ = [
     "inverted_softmax",
     "load_querybank",
     "positive_ranks",
+    "rank_breakdown",
     "recall_metrics",
     "save_querybank",
     "top_k_indices",

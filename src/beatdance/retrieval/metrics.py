@@ -93,6 +93,44 @@ def positive_ranks(scores: np.ndarray, *, positives: np.ndarray, ties: Ties = "p
     return _ranks_of(arr, best=best, first_best=pos, positives_at_best=np.ones_like(pos), ties=ties)
 
 
+def rank_breakdown(
+    scores: np.ndarray,
+    *,
+    positives: np.ndarray,
+    query_groups: Sequence[str],
+    gallery_groups: Sequence[str],
+    query_classes: Sequence[str],
+    gallery_classes: Sequence[str],
+) -> dict[str, float]:
+    """Where the positive's rank comes from: the mean number of gallery items scoring at or above each query's
+    positive (pessimistic ties, as in :func:`positive_ranks`), split into ``own`` (other items of the query's
+    group: the other windows of its pair), ``same_class`` (other groups of its class: other pairs of its
+    style) and ``other_class``; ``chance_*`` is what random scores give on average (half of each kind)."""
+    arr = _check_scores(scores)
+    pos = np.asarray(positives)
+    labels = [np.asarray(x) for x in (query_groups, gallery_groups, query_classes, gallery_classes)]
+    shapes = [x.shape for x in labels]
+    if pos.shape != (arr.shape[0],) or shapes != [arr.shape[:1], arr.shape[1:], arr.shape[:1], arr.shape[1:]]:
+        raise ParameterError(
+            f"scores {arr.shape} with positives {pos.shape} and labels {shapes}; expected one positive, group and "
+            "class per query (row) and one group and class per gallery item (column)."
+        )
+    qg, gg, qc, gc = labels
+    rows = np.arange(arr.shape[0])
+    above = arr >= arr[rows, pos][:, None]
+    above[rows, pos] = False
+    in_group = qg[:, None] == gg[None, :]
+    own = in_group.copy()
+    own[rows, pos] = False
+    same_class = (qc[:, None] == gc[None, :]) & ~in_group
+    other_class = qc[:, None] != gc[None, :]
+    out: dict[str, float] = {}
+    for name, kind in (("own", own), ("same_class", same_class), ("other_class", other_class)):
+        out[name] = float((above & kind).sum(axis=1).mean())
+        out[f"chance_{name}"] = float(kind.sum(axis=1).mean() / 2.0)
+    return out
+
+
 def recall_metrics(ranks: np.ndarray) -> dict[str, float]:
     """R@1/5/10/50/100 (percent), MedR and MeanR (1-based) and AVG = sum R@K - MedR/10 - MeanR/10."""
     r = np.asarray(ranks)
