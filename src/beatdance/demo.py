@@ -22,7 +22,7 @@ import numpy as np
 from .features.loading import dataset_config
 from .features.store import FeatureStore
 from .library import Library, LibraryConfig, SearchResult, build_library
-from .pipeline.export import export_pair
+from .pipeline.export import ExportReport, export_pair
 from .pipeline.prepare import PrepareConfig, prepare
 from .plots import describe_shift, plot_beat_alignment, plot_recall_curves
 from .retrieval.protocol import evaluate_model
@@ -150,23 +150,7 @@ def run_demo(
     run = out / "run"
     _train(store, run, cfg, show_progress=show_progress)
     lap("train")
-    lib_settings = LibraryConfig().search
-    evaluation = evaluate_model(
-        model=run,
-        data=store,
-        split="test",
-        hubness="dis",
-        querybank_split="train",
-        beat_weight_head=lib_settings.beat_weight_head,
-        beat_weight_align=lib_settings.beat_weight_align,
-    )
-    plot_recall_curves(
-        path=plots / "recall.png",
-        title="held-out pairs, R@K (clip level)",
-        curves={
-            f"{d} {h}": evaluation["results"][h][d]["metrics"] for h in evaluation["results"] for d in ("m2d", "d2m")
-        },
-    )
+    evaluation = _evaluate(run, store, plots)
     lap("evaluate")
     library = out / "library"
     if not (library / "library.json").is_file():
@@ -175,39 +159,9 @@ def run_demo(
     lap("index")
     fs = FeatureStore.open(store)
     test_groups = sorted({fs.meta(c)["group"] for c in fs.split_ids("test")})[: cfg.queries]
-    group_music = {it.grp: it.music_file for it in lib.items}
-    group_dance = {it.grp: it.dance_file for it in lib.items}
-    mean_ba: dict[str, list[float]] = {"m2d": [], "d2m": []}
-    queries = []
-    music_results = [lib.search(music=group_music[group], top=5) for group in test_groups]
-    for group, result in zip(test_groups, music_results):
-        queries.append(_query_summary(result, truth_group=group))
-        mean_ba["m2d"].append(result.matches[0].beat_alignment)
-    dance_result = lib.search(dance=group_dance[test_groups[0]], top=5)
-    queries.append(_query_summary(dance_result, truth_group=test_groups[0]))
-    mean_ba["d2m"].append(dance_result.matches[0].beat_alignment)
-    video_result = lib.search(dance=video, top=5)
-    queries.append(_query_summary(video_result, truth_group=None))
+    first, queries, mean_ba = _searches(lib, test_groups=test_groups, video=video)
     lap("search")
-    first = music_results[0]
-    best = first.matches[0]
-    plot_beat_alignment(
-        path=plots / "top_match_beats.png",
-        music_beats_s=np.array(first.query["beats_s"]),
-        dance_beats_s=np.array(best.beats_s),
-        duration_s=float(first.query["duration_s"]),
-        score=best.beat_alignment,
-        title=f"query {Path(str(first.query['source'])).name} vs top match {best.id}",
-    )
-    export = export_pair(
-        music=str(first.query["source"]),
-        dance=str(best.source),
-        out=out / "top_match.mp4",
-        music_start_s=float(first.query["start_s"]),
-        dance_start_s=float(best.start_s or 0.0),
-        duration_s=float(first.query["duration_s"]),
-        plot=plots / "top_match_export.png",
-    )
+    export = _export_top_match(first, out=out, plots=plots)
     lap("export")
     random_ba = _random_alignment(lib, seed=cfg.seed)
     summary = {
@@ -230,6 +184,71 @@ def run_demo(
     atomic_write_json(out / "demo_report.json", summary)
     write_report(out, summary)
     return summary
+
+
+def _evaluate(run: Path, store: Path, plots: Path) -> dict[str, Any]:
+    """Held-out metrics with the library's search settings (DIS on the train querybank), and their plot."""
+    lib_settings = LibraryConfig().search
+    evaluation = evaluate_model(
+        model=run,
+        data=store,
+        split="test",
+        hubness="dis",
+        querybank_split="train",
+        beat_weight_head=lib_settings.beat_weight_head,
+        beat_weight_align=lib_settings.beat_weight_align,
+    )
+    plot_recall_curves(
+        path=plots / "recall.png",
+        title="held-out pairs, R@K (clip level)",
+        curves={
+            f"{d} {h}": evaluation["results"][h][d]["metrics"] for h in evaluation["results"] for d in ("m2d", "d2m")
+        },
+    )
+    return evaluation
+
+
+def _searches(
+    lib: Library, *, test_groups: list[str], video: Path
+) -> tuple[SearchResult, list[dict[str, Any]], dict[str, list[float]]]:
+    """The first music query's result, every query's summary and the top match's BA per direction: each test
+    group's music, the first test group's dance, and the rendered video."""
+    group_music = {it.grp: it.music_file for it in lib.items}
+    group_dance = {it.grp: it.dance_file for it in lib.items}
+    mean_ba: dict[str, list[float]] = {"m2d": [], "d2m": []}
+    queries = []
+    music_results = [lib.search(music=group_music[group], top=5) for group in test_groups]
+    for group, result in zip(test_groups, music_results):
+        queries.append(_query_summary(result, truth_group=group))
+        mean_ba["m2d"].append(result.matches[0].beat_alignment)
+    dance_result = lib.search(dance=group_dance[test_groups[0]], top=5)
+    queries.append(_query_summary(dance_result, truth_group=test_groups[0]))
+    mean_ba["d2m"].append(dance_result.matches[0].beat_alignment)
+    video_result = lib.search(dance=video, top=5)
+    queries.append(_query_summary(video_result, truth_group=None))
+    return music_results[0], queries, mean_ba
+
+
+def _export_top_match(first: SearchResult, *, out: Path, plots: Path) -> ExportReport:
+    """The beat plot of a query against its top match, and the query's music exported under that dance."""
+    best = first.matches[0]
+    plot_beat_alignment(
+        path=plots / "top_match_beats.png",
+        music_beats_s=np.array(first.query["beats_s"]),
+        dance_beats_s=np.array(best.beats_s),
+        duration_s=float(first.query["duration_s"]),
+        score=best.beat_alignment,
+        title=f"query {Path(str(first.query['source'])).name} vs top match {best.id}",
+    )
+    return export_pair(
+        music=str(first.query["source"]),
+        dance=str(best.source),
+        out=out / "top_match.mp4",
+        music_start_s=float(first.query["start_s"]),
+        dance_start_s=float(best.start_s or 0.0),
+        duration_s=float(first.query["duration_s"]),
+        plot=plots / "top_match_export.png",
+    )
 
 
 def _random_alignment(lib: Library, *, seed: int, n: int = 500) -> float:

@@ -113,6 +113,80 @@ class IndexReport:
         return asdict(self)
 
 
+def _library_target(
+    *,
+    out: Path,
+    current: Path,
+    data: str | os.PathLike[str],
+    store: FeatureStore,
+    model: str | os.PathLike[str] | None,
+    config: LibraryConfig | None,
+    add: bool,
+) -> tuple[Library | None, LibraryConfig, Path]:
+    """(the library added to or None, its settings, its checkpoint): with ``add`` the existing library's own
+    model, settings and extractor settings, which ``model``, ``config`` and the store must match; otherwise
+    ``model`` for a new library at an ``out`` that holds none."""
+    if not add:
+        if model is None:
+            raise ParameterError("a new library needs --model (a checkpoint or `beatdance train` run folder).")
+        if (current / "library.json").exists():
+            raise ParameterError(f"{out} already holds a library. Pass --add to add clips to it, or a new --out.")
+        return None, config or LibraryConfig(), resolve_checkpoint(model)
+    old = Library.open(current)
+    if config is not None and config != old.config:
+        raise ParameterError(
+            f"--add keeps the settings of {out}; drop the index/search options or build a new library."
+        )
+    if (
+        model is not None
+        and resolve_checkpoint(model).joinpath(WEIGHTS).read_bytes() != (current / "model" / WEIGHTS).read_bytes()
+    ):
+        raise CheckpointError(
+            f"{model} is not the model of library {out}; --add embeds with the library's own "
+            "model. Drop --model, or build a new library for the new model."
+        )
+    if old.store_config != store.config:
+        raise CheckpointError(
+            f"{data} was prepared with other extractor settings than library {out}; "
+            "prepare the new media with the library's settings (see its library.json)."
+        )
+    return old, old.config, current / "model"
+
+
+def _querybank(
+    *,
+    config: LibraryConfig,
+    old: Library | None,
+    current: Path,
+    net: BeatBlender,
+    store: FeatureStore,
+    data: str | os.PathLike[str],
+    show_progress: bool,
+    device: str,
+) -> tuple[ModalityEmbeddings, ModalityEmbeddings] | None:
+    """The querybank of a split (an added-to library keeps its own), or None when it is the library itself."""
+    if config.querybank == "library":
+        return None
+    if old is not None:
+        arrays = map_arrays(current / "bank.safetensors")
+        blank = [""] * len(arrays["music_fuse"])
+        return _arrays_to_embeddings(arrays, "music", blank, blank), _arrays_to_embeddings(
+            arrays, "dance", blank, blank
+        )
+    music, dance = _embed_store(
+        net=net,
+        store=store,
+        ids=store.split_ids(config.querybank),
+        batch_size=config.batch_size,
+        show_progress=show_progress,
+        desc=f"querybank ({config.querybank})",
+        device=device,
+    )
+    if music is None or dance is None:
+        raise DataError(f"split {config.querybank!r} of {data} is empty; pass another --querybank split or 'library'.")
+    return music, dance
+
+
 def build_library(
     *,
     data: str | os.PathLike[str],
@@ -138,35 +212,9 @@ def build_library(
     out = Path(out)
     current = resolve_dir(out)  # the library's files are read from the version the path names now
     store = FeatureStore.open(data)
-    old: Library | None = None
-    if add:
-        old = Library.open(current)
-        if config is not None and config != old.config:
-            raise ParameterError(
-                f"--add keeps the settings of {out}; drop the index/search options or build a new library."
-            )
-        config = old.config
-        if (
-            model is not None
-            and resolve_checkpoint(model).joinpath(WEIGHTS).read_bytes() != (current / "model" / WEIGHTS).read_bytes()
-        ):
-            raise CheckpointError(
-                f"{model} is not the model of library {out}; --add embeds with the library's own "
-                "model. Drop --model, or build a new library for the new model."
-            )
-        ckpt_dir = current / "model"
-        if old.store_config != store.config:
-            raise CheckpointError(
-                f"{data} was prepared with other extractor settings than library {out}; "
-                "prepare the new media with the library's settings (see its library.json)."
-            )
-    elif model is None:
-        raise ParameterError("a new library needs --model (a checkpoint or `beatdance train` run folder).")
-    else:
-        if (current / "library.json").exists():
-            raise ParameterError(f"{out} already holds a library. Pass --add to add clips to it, or a new --out.")
-        ckpt_dir = resolve_checkpoint(model)
-    config = config or LibraryConfig()
+    old, config, ckpt_dir = _library_target(
+        out=out, current=current, data=data, store=store, model=model, config=config, add=add
+    )
     net, ckpt = load_checkpoint(ckpt_dir, device=device)
     if net.config.variant == "official":
         warnings.warn(
@@ -203,30 +251,16 @@ def build_library(
         dance = _concat(prev_dance, dance) if dance is not None else prev_dance
     assert music is not None and dance is not None
     gpu, faiss_where = faiss_gpu(device, kind=config.index_config(music.fuse.shape[1], items=len(items)).kind)
-    bank: tuple[ModalityEmbeddings, ModalityEmbeddings] | None = None
-    if config.querybank != "library":
-        if old is not None:
-            arrays = map_arrays(current / "bank.safetensors")
-            blank = [""] * len(arrays["music_fuse"])
-            bank = (
-                _arrays_to_embeddings(arrays, "music", blank, blank),
-                _arrays_to_embeddings(arrays, "dance", blank, blank),
-            )
-        else:
-            bm, bd = _embed_store(
-                net=net,
-                store=store,
-                ids=store.split_ids(config.querybank),
-                batch_size=config.batch_size,
-                show_progress=show_progress,
-                desc=f"querybank ({config.querybank})",
-                device=device,
-            )
-            if bm is None or bd is None:
-                raise DataError(
-                    f"split {config.querybank!r} of {data} is empty; pass another --querybank split or 'library'."
-                )
-            bank = (bm, bd)
+    bank = _querybank(
+        config=config,
+        old=old,
+        current=current,
+        net=net,
+        store=store,
+        data=data,
+        show_progress=show_progress,
+        device=device,
+    )
     choice = write_library(
         out=out,
         checkpoint=ckpt_dir,

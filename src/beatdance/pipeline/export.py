@@ -16,16 +16,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..beats.alignment import beat_alignment_score, best_offset
-from ..beats.dance import DanceBeatConfig, kinematic_beats
-from ..beats.music import track_music_beats
+from ..beats.dance import DanceBeatConfig, DanceBeats, kinematic_beats
+from ..beats.music import MusicBeats, track_music_beats
 from ..errors import MediaError, ParameterError
 from ..media.audio import check_audio, check_span, load_audio, probe_media
+from ..media.drawing import render_skeleton
 from ..media.keypoints import load_keypoints
-from ..media.skeletons import SKELETONS
 from ..media.types import Motion
 from ..plots import PathLike, plot_beat_alignment
 from ..synth.render import encode_mp4
@@ -34,12 +33,9 @@ from .extract import analyse_dance
 from .inputs import VIDEO_EXTS
 
 _MIN_PERSON_RATIO = 0.5  # a dance video must show a person in at least this fraction of its frames
-_MIN_CONFIDENCE = 0.3  # keypoints below this confidence are not drawn
 _SPAN_TOLERANCE_S = 0.05  # containers round their durations; a span may end this much past them
 _AAC_MAX_SR = 48000
 _NEAR_BEST = 0.95  # shifts scoring this fraction of the best BA count as equally good (the smallest wins)
-_BACKGROUND = (245, 245, 240)
-_SIDE_COLOURS = {"left": (40, 110, 220), "right": (220, 60, 50), "centre": (60, 60, 60)}  # RGB
 
 
 @dataclass
@@ -121,52 +117,6 @@ def _span_s(*, path: PathLike, what: str, start_s: float, duration_s: float | No
     return duration_s
 
 
-def render_skeleton(*, motion: Motion, fps: float, width: int, height: int) -> np.ndarray:
-    """(T, height, width, 3) uint8 RGB stick figures of ``motion`` at ``fps``, for any joint layout.
-
-    Bones come from the registered skeleton (none for an unknown layout: joints only); the dancer's left
-    is blue, right red. 3-D motion is drawn from its x and y (image axes, y down, as the loaders give
-    it). One scale for the whole clip fits every joint into the frame with a margin, so travelling
-    across the floor stays visible. Frames show the nearest motion frame in time.
-    """
-    n_frames = int(round(motion.duration_s * fps))
-    index = np.minimum(np.round(np.arange(n_frames) * motion.fps / fps).astype(int), motion.num_frames - 1)
-    xy = motion.joints[index, :, :2].astype(np.float64)
-    if motion.confidence is not None:
-        xy[motion.confidence[index] < _MIN_CONFIDENCE] = np.nan
-    seen = np.asarray(np.isfinite(xy).all(axis=2))
-    if n_frames == 0 or not seen.any():
-        raise MediaError(f"The dance '{motion.source}' has no visible joint to draw. Check the keypoint file.")
-    lo, hi = xy[seen].min(axis=0), xy[seen].max(axis=0)
-    extent = np.maximum(hi - lo, 1e-9)
-    scale = 0.9 * min(width / extent[0], height / extent[1])
-    px = (xy - (lo + hi) / 2) * scale + np.array([width / 2, height / 2])
-    skeleton = SKELETONS.get(motion.skeleton)
-    names = skeleton.joints if skeleton is not None else ("",) * motion.joints.shape[1]
-    sides = [next((s for s in ("left", "right") if name.startswith(s)), "centre") for name in names]
-    bones = skeleton.bones if skeleton is not None else ()
-    thickness = max(2, round(height / 120))
-    radius = max(2, round(height / 100))
-    frames = np.empty((n_frames, height, width, 3), dtype=np.uint8)
-    for t in range(n_frames):
-        img = frames[t]
-        img[:] = _BACKGROUND
-        for a, b in bones:
-            if seen[t, a] and seen[t, b]:
-                side = sides[a] if sides[a] == sides[b] else "centre"
-                cv2.line(
-                    img,
-                    tuple(np.round(px[t, a]).astype(int)),
-                    tuple(np.round(px[t, b]).astype(int)),
-                    _SIDE_COLOURS[side],
-                    thickness,
-                    cv2.LINE_AA,
-                )
-        for j in np.flatnonzero(seen[t]):
-            cv2.circle(img, tuple(np.round(px[t, j]).astype(int)), radius, _SIDE_COLOURS[sides[j]], -1, cv2.LINE_AA)
-    return frames
-
-
 def _played_ba(
     *, music_beats_s: np.ndarray, dance_beats_s: np.ndarray, offset_s: float, duration_s: float, sigma_s: float
 ) -> tuple[float, np.ndarray]:
@@ -214,6 +164,95 @@ def _cut(y: np.ndarray, *, start: int, length: int) -> np.ndarray:
     return out
 
 
+def _dance_frames_and_beats(
+    dance: Path, *, motion: Motion | None, start_s: float, span_s: float, fps: float, width: int, height: int
+) -> tuple[np.ndarray, DanceBeats]:
+    """The exported frames (a video's own picture, or the motion drawn as a stick figure) and the dance beats
+    of ``[start_s, start_s + span_s)``; a span without any dance beat is a MediaError."""
+    if motion is None:
+        track = analyse_dance(
+            dance,
+            kind="video",
+            beat_config=DanceBeatConfig(),
+            start_s=start_s,
+            duration_s=span_s,
+            pose_fps=fps,
+            max_side=max(width, height),
+            min_person_ratio=_MIN_PERSON_RATIO,
+        )
+        assert track.frames is not None
+        frames = track.frames[:, : track.frames.shape[1] // 2 * 2, : track.frames.shape[2] // 2 * 2]  # H.264: even
+        beats = track.beats
+    else:
+        motion = motion.slice(start_s=start_s, duration_s=span_s)
+        frames = render_skeleton(motion=motion, fps=fps, width=width, height=height)
+        beats = kinematic_beats(motion=motion)
+    if beats.times_s.size == 0:
+        raise MediaError(
+            f"The dance '{dance}' shows no dance beats between {start_s:.3f} and {start_s + len(frames) / fps:.3f} s "
+            "(no motion, or a motionless person). Pass a span where the dancer moves."
+        )
+    return frames, beats
+
+
+@dataclass
+class _MusicWindow:
+    """The decoded music around the clip (``max_offset_s`` either side) and its beats on the clip's clock."""
+
+    y: np.ndarray
+    sr: int
+    start_s: float
+    beats: MusicBeats
+    beats_s: np.ndarray
+
+
+def _music_window(
+    music: Path, *, audio_sr: int | None, music_start_s: float, clip_s: float, max_offset_s: float
+) -> _MusicWindow:
+    sr = min(audio_sr or 44100, _AAC_MAX_SR)
+    window_start_s = max(0.0, music_start_s - max_offset_s)
+    y, sr = load_audio(
+        music, sr=sr, start_s=window_start_s, duration_s=music_start_s + clip_s + max_offset_s - window_start_s
+    )
+    check_audio(y, sr=sr, path=music)
+    beats = track_music_beats(y=y, sr=sr)
+    beats_s = beats.times_s + (window_start_s - music_start_s)
+    if beats_s.size == 0:
+        raise MediaError(
+            f"No beats were found in the music '{music}' from {music_start_s:.3f} s. Pass music with a beat."
+        )
+    return _MusicWindow(y=y, sr=sr, start_s=window_start_s, beats=beats, beats_s=beats_s)
+
+
+def _chosen_offset(
+    *,
+    music_beats_s: np.ndarray,
+    dance_beats_s: np.ndarray,
+    clip_s: float,
+    max_offset_s: float,
+    step_s: float,
+    sigma_s: float,
+) -> tuple[float, float, float, np.ndarray]:
+    """(offset, BA before, BA after, played music beats): the searched shift, unless the music that actually
+    plays scores lower with it than without."""
+    offset_s = _search_offset(
+        music_beats_s=music_beats_s,
+        dance_beats_s=dance_beats_s,
+        max_offset_s=max_offset_s,
+        step_s=step_s,
+        sigma_s=sigma_s,
+    )
+    before, played_before = _played_ba(
+        music_beats_s=music_beats_s, dance_beats_s=dance_beats_s, offset_s=0.0, duration_s=clip_s, sigma_s=sigma_s
+    )
+    after, played = _played_ba(
+        music_beats_s=music_beats_s, dance_beats_s=dance_beats_s, offset_s=offset_s, duration_s=clip_s, sigma_s=sigma_s
+    )
+    if after < before:
+        return 0.0, before, before, played_before
+    return offset_s, before, after, played
+
+
 def export_pair(
     *,
     music: PathLike,
@@ -259,80 +298,34 @@ def export_pair(
     is_video = dance.suffix.lower() in VIDEO_EXTS
     motion = None if is_video else load_keypoints(dance)
     dance_length_s = probe_media(dance).duration_s if motion is None else motion.duration_s
-    dance_span_s = _span_s(
-        path=dance, what="dance", start_s=dance_start_s, duration_s=duration_s, length_s=dance_length_s
-    )
     span_s = min(
-        dance_span_s,
+        _span_s(path=dance, what="dance", start_s=dance_start_s, duration_s=duration_s, length_s=dance_length_s),
         _span_s(path=music, what="music", start_s=music_start_s, duration_s=duration_s, length_s=info.duration_s),
     )
     if not np.isfinite(span_s):
         raise MediaError(f"Neither '{music}' nor '{dance}' declares its duration. Pass duration_s (--duration).")
-    if motion is None:
-        track = analyse_dance(
-            dance,
-            kind="video",
-            beat_config=DanceBeatConfig(),
-            start_s=dance_start_s,
-            duration_s=span_s,
-            pose_fps=fps,
-            max_side=max(width, height),
-            min_person_ratio=_MIN_PERSON_RATIO,
-        )
-        assert track.frames is not None
-        frames = track.frames[
-            :, : track.frames.shape[1] // 2 * 2, : track.frames.shape[2] // 2 * 2
-        ]  # H.264: even sides
-        dance_beats = track.beats
-    else:
-        motion = motion.slice(start_s=dance_start_s, duration_s=span_s)
-        frames = render_skeleton(motion=motion, fps=fps, width=width, height=height)
-        dance_beats = kinematic_beats(motion=motion)
-    clip_s = len(frames) / fps
-    if dance_beats.times_s.size == 0:
-        raise MediaError(
-            f"The dance '{dance}' shows no dance beats between {dance_start_s:.3f} and {dance_start_s + clip_s:.3f} s "
-            "(no motion, or a motionless person). Pass a span where the dancer moves."
-        )
-
-    sr = min(info.audio_sr or 44100, _AAC_MAX_SR)
-    window_start_s = max(0.0, music_start_s - max_offset_s)
-    y, sr = load_audio(
-        music, sr=sr, start_s=window_start_s, duration_s=music_start_s + clip_s + max_offset_s - window_start_s
+    frames, dance_beats = _dance_frames_and_beats(
+        dance, motion=motion, start_s=dance_start_s, span_s=span_s, fps=fps, width=width, height=height
     )
-    check_audio(y, sr=sr, path=music)
-    music_beats = track_music_beats(y=y, sr=sr)
-    music_beats_s = music_beats.times_s + (window_start_s - music_start_s)
-    if music_beats_s.size == 0:
-        raise MediaError(
-            f"No beats were found in the music '{music}' from {music_start_s:.3f} s. Pass music with a beat."
-        )
-    offset_s = _search_offset(
-        music_beats_s=music_beats_s,
+    clip_s = len(frames) / fps
+    window = _music_window(
+        music, audio_sr=info.audio_sr, music_start_s=music_start_s, clip_s=clip_s, max_offset_s=max_offset_s
+    )
+    offset_s, score_before, score_after, played = _chosen_offset(
+        music_beats_s=window.beats_s,
         dance_beats_s=dance_beats.times_s,
+        clip_s=clip_s,
         max_offset_s=max_offset_s,
         step_s=step_s,
         sigma_s=sigma_s,
     )
-    score_before, played_before = _played_ba(
-        music_beats_s=music_beats_s, dance_beats_s=dance_beats.times_s, offset_s=0.0, duration_s=clip_s, sigma_s=sigma_s
-    )
-    score_after, played = _played_ba(
-        music_beats_s=music_beats_s,
-        dance_beats_s=dance_beats.times_s,
-        offset_s=offset_s,
-        duration_s=clip_s,
-        sigma_s=sigma_s,
-    )
-    if score_after < score_before:
-        offset_s, score_after, played = 0.0, score_before, played_before
-
-    audio = _cut(y, start=int(round((music_start_s + offset_s - window_start_s) * sr)), length=int(round(clip_s * sr)))
-    atomic_write_bytes(out, encode_mp4(frames=frames, fps=fps, audio=audio, sr=sr))
+    start = int(round((music_start_s + offset_s - window.start_s) * window.sr))
+    audio = _cut(window.y, start=start, length=int(round(clip_s * window.sr)))
+    atomic_write_bytes(out, encode_mp4(frames=frames, fps=fps, audio=audio, sr=window.sr))
     if plot is not None:
         plot_beat_alignment(
             path=plot,
-            music_beats_s=music_beats_s,
+            music_beats_s=window.beats_s,
             dance_beats_s=dance_beats.times_s,
             duration_s=clip_s,
             offset_s=-offset_s,
@@ -348,7 +341,7 @@ def export_pair(
         offset_s=float(offset_s),
         score_before=score_before,
         score_after=score_after,
-        music_tempo_bpm=music_beats.tempo_bpm,
+        music_tempo_bpm=window.beats.tempo_bpm,
         dance_tempo_bpm=dance_beats.tempo_bpm,
         music_beats_s=played.tolist(),
         dance_beats_s=dance_beats.times_s.tolist(),

@@ -135,6 +135,14 @@ def create_app(
 
 
 def _add_routes(app: FastAPI, svc: Service) -> None:
+    _add_library_routes(app, svc)
+    _add_search_routes(app, svc)
+    _add_media_routes(app, svc)
+
+
+def _add_library_routes(app: FastAPI, svc: Service) -> None:
+    """The page, its static files, and what the library holds (summary, items, reload)."""
+
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
@@ -180,6 +188,10 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
     def reload_library() -> ReloadOut:
         reloaded = svc.live.reload()
         return ReloadOut(reloaded=reloaded, path=str(svc.live.path), items=len(svc.live.library))
+
+
+def _add_search_routes(app: FastAPI, svc: Service) -> None:
+    """Search with a library item or with an uploaded file."""
 
     @app.get("/api/search", response_model=SearchOut, responses=ERROR_RESPONSES, summary="Search with a library item")
     def search_by_id(
@@ -233,6 +245,10 @@ def _add_routes(app: FastAPI, svc: Service) -> None:
         finally:
             upload.close()
         return svc.result_out(lib, result, source=upload.shown)
+
+
+def _add_media_routes(app: FastAPI, svc: Service) -> None:
+    """An item's media and the beat plot of a query against an item."""
 
     @app.get(
         "/api/media/{clip_id}/{modality}",

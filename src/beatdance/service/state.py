@@ -17,9 +17,9 @@ from fastapi import HTTPException
 
 from ..errors import BeatDanceError, CheckpointError, LimitError
 from ..library import Item, Library, Match, SearchResult
+from ..media.drawing import render_skeleton
 from ..media.keypoints import load_keypoints
 from ..media.limits import QueryLimits
-from ..pipeline.export import render_skeleton
 from ..pipeline.inputs import AUDIO_EXTS, VIDEO_EXTS
 from ..pipeline.prepare import PrepareConfig
 from ..plots import plot_beat_alignment
