@@ -16,7 +16,7 @@ from beatdance.beats.music import track_music_beats
 from beatdance.errors import ParameterError
 from beatdance.media.keypoints import load_keypoints
 from beatdance.synth import STYLES, render_video, synthesize_motion, synthesize_music, synthesize_pair, write_corpus
-from beatdance.synth.audio import MAX_BPM, METERS, MIN_BPM, beat_grid
+from beatdance.synth.styles import MAX_BPM, METERS, MIN_BPM, beat_grid
 
 
 def _speed_minima_s(joints: np.ndarray, *, fps: float) -> np.ndarray:

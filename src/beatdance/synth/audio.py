@@ -14,136 +14,7 @@ from functools import cache
 import numpy as np
 
 from ..errors import ParameterError
-
-MIN_BPM = 70.0
-MAX_BPM = 180.0
-
-# meter -> (beats per bar, subdivisions per beat). In 6/8 the beat is the dotted quarter (two per bar).
-METERS: dict[str, tuple[int, int]] = {"2/4": (2, 4), "3/4": (3, 4), "4/4": (4, 4), "6/8": (2, 3)}
-
-_SCALES: dict[str, tuple[int, ...]] = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-}
-
-
-@dataclass(frozen=True)
-class MusicStyle:
-    """What a style sounds like. Drum patterns map (beat in bar, subdivision) to a hit velocity rule.
-
-    ``meters`` and ``bpm_range`` are what :func:`synthesize_pair` draws from; any style plays any meter.
-    ``bass_timbre`` / ``chord_timbre`` are harmonic amplitude profiles; ``chord_rhythm`` names a comping
-    pattern; ``swing`` delays the off-subdivisions by that fraction of a subdivision.
-    """
-
-    name: str
-    meters: tuple[str, ...]
-    bpm_range: tuple[float, float]
-    scales: tuple[str, ...]
-    progressions: tuple[tuple[int, ...], ...]
-    kick: str
-    snare: str
-    hat: str
-    perc: str
-    bass_timbre: tuple[float, ...]
-    chord_timbre: tuple[float, ...]
-    chord_rhythm: str
-    swing: float = 0.0
-
-
-STYLES: dict[str, MusicStyle] = {
-    s.name: s
-    for s in (
-        MusicStyle(
-            "waltz",
-            ("3/4",),
-            (84.0, 180.0),
-            ("major",),
-            ((0, 3, 4, 0), (0, 5, 1, 4), (0, 3, 0, 4)),
-            kick="downbeat",
-            snare="none",
-            hat="beats",
-            perc="none",
-            bass_timbre=(1.0, 0.35, 0.1),
-            chord_timbre=(1.0, 0.5, 0.33, 0.2, 0.1),
-            chord_rhythm="afterbeats",
-        ),
-        MusicStyle(
-            "rock",
-            ("4/4", "2/4"),
-            (100.0, 160.0),
-            ("minor", "mixolydian"),
-            ((0, 5, 3, 4), (0, 6, 3, 0), (0, 3, 4, 4)),
-            kick="rock",
-            snare="backbeat",
-            hat="eighths",
-            perc="none",
-            bass_timbre=(1.0, 0.5, 0.33, 0.25, 0.2),
-            chord_timbre=(1.0, 0.7, 0.5, 0.4, 0.3, 0.25),
-            chord_rhythm="eighths",
-        ),
-        MusicStyle(
-            "funk",
-            ("4/4",),
-            (90.0, 120.0),
-            ("dorian",),
-            ((0, 3), (0, 0, 3, 4), (0, 6)),
-            kick="funk",
-            snare="backbeat",
-            hat="sixteenths",
-            perc="none",
-            bass_timbre=(1.0, 0.6, 0.2, 0.15),
-            chord_timbre=(1.0, 0.3, 0.4, 0.1, 0.2),
-            chord_rhythm="stabs",
-            swing=0.15,
-        ),
-        MusicStyle(
-            "electronic",
-            ("4/4",),
-            (118.0, 150.0),
-            ("minor",),
-            ((0, 5, 2, 6), (0, 0, 5, 6), (0, 3, 5, 4)),
-            kick="four",
-            snare="clap",
-            hat="offbeat",
-            perc="none",
-            bass_timbre=(1.0, 0.5, 0.33, 0.25, 0.2, 0.16),
-            chord_timbre=(1.0, 0.5, 0.33, 0.25, 0.2, 0.16, 0.14),
-            chord_rhythm="pads",
-        ),
-        MusicStyle(
-            "latin",
-            ("4/4", "2/4", "6/8"),
-            (88.0, 132.0),
-            ("minor", "major"),
-            ((0, 4), (0, 3, 4, 0), (0, 5, 3, 4)),
-            kick="latin",
-            snare="rim",
-            hat="eighths",
-            perc="conga",
-            bass_timbre=(1.0, 0.25, 0.1),
-            chord_timbre=(1.0, 0.45, 0.3, 0.15, 0.1),
-            chord_rhythm="montuno",
-        ),
-        MusicStyle(
-            "hiphop",
-            ("4/4",),
-            (70.0, 100.0),
-            ("minor", "dorian"),
-            ((0, 5), (0, 3, 5, 4), (0, 6, 5, 6)),
-            kick="hiphop",
-            snare="backbeat",
-            hat="sixteenths",
-            perc="none",
-            bass_timbre=(1.0, 0.15),
-            chord_timbre=(1.0, 0.2, 0.25, 0.05),
-            chord_rhythm="downbeats",
-            swing=0.3,
-        ),
-    )
-}
+from .styles import SCALES, MusicStyle, beat_grid, check_bpm, check_meter, check_style
 
 
 @dataclass
@@ -154,38 +25,6 @@ class SynthMusic:
     sr: int
     beat_times_s: np.ndarray
     downbeat_times_s: np.ndarray
-
-
-def check_style(style: str) -> MusicStyle:
-    """The :class:`MusicStyle` called ``style``."""
-    if style not in STYLES:
-        raise ParameterError(f"style={style!r} is not a synthetic style. Expected one of {sorted(STYLES)}.")
-    return STYLES[style]
-
-
-def check_meter(meter: str) -> tuple[int, int]:
-    """(beats per bar, subdivisions per beat) of ``meter``."""
-    if meter not in METERS:
-        raise ParameterError(f"meter={meter!r} is not supported. Expected one of {sorted(METERS)}, e.g. '4/4'.")
-    return METERS[meter]
-
-
-def check_bpm(bpm: float) -> float:
-    """``bpm`` as a float after checking it lies in the synthetic tempo range."""
-    if not MIN_BPM <= bpm <= MAX_BPM:
-        raise ParameterError(
-            f"bpm={bpm} is outside the synthetic range [{MIN_BPM:g}, {MAX_BPM:g}]; pick a tempo inside it."
-        )
-    return float(bpm)
-
-
-def beat_grid(*, bpm: float, meter: str, duration_s: float, first_beat_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Beat and downbeat times (float64 s) of a steady tempo, the first beat (a downbeat) at ``first_beat_s``."""
-    beats_per_bar, _ = check_meter(meter)
-    period = 60.0 / check_bpm(bpm)
-    beats = first_beat_s + period * np.arange(int(np.floor((duration_s - first_beat_s) / period)) + 1)
-    beats = beats[beats < duration_s]
-    return beats, beats[::beats_per_bar]
 
 
 # --- instruments: each returns a float64 one-shot of unit-ish peak --------------------------------
@@ -366,6 +205,81 @@ def _bass_note(style: MusicStyle, *, beat: int, sub: int, subs: int, root: int, 
     return root if sub % max(subs // 2, 1) == 0 else None
 
 
+class _Mixer:
+    """The drum and tonal buffers of a song of ``n`` samples; sounds are added at a time, cut at the ends."""
+
+    def __init__(self, *, n: int, sr: int) -> None:
+        self.n, self.sr = n, sr
+        self.drums, self.tonal = np.zeros(n), np.zeros(n)
+
+    def add(self, buffer: np.ndarray, sound: np.ndarray, time_s: float, gain: float) -> None:
+        start = int(round(time_s * self.sr))
+        if start >= self.n or start + sound.size <= 0:
+            return
+        lo = max(0, -start)
+        hi = min(sound.size, self.n - start)
+        buffer[start + lo : start + hi] += gain * sound[lo:hi]
+
+
+@dataclass
+class _BarHarmony:
+    """One bar's chord (MIDI pitches) and the bass's root and fifth."""
+
+    chord: list[int]
+    root: int
+    fifth: int
+
+
+@dataclass
+class _Step:
+    """One subdivision of a beat: where it is in the bar and when it sounds."""
+
+    beat: int
+    sub: int
+    subs: int
+    beats_per_bar: int
+    time_s: float
+
+
+def _play_step(
+    mixer: _Mixer,
+    spec: MusicStyle,
+    step: _Step,
+    harmony: _BarHarmony,
+    *,
+    period: float,
+    variant: np.ndarray,
+    jitter: float,
+) -> None:
+    """The drums, bass note and chord of ``spec`` at one subdivision, each at ``jitter`` x its velocity."""
+    sr, t, sub_s = mixer.sr, step.time_s, period / step.subs
+    where = {"beat": step.beat, "sub": step.sub, "subs": step.subs}
+    for name, velocity in _drum_hits(spec, **where, beats_per_bar=step.beats_per_bar, variant=variant):
+        mixer.add(mixer.drums, _drum(name, sr), t, velocity * jitter)
+    note = _bass_note(spec, **where, root=harmony.root, fifth=harmony.fifth)
+    if note is not None:
+        length = period * (0.9 if spec.name in ("waltz", "hiphop") else 0.45)
+        bass = _tone(
+            freq_hz=_midi_hz(note), duration_s=length, sr=sr, timbre=spec.bass_timbre, attack_s=0.005, decay_s=0.35
+        )
+        mixer.add(mixer.tonal, bass, t, 0.55 * jitter)
+    comp = _chord_steps(spec, **where, beats_per_bar=step.beats_per_bar)
+    if comp is None:
+        return
+    velocity, length_subs = comp
+    pad = spec.chord_rhythm == "pads"
+    for pitch in harmony.chord:
+        tone = _tone(
+            freq_hz=_midi_hz(pitch),
+            duration_s=length_subs * sub_s,
+            sr=sr,
+            timbre=spec.chord_timbre,
+            attack_s=0.08 if pad else 0.004,
+            decay_s=2.0 if pad else 0.25,
+        )
+        mixer.add(mixer.tonal, tone, t, velocity * 0.3 * jitter)
+
+
 def synthesize_music(
     *, bpm: float, meter: str, style: str, duration_s: float, sr: int = 22050, seed: int
 ) -> SynthMusic:
@@ -383,32 +297,24 @@ def synthesize_music(
     rng = np.random.default_rng(seed)
     first_beat_s = float(rng.uniform(0.1, 0.4))
     beats, downbeats = beat_grid(bpm=bpm, meter=meter, duration_s=duration_s, first_beat_s=first_beat_s)
-    scale = _SCALES[spec.scales[int(rng.integers(len(spec.scales)))]]
+    scale = SCALES[spec.scales[int(rng.integers(len(spec.scales)))]]
     progression = spec.progressions[int(rng.integers(len(spec.progressions)))]
     key = int(rng.integers(0, 12))
     variant = rng.random(8)
     period = 60.0 / bpm
     sub_s = period / subs
     n = int(round(duration_s * sr))
-    drums = np.zeros(n)
-    tonal = np.zeros(n)
-
-    def add(buffer: np.ndarray, sound: np.ndarray, time_s: float, gain: float) -> None:
-        start = int(round(time_s * sr))
-        if start >= n or start + sound.size <= 0:
-            return
-        lo = max(0, -start)
-        hi = min(sound.size, n - start)
-        buffer[start + lo : start + hi] += gain * sound[lo:hi]
-
+    mixer = _Mixer(n=n, sr=sr)
     # Bars from one before the first downbeat, so that a pickup bar fills the intro.
     bar_s = beats_per_bar * period
     first_bar = -int(np.ceil(first_beat_s / bar_s))
     for bar in range(first_bar, len(downbeats) + 1):
         degree = progression[bar % len(progression)]
-        chord = _triad(degree=degree, scale=scale, root_midi=key + 55)
-        root = key + 36 + scale[degree % 7]
-        fifth = key + 36 + scale[(degree + 4) % 7] + (12 if (degree + 4) % 7 < degree % 7 else 0)
+        harmony = _BarHarmony(
+            chord=_triad(degree=degree, scale=scale, root_midi=key + 55),
+            root=key + 36 + scale[degree % 7],
+            fifth=key + 36 + scale[(degree + 4) % 7] + (12 if (degree + 4) % 7 < degree % 7 else 0),
+        )
         bar_start = first_beat_s + bar * bar_s
         for beat in range(beats_per_bar):
             for sub in range(subs):
@@ -416,46 +322,11 @@ def synthesize_music(
                 if sub % 2 == 1:
                     t += spec.swing * sub_s
                 t += float(rng.normal(0.0, 0.003))
-                velocity_jitter = float(rng.uniform(0.85, 1.0))
-                for name, velocity in _drum_hits(
-                    spec, beat=beat, sub=sub, subs=subs, beats_per_bar=beats_per_bar, variant=variant
-                ):
-                    add(drums, _drum(name, sr), t, velocity * velocity_jitter)
-                note = _bass_note(spec, beat=beat, sub=sub, subs=subs, root=root, fifth=fifth)
-                if note is not None:
-                    length = period * (0.9 if spec.name in ("waltz", "hiphop") else 0.45)
-                    add(
-                        tonal,
-                        _tone(
-                            freq_hz=_midi_hz(note),
-                            duration_s=length,
-                            sr=sr,
-                            timbre=spec.bass_timbre,
-                            attack_s=0.005,
-                            decay_s=0.35,
-                        ),
-                        t,
-                        0.55 * velocity_jitter,
-                    )
-                comp = _chord_steps(spec, beat=beat, sub=sub, subs=subs, beats_per_bar=beats_per_bar)
-                if comp is not None:
-                    velocity, length_subs = comp
-                    pad = spec.chord_rhythm == "pads"
-                    for pitch in chord:
-                        add(
-                            tonal,
-                            _tone(
-                                freq_hz=_midi_hz(pitch),
-                                duration_s=length_subs * sub_s,
-                                sr=sr,
-                                timbre=spec.chord_timbre,
-                                attack_s=0.08 if pad else 0.004,
-                                decay_s=2.0 if pad else 0.25,
-                            ),
-                            t,
-                            velocity * 0.3 * velocity_jitter,
-                        )
-    mix = 0.8 * drums + 0.6 * tonal
+                step = _Step(beat=beat, sub=sub, subs=subs, beats_per_bar=beats_per_bar, time_s=t)
+                _play_step(
+                    mixer, spec, step, harmony, period=period, variant=variant, jitter=float(rng.uniform(0.85, 1.0))
+                )
+    mix = 0.8 * mixer.drums + 0.6 * mixer.tonal
     mix = np.tanh(1.2 * mix / max(float(np.max(np.abs(mix))), 1e-9))
     mix *= 0.9 / max(float(np.max(np.abs(mix))), 1e-9)
     return SynthMusic(audio=mix.astype(np.float32), sr=sr, beat_times_s=beats, downbeat_times_s=downbeats)

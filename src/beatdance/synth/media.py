@@ -19,9 +19,10 @@ import soundfile as sf
 from ..errors import ParameterError
 from ..media.types import Motion
 from ..util import atomic_write_bytes, atomic_write_json, progress
-from .audio import STYLES, SynthMusic, check_bpm, check_meter, check_style, synthesize_music
+from .audio import SynthMusic, synthesize_music
 from .motion import synthesize_motion
 from .render import render_video
+from .styles import STYLES, check_bpm, check_meter, check_style
 
 AUDIO_FORMATS = ("wav", "flac", "ogg")
 

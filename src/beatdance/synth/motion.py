@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..media.skeletons import COCO17
 from ..media.types import Motion
-from .audio import check_style
+from .styles import check_style
 
 FLOOR_Y = 0.88
 

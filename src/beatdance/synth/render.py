@@ -110,13 +110,37 @@ def draw_figure(img: np.ndarray, joints_px: np.ndarray, *, look: FigureLook, sca
     up = shoulders_c - hips_c
     up /= max(np.linalg.norm(up), 1e-6)
     across = np.array([-up[1], up[0]])  # towards the dancer's left (image right when facing the camera)
-    # Legs and shoes.
+    frame = _BodyFrame(up=up, across=across, shoulders_c=shoulders_c, hips_c=hips_c)
+    _draw_legs(img, j, frame, look, s)
+    _draw_torso(img, j, frame, look, s)
+    tilt = _draw_head(img, j, frame, look, s)
+    _draw_face(img, j, frame, look, s, tilt)
+    _draw_arms(img, j, frame, look, s)
+
+
+@dataclass
+class _BodyFrame:
+    """The figure's own axes in the image: ``up`` (hips to shoulders) and ``across`` (towards its left)."""
+
+    up: np.ndarray
+    across: np.ndarray
+    shoulders_c: np.ndarray
+    hips_c: np.ndarray
+
+
+def _draw_legs(img: np.ndarray, j: np.ndarray, frame: _BodyFrame, look: FigureLook, s: float) -> None:
+    """Legs and shoes."""
+    hips_c = frame.hips_c
     for hip, knee, ankle in ((11, 13, 15), (12, 14, 16)):
         _limb(img, j[hip], j[knee], width_px=_W_THIGH * s, colour=look.trousers)
         _limb(img, j[knee], j[ankle], width_px=_W_SHIN * s, colour=look.trousers)
         toe = j[ankle] + np.array([np.sign(j[ankle][0] - hips_c[0]) * 0.018 * s, 0.012 * s])
         _blob(img, (j[ankle] + toe) / 2, axes_px=(0.032 * s, 0.016 * s), angle_deg=0.0, colour=(45, 35, 30))
-    # Torso: shirt polygon a little wider than the joints, trousers around the hips.
+
+
+def _draw_torso(img: np.ndarray, j: np.ndarray, frame: _BodyFrame, look: FigureLook, s: float) -> None:
+    """Torso: a shirt polygon a little wider than the joints, trousers around the hips."""
+    up, across = frame.up, frame.across
     sw = 0.018 * s
     hip_pad = 0.012 * s
     torso = np.array(
@@ -138,7 +162,11 @@ def draw_figure(img: np.ndarray, joints_px: np.ndarray, *, look: FigureLook, sca
         ]
     )
     cv2.fillConvexPoly(img, np.round(waist).astype(np.int32), look.trousers, cv2.LINE_AA)
-    # Head: centred above the nose, between the ears.
+
+
+def _draw_head(img: np.ndarray, j: np.ndarray, frame: _BodyFrame, look: FigureLook, s: float) -> float:
+    """Head, centred above the nose between the ears, with neck, hair and ears; returns its tilt in degrees."""
+    up, across, shoulders_c = frame.up, frame.across, frame.shoulders_c
     ears_c = (j[3] + j[4]) / 2
     head_c = ears_c + up * 0.012 * s
     neck_top = head_c - up * 0.03 * s
@@ -170,7 +198,12 @@ def draw_figure(img: np.ndarray, joints_px: np.ndarray, *, look: FigureLook, sca
     )
     for ear in (j[3], j[4]):
         _blob(img, ear - up * 0.004 * s, axes_px=(0.009 * s, 0.015 * s), angle_deg=tilt, colour=look.skin)
-    # Face.
+    return tilt
+
+
+def _draw_face(img: np.ndarray, j: np.ndarray, frame: _BodyFrame, look: FigureLook, s: float, tilt: float) -> None:
+    """Eyes, brows, nose and mouth, tilted with the head."""
+    up, across = frame.up, frame.across
     for eye in (j[1], j[2]):
         _blob(img, eye, axes_px=(0.011 * s, 0.0065 * s), angle_deg=tilt, colour=(250, 250, 250), outline=False)
         cv2.circle(img, _pt(eye), max(1, int(round(0.0055 * s))), (40, 30, 25), -1, cv2.LINE_AA)
@@ -199,7 +232,10 @@ def draw_figure(img: np.ndarray, joints_px: np.ndarray, *, look: FigureLook, sca
         max(1, int(round(0.004 * s))),
         cv2.LINE_AA,
     )
-    # Arms in front of the torso: sleeves, forearms, hands.
+
+
+def _draw_arms(img: np.ndarray, j: np.ndarray, frame: _BodyFrame, look: FigureLook, s: float) -> None:
+    """Arms in front of the torso: sleeves, forearms, hands."""
     for shoulder, elbow, wrist in ((5, 7, 9), (6, 8, 10)):
         _limb(img, j[shoulder], j[elbow], width_px=_W_UPPER_ARM * s, colour=look.shirt)
         _limb(img, j[elbow], j[wrist], width_px=_W_FOREARM * s, colour=look.skin)
