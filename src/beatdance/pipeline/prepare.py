@@ -26,6 +26,9 @@ from ..media.audio import probe_media
 from ..util import progress
 from .executors import map_unordered
 from .extract import (
+    DanceTrack,
+    MusicTrack,
+    RhythmContext,
     WindowSkipped,
     analyse_dance,
     analyse_music,
@@ -136,11 +139,82 @@ def process_pair(spec: PairSpec, *, cfg: PrepareConfig, store_path: str) -> Pair
         return _extract_pair(spec, cfg=cfg, store_path=store_path)
 
 
+@dataclass
+class _PairContext:
+    """A pair's whole-track analyses, computed once and cut into windows."""
+
+    music: MusicTrack
+    dance: DanceTrack
+    music_rhythm: RhythmContext | None
+    dance_rhythm: RhythmContext | None
+
+
+def _put_window(
+    store: FeatureStore,
+    spec: PairSpec,
+    cfg: PrepareConfig,
+    context: _PairContext,
+    *,
+    start_s: float,
+    offset_s: float,
+    encoders: tuple[Encoder, Encoder],
+) -> str | None:
+    """Cut, encode and store the window of the dance at ``start_s`` (music at ``start_s + offset_s``); the reason
+    when the window is skipped (e.g. nobody in the picture), else None."""
+    music, dance = context.music, context.dance
+    music_start_s = start_s + offset_s
+    try:
+        mw = music_window(
+            music,
+            start_s=music_start_s,
+            window_s=cfg.window_s,
+            grid_fps=cfg.grid_fps,
+            encoder=encoders[0],
+            rhythm=context.music_rhythm,
+        )
+        dw = dance_window(
+            dance,
+            start_s=start_s,
+            window_s=cfg.window_s,
+            grid_fps=cfg.grid_fps,
+            encoder=encoders[1],
+            min_person_ratio=cfg.min_person_ratio,
+            rhythm=context.dance_rhythm,
+        )
+    except WindowSkipped as why:
+        return str(why)
+    store.put(
+        clip_id(spec.pair_id, start_s),
+        music=mw.features,
+        dance=dw.features,
+        music_beat=mw.beat_grid,
+        dance_beat=dw.beat_grid,
+        music_beat_times=mw.beat_times_s,
+        dance_beat_times=dw.beat_times_s,
+        music_rhythm=mw.rhythm,
+        dance_rhythm=dw.rhythm,
+        meta={
+            "group": spec.pair_id,
+            "music_file": spec.music,
+            "dance_file": spec.dance,
+            "dance_kind": spec.dance_kind,
+            "start_s": start_s,
+            "music_start_s": music_start_s,
+            "duration_s": cfg.window_s,
+            "music_tempo_bpm": float(music.beats.tempo_bpm),
+            "dance_tempo_bpm": float(dance.beats.tempo_bpm),
+            "music_beats_per_bar": music.beats.beats_per_bar,
+            "music_bar_contrasts": {str(k): v for k, v in music.beats.bar_contrasts.items()},
+        },
+    )
+    return None
+
+
 def _extract_pair(spec: PairSpec, *, cfg: PrepareConfig, store_path: str) -> PairResult:
     store = FeatureStore.open(store_path)
     result = PairResult(pair_id=spec.pair_id)
     try:
-        music_enc, dance_enc = _encoders(cfg)
+        encoders = _encoders(cfg)
         music_info = probe_media(spec.music)
         if not music_info.has_audio:
             raise MediaError(f"{spec.music}: no audio stream, so there is no music. Pass a file with a soundtrack.")
@@ -176,55 +250,18 @@ def _extract_pair(spec: PairSpec, *, cfg: PrepareConfig, store_path: str) -> Pai
         if not todo:
             return result
         music = analyse_music(spec.music, sr=cfg.sr, beat_config=cfg.music_beats, min_duration_s=cfg.window_s)
-        music_rhythm, dance_rhythm = rhythm_context(music, cfg.rhythm), rhythm_context(dance, cfg.rhythm)
+        context = _PairContext(
+            music=music,
+            dance=dance,
+            music_rhythm=rhythm_context(music, cfg.rhythm),
+            dance_rhythm=rhythm_context(dance, cfg.rhythm),
+        )
         for start in todo:
-            m0 = start + offset
-            try:
-                mw = music_window(
-                    music,
-                    start_s=m0,
-                    window_s=cfg.window_s,
-                    grid_fps=cfg.grid_fps,
-                    encoder=music_enc,
-                    rhythm=music_rhythm,
-                )
-                dw = dance_window(
-                    dance,
-                    start_s=start,
-                    window_s=cfg.window_s,
-                    grid_fps=cfg.grid_fps,
-                    encoder=dance_enc,
-                    min_person_ratio=cfg.min_person_ratio,
-                    rhythm=dance_rhythm,
-                )
-            except WindowSkipped as why:
-                result.skipped_windows.append((start, str(why)))
-                continue
-            store.put(
-                clip_id(spec.pair_id, start),
-                music=mw.features,
-                dance=dw.features,
-                music_beat=mw.beat_grid,
-                dance_beat=dw.beat_grid,
-                music_beat_times=mw.beat_times_s,
-                dance_beat_times=dw.beat_times_s,
-                music_rhythm=mw.rhythm,
-                dance_rhythm=dw.rhythm,
-                meta={
-                    "group": spec.pair_id,
-                    "music_file": spec.music,
-                    "dance_file": spec.dance,
-                    "dance_kind": spec.dance_kind,
-                    "start_s": start,
-                    "music_start_s": m0,
-                    "duration_s": cfg.window_s,
-                    "music_tempo_bpm": float(music.beats.tempo_bpm),
-                    "dance_tempo_bpm": float(dance.beats.tempo_bpm),
-                    "music_beats_per_bar": music.beats.beats_per_bar,
-                    "music_bar_contrasts": {str(k): v for k, v in music.beats.bar_contrasts.items()},
-                },
-            )
-            result.written += 1
+            skipped = _put_window(store, spec, cfg, context, start_s=start, offset_s=offset, encoders=encoders)
+            if skipped is None:
+                result.written += 1
+            else:
+                result.skipped_windows.append((start, skipped))
     except BeatDanceError as exc:
         result.error = str(exc)
     return result
