@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MediaError
 from ..media.limits import QueryLimits
@@ -23,6 +25,9 @@ from ..pipeline.prepare import PrepareConfig, window_starts
 from ..retrieval.scoring import Direction
 from .catalog import Item
 from .config import Modality
+
+if TYPE_CHECKING:
+    from ..encoders.registry import Encoder
 
 
 @dataclass
@@ -68,6 +73,41 @@ class SearchResult:
         }
 
 
+def _analyse_query(
+    *,
+    config: PrepareConfig,
+    modality: Modality,
+    path: str | os.PathLike[str],
+    start_s: float,
+    duration_s: float | None,
+    limits: QueryLimits,
+) -> tuple[Any, Encoder]:
+    """The query file's whole-span analysis (beats, envelopes, decoded media) and the library's encoder for it."""
+    if modality == "music":
+        check_music_path(path)
+        track: Any = analyse_music(
+            path,
+            sr=config.sr,
+            beat_config=config.music_beats,
+            start_s=start_s,
+            duration_s=duration_s,
+            min_duration_s=config.window_s,
+            limits=limits,
+        )
+        return track, get_encoder(config.music_encoder, config.music_encoder_options, modality="music")
+    track = analyse_dance(
+        path,
+        beat_config=config.dance_beats,
+        start_s=start_s,
+        duration_s=duration_s,
+        pose_fps=config.pose_fps,
+        max_side=config.max_side,
+        min_person_ratio=config.min_person_ratio,
+        limits=limits,
+    )
+    return track, get_encoder(config.dance_encoder, config.dance_encoder_options, modality="dance")
+
+
 def extract_query_windows(
     *,
     config: PrepareConfig,
@@ -85,30 +125,9 @@ def extract_query_windows(
     decoding: LimitError names the cap passed and its option."""
     limits = limits or QueryLimits()
     hop = hop_s if hop_s is not None else config.window_s / 2
-    if modality == "music":
-        check_music_path(path)
-        track: Any = analyse_music(
-            path,
-            sr=config.sr,
-            beat_config=config.music_beats,
-            start_s=start_s,
-            duration_s=duration_s,
-            min_duration_s=config.window_s,
-            limits=limits,
-        )
-        encoder = get_encoder(config.music_encoder, config.music_encoder_options, modality="music")
-    else:
-        track = analyse_dance(
-            path,
-            beat_config=config.dance_beats,
-            start_s=start_s,
-            duration_s=duration_s,
-            pose_fps=config.pose_fps,
-            max_side=config.max_side,
-            min_person_ratio=config.min_person_ratio,
-            limits=limits,
-        )
-        encoder = get_encoder(config.dance_encoder, config.dance_encoder_options, modality="dance")
+    track, encoder = _analyse_query(
+        config=config, modality=modality, path=path, start_s=start_s, duration_s=duration_s, limits=limits
+    )
     starts = window_starts(
         dance_duration_s=track.duration_s,
         music_duration_s=track.duration_s,
@@ -122,32 +141,20 @@ def extract_query_windows(
             f"{path}: the query is {track.duration_s:.1f} s long, shorter than the library's "
             f"{config.window_s:g}-s window. Pass a longer clip (or a longer --duration)."
         )
+    cut: Callable[..., Any] = partial(
+        music_window if modality == "music" else dance_window,
+        track,
+        window_s=config.window_s,
+        grid_fps=config.grid_fps,
+        encoder=encoder,
+        rhythm=context,
+    )
+    if modality == "dance":
+        cut = partial(cut, min_person_ratio=config.min_person_ratio)
     windows, skipped = [], []
     for s in starts:
         try:
-            if modality == "music":
-                windows.append(
-                    music_window(
-                        track,
-                        start_s=s,
-                        window_s=config.window_s,
-                        grid_fps=config.grid_fps,
-                        encoder=encoder,
-                        rhythm=context,
-                    )
-                )
-            else:
-                windows.append(
-                    dance_window(
-                        track,
-                        start_s=s,
-                        window_s=config.window_s,
-                        grid_fps=config.grid_fps,
-                        encoder=encoder,
-                        min_person_ratio=config.min_person_ratio,
-                        rhythm=context,
-                    )
-                )
+            windows.append(cut(start_s=s))
         except WindowSkipped as why:
             skipped.append(f"{s:g} s: {why}")
     if not windows:
