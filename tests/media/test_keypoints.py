@@ -17,9 +17,9 @@ from beatdance.media.keypoints import (
     interpolate_missing,
     load_dwm_pair,
     load_keypoints,
-    load_numpy_pickle,
     to_common_body,
 )
+from beatdance.media.numpy_pickle import load_numpy_pickle
 from beatdance.media.skeletons import BODY13, COMMON_BODY_SOURCES, DWM23, get_skeleton
 from beatdance.media.types import Motion
 

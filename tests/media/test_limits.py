@@ -26,8 +26,9 @@ from beatdance.cli import main
 from beatdance.errors import LimitError, MediaError, ParameterError
 from beatdance.library import Library
 from beatdance.media.audio import load_audio, probe_media
-from beatdance.media.keypoints import load_keypoints, load_numpy_pickle
+from beatdance.media.keypoints import load_keypoints
 from beatdance.media.limits import QueryLimits, span_s
+from beatdance.media.numpy_pickle import load_numpy_pickle
 from beatdance.media.video import read_video_frames
 from beatdance.pipeline.extract import analyse_dance
 
