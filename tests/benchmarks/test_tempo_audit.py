@@ -93,3 +93,21 @@ def test_tempo_ranks_use_the_other_pairs_ratio(audit, store):
     assert (w["pairs"], w["chance"]) == (3, 2.0)
     assert w["mean_rank"] == pytest.approx((1 + 2 + 1) / 3)
     assert w["songs_within_1pct"] == 1.0
+
+
+@pytest.mark.slow
+def test_audit_of_a_real_pair_reads_its_tempos_and_windows(audit, shared_data, tmp_path):
+    # One real waltz (DANCE_W_5: 83.9 BPM, its dance one bar at 28.0 BPM), prepared as `make bench` does.
+    from beatdance.pipeline.prepare import PrepareConfig, prepare
+
+    folder = shared_data / "dance_with_melody" / "DANCE_W_5"
+    prepare(
+        inputs=[folder], out=tmp_path / "store", config=PrepareConfig(window_s=10.0, hop_s=5.0), show_progress=False
+    )
+    store = FeatureStore.open(tmp_path / "store")
+    (row,) = audit.pair_rows(store)
+    assert (row["pair"], row["style"], row["ratio"], row["beats_per_bar"]) == ("DANCE_W_5", "W", 3.0, 3)
+    assert row["music_bpm"] == pytest.approx(83.9, abs=0.5)
+    assert all(abs(d) < 3.0 for d in row["deviation_pct"].values())  # the three estimates agree with the song
+    energy = audit.energy_correlations(store)
+    assert list(energy) == ["DANCE_W_5"] and -1.0 <= energy["DANCE_W_5"] <= 1.0
