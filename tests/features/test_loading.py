@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from beatdance.errors import DataError
+from beatdance.features.convert import import_official
 from beatdance.features.loading import dataset_config, layout_of, load_features
 from beatdance.features.official import write_official
 from beatdance.features.store import FeatureStore
@@ -64,7 +65,7 @@ def test_official_layout_is_detected(tmp_path: Path) -> None:
 
 
 def test_store_is_detected(tmp_path: Path) -> None:
-    store = FeatureStore.import_official(official(tmp_path / "off"), tmp_path / "store")
+    store = import_official(official(tmp_path / "off"), tmp_path / "store")
     assert layout_of(store.path) == "store"
     fs = load_features(store.path, split="train")
     assert fs.ids == ["a", "b"] and fs.dance.shape == (2, 10, 5) and fs.info["layout"] == "store"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from beatdance.errors import CheckpointError, DataError, ParameterError, SplitNotFoundError
+from beatdance.features.convert import export_official, import_official
 from beatdance.features.official import read_official_split
 from beatdance.features.pooling import beat_slots, pool_segments
 from beatdance.features.store import FeatureStore
@@ -187,13 +188,13 @@ def test_export_official_then_read_equals_load_split_and_import_back(tmp_path: P
     store = FeatureStore.create(tmp_path / "s", config=CONFIG)
     fill(store, groups=6, per_group=2)
     store.make_splits(fractions=(0.5, 0.25, 0.25), seed=1)
-    store.export_official(tmp_path / "official")
+    export_official(store, tmp_path / "official")
     for split in ("train", "val", "test"):
         ours, theirs = store.load_split(split), read_official_split(tmp_path / "official", split=split)
         assert ours.ids == theirs.ids and ours.groups == theirs.groups and ours.beat_fps == theirs.beat_fps
         for name in ("music", "dance", "music_beat", "dance_beat"):
             np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), atol=1e-6)
-    back = FeatureStore.import_official(tmp_path / "official", tmp_path / "back")
+    back = import_official(tmp_path / "official", tmp_path / "back")
     assert back.config == {"origin": "official-layout", "grid_fps": 10.0}
     assert back.split_names() == ["test", "train", "val"] and sorted(back.ids()) == store.ids()
     rec, orig = back.get("pair001__1"), store.get("pair001__1")
@@ -201,7 +202,7 @@ def test_export_official_then_read_equals_load_split_and_import_back(tmp_path: P
     np.testing.assert_allclose(rec.dance, orig.dance)
     assert rec.meta["group"] == "pair001"
     np.testing.assert_allclose(back.load_split("val").music, store.load_split("val").music, atol=1e-6)
-    assert FeatureStore.import_official(tmp_path / "official", tmp_path / "back").ids() == back.ids()
+    assert import_official(tmp_path / "official", tmp_path / "back").ids() == back.ids()
 
 
 def _put_many(path: str, start: int) -> int:

@@ -10,6 +10,7 @@ import typer
 
 from ..beats.dance import DanceBeatConfig
 from ..beats.music import TRACKERS, MusicBeatConfig, Tracker
+from ..features.convert import export_official, import_official
 from ..features.store import FeatureStore
 from ..pipeline.prepare import PrepareConfig, prepare
 from .app import app
@@ -104,7 +105,7 @@ def export_official_command(
     out: Path = typer.Argument(..., help="Folder to write in the official BeatDance layout (.pt files + split lists)."),
 ) -> None:
     """Export a feature store to the official BeatDance layout (readable by the official code)."""
-    FeatureStore.open(store).export_official(out)
+    export_official(FeatureStore.open(store), out)
     typer.echo(f"exported {store} -> {out}")
 
 
@@ -114,5 +115,5 @@ def import_official_command(
     store: Path = typer.Argument(..., help="Feature store folder to create."),
 ) -> None:
     """Import a dataset in the official BeatDance layout into a feature store (read with weights_only=True)."""
-    FeatureStore.import_official(root, store)
+    import_official(root, store)
     typer.echo(f"imported {root} -> {store}")

@@ -37,11 +37,8 @@ from .featureset import FeatureSet
 from .official import (
     DEFAULT_BEAT_FPS,
     check_clip_id,
-    is_official_layout,
     read_id_list,
-    read_official_clip,
     write_id_list,
-    write_official_clip,
 )
 from .pooling import PerFrameClip, pool_clips
 
@@ -100,7 +97,7 @@ def _group_key(seed: int, group: str) -> str:
 
 
 class FeatureStore:
-    """A feature store directory; make one with :meth:`create`, :meth:`open` or :meth:`import_official`."""
+    """A feature store directory; make one with :meth:`create` or :meth:`open` (or ``features.convert.import_official``)."""
 
     def __init__(self, path: Path, config: dict[str, Any]) -> None:
         self.path = path
@@ -409,64 +406,3 @@ class FeatureStore:
             beat_fps=self.grid_fps,
             info={"layout": "store", "path": str(self.path), "split": split, "rhythm": self.config.get("rhythm")},
         )
-
-    # -- the official layout -------------------------------------------------------------------
-
-    def export_official(self, root: str | os.PathLike[str], *, splits: Sequence[str] | None = None) -> Path:
-        """Write the clips of ``splits`` (default: every split) in the official layout under ``root``."""
-        root = Path(root)
-        names = list(splits) if splits is not None else self.split_names()
-        if not names:
-            raise DataError(f"the store {self.path} has no split lists to export. Run make_splits first.")
-        for name in names:
-            ids = self.split_ids(name)
-            for clip_id in ids:
-                rec = self.get(clip_id)
-                write_official_clip(
-                    root,
-                    clip_id=clip_id,
-                    music=rec.music,
-                    dance=rec.dance,
-                    music_beat=rec.music_beat,
-                    dance_beat=rec.dance_beat,
-                    beat_fps=self.grid_fps,
-                    group=rec.meta.get("group"),
-                )
-            write_id_list(root, split=name, ids=ids)
-        return root
-
-    @classmethod
-    def import_official(cls, root: str | os.PathLike[str], path: str | os.PathLike[str]) -> FeatureStore:
-        """Build (or complete) a store at ``path`` from the official layout at ``root``, with its splits.
-
-        Beat times are the beat frames over the beat fps (the files' ``fps``, else 10).
-        """
-        root = Path(root)
-        if not is_official_layout(root):
-            raise DataError(
-                f"{root} is not in the official layout (video_feature/, music_feature/, video_beat/, "
-                "music_beat/ and split lists). Point at the folder that holds those."
-            )
-        splits = {name: read_id_list(root, split=name) for name in SPLIT_NAMES if (root / f"{name}.txt").is_file()}
-        if not splits:
-            raise DataError(f"{root} has none of the split lists {[f'{n}.txt' for n in SPLIT_NAMES]}. Add them.")
-        first = read_official_clip(root, next(iter(splits.values()))[0])
-        beat_fps = first.beat_fps or DEFAULT_BEAT_FPS
-        store = cls.create(path, config={"origin": "official-layout", "grid_fps": beat_fps})
-        for ids in splits.values():
-            for clip_id in ids:
-                if store.has(clip_id):
-                    continue
-                c = read_official_clip(root, clip_id)
-                store.put(
-                    clip_id,
-                    music=c.music,
-                    dance=c.dance,
-                    music_beat=c.music_beat,
-                    dance_beat=c.dance_beat,
-                    music_beat_times=np.flatnonzero(c.music_beat > 0) / beat_fps,
-                    dance_beat_times=np.flatnonzero(c.dance_beat > 0) / beat_fps,
-                    meta={"group": c.group or clip_id, "source": str(root)},
-                )
-        store.write_splits(splits)
-        return store
