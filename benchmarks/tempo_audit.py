@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -32,41 +31,37 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from beatdance.beats.dance import kinematic_beats
-from beatdance.beats.rhythm import RhythmConfig, tempo_axis_bpm
+from beatdance.beats.rhythm import RhythmConfig, bin_tempo_bpm, tempo_axis_bpm
 from beatdance.features.store import FeatureStore
 from beatdance.media.audio import load_audio
 from beatdance.media.keypoints import load_keypoints
+from beatdance.media.limits import QueryLimits
 from beatdance.model.prior import PriorConfig
+from beatdance.pipeline.baselines import style_labels
 
 REPO = Path(__file__).resolve().parents[1]
-_STYLE = re.compile(r"^DANCE_([A-Za-z]+)_\d+$")
 SEARCH_OCTAVES = 0.06  # a re-measured peak is searched this close to the expected tempo
 
 
 def peak_near(tempogram: np.ndarray, *, bpm: float, rhythm: RhythmConfig) -> float:
-    """Tempo of the highest bin of ``tempogram`` within ``SEARCH_OCTAVES`` of ``bpm``, refined by a parabola."""
-    axis = np.log2(tempo_axis_bpm(rhythm))
-    near = np.flatnonzero(np.abs(axis - np.log2(bpm)) <= SEARCH_OCTAVES)
+    """Tempo of the highest bin of ``tempogram`` within ``SEARCH_OCTAVES`` of ``bpm``, refined by a parabola
+    (``bin_tempo_bpm``); NaN when no bin is that close."""
+    near = np.flatnonzero(np.abs(np.log2(tempo_axis_bpm(rhythm) / bpm)) <= SEARCH_OCTAVES)
     if near.size == 0:
         return float("nan")
-    k = int(near[np.argmax(tempogram[near])])
-    offset = 0.0
-    if 0 < k < tempogram.size - 1:
-        a, b, c = (float(v) for v in tempogram[k - 1 : k + 2])
-        curvature = a - 2 * b + c
-        offset = 0.5 * (a - c) / curvature if curvature < 0 else 0.0
-    return float(2.0 ** (axis[k] + offset / rhythm.bins_per_octave))
+    return bin_tempo_bpm(tempogram, int(near[np.argmax(tempogram[near])]), config=rhythm)
 
 
 def pair_rows(store: FeatureStore) -> list[dict[str, Any]]:
     """One row per pair: tempos, metre, nearest ratio and the deviation of each dance-tempo estimate."""
     rhythm = RhythmConfig(**store.config.get("rhythm", {}))
-    first: dict[str, Any] = {}
+    first: dict[str, str] = {}  # group -> its first clip, the only one read whole
     for clip_id in store.ids():
-        record = store.get(clip_id)
-        first.setdefault(str(record.meta.get("group", clip_id)), record)
+        first.setdefault(str(store.meta(clip_id).get("group", clip_id)), clip_id)
+    styles = style_labels(sorted(first)) or ["all"] * len(first)
     rows = []
-    for group, record in sorted(first.items()):
+    for (group, clip_id), style in zip(sorted(first.items()), styles):
+        record = store.get(clip_id)
         music_bpm, dance_bpm = float(record.meta["music_tempo_bpm"]), float(record.meta["dance_tempo_bpm"])
         ratio = min(PriorConfig.ratios, key=lambda r: abs(np.log2(music_bpm / dance_bpm / r)))
         tempogram = np.asarray(record.dance_rhythm)[1]
@@ -75,11 +70,10 @@ def pair_rows(store: FeatureStore) -> list[dict[str, Any]]:
             "tempogram": peak_near(tempogram, bpm=dance_bpm, rhythm=rhythm),
             "tempogram x ratio": peak_near(tempogram, bpm=dance_bpm * ratio, rhythm=rhythm) / ratio,
         }
-        match = _STYLE.match(group)
         rows.append(
             {
                 "pair": group,
-                "style": match.group(1) if match else "all",
+                "style": style,
                 "music_bpm": music_bpm,
                 "beats_per_bar": int(record.meta.get("music_beats_per_bar", 0) or 0),
                 "ratio": ratio,
@@ -120,21 +114,24 @@ def tempo_ranks(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def energy_correlations(store: FeatureStore) -> dict[str, float]:
-    """Per pair: Spearman correlation over its windows of music RMS (dB) and the dance's mean joint speed."""
+    """Per pair: Spearman correlation over its windows of music RMS (dB) and the dance's mean joint speed. The
+    media files the store names are read within the query limits (``QueryLimits``), like any other input."""
+    limits = QueryLimits()
     windows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for clip_id in store.ids():
-        meta = store.get(clip_id).meta
+        meta = store.meta(clip_id)
         windows[str(meta.get("group", clip_id))].append(meta)
     out = {}
     for group, metas in sorted(windows.items()):
         if len(metas) < 3:
             continue
-        beats = kinematic_beats(motion=load_keypoints(metas[0]["dance_file"]))
+        beats = kinematic_beats(motion=load_keypoints(metas[0]["dance_file"], limits=limits))
         envelope, fps = np.asarray(beats.speed_envelope), beats.envelope_fps
         loudness, speed = [], []
         for meta in metas:
             duration = float(meta["duration_s"])
-            y, _ = load_audio(meta["music_file"], sr=11025, start_s=float(meta["music_start_s"]), duration_s=duration)
+            start = float(meta["music_start_s"])
+            y, _ = load_audio(meta["music_file"], sr=11025, start_s=start, duration_s=duration, limits=limits)
             loudness.append(10.0 * np.log10(float(np.mean(y.astype(np.float64) ** 2)) + 1e-12))
             a = int(round(float(meta["start_s"]) * fps))
             speed.append(float(np.mean(envelope[a : a + int(round(duration * fps))])))

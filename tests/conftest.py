@@ -3,8 +3,10 @@ small library, brute-force retrieval metrics."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -106,6 +108,32 @@ def small_library(small_store, small_model, tmp_path_factory) -> Path:
 
 
 # Brute-force retrieval metrics, one pair at a time, to check the library's vectorised ones against.
+
+
+def load_benchmark(name: str) -> Any:
+    """``benchmarks/<name>.py`` as a module (the scripts are no package), registered in ``sys.modules`` so that
+    its dataclasses and its imports of sibling scripts resolve."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def put_split_clip(store: FeatureStore, clip_id: str, split: Any, i: int, **extra: Any) -> None:
+    """Clip ``i`` of a synthetic feature split (``synth.features``) into ``store`` as ``clip_id``, its beat times
+    read off its 10-fps beat grids, with ``extra`` (rhythm arrays, meta) as given."""
+    store.put(
+        clip_id,
+        music=split.music[i],
+        dance=split.dance[i],
+        music_beat=split.music_beat[i],
+        dance_beat=split.dance_beat[i],
+        music_beat_times=np.flatnonzero(split.music_beat[i]) / 10.0,
+        dance_beat_times=np.flatnonzero(split.dance_beat[i]) / 10.0,
+        **extra,
+    )
 
 
 def cosine_scores(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load():
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("index_scale", ROOT / "benchmarks" / "index_scale.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("index_scale")
 
 
 def test_rows_recall_and_querybank(tmp_path, capsys):

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import load_benchmark, put_split_clip
 
 from beatdance.beats.rhythm import RhythmConfig, tempo_bump
 from beatdance.features.store import FeatureStore
 from beatdance.synth.features import SynthFeatureConfig, generate_synthetic_features
 
-ROOT = Path(__file__).resolve().parents[2]
 # (pair, music BPM, dance BPM): three waltzes at a third of their song, one 3 % fast; a rumba at half.
 PAIRS = (("DANCE_W_1", 87.0, 29.0), ("DANCE_W_2", 84.0, 28.84), ("DANCE_W_3", 96.0, 32.0), ("DANCE_R_1", 90.0, 45.0))
 
 
 @pytest.fixture(scope="module")
 def audit():
-    spec = importlib.util.spec_from_file_location("tempo_audit", ROOT / "benchmarks" / "tempo_audit.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("tempo_audit")
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +35,11 @@ def store(tmp_path_factory):
         tempogram = tempo_bump(tempo_bpm=dance_bpm, config=rhythm) + 0.5 * tempo_bump(
             tempo_bpm=3 * dance_bpm, config=rhythm
         )
-        out.put(
+        put_split_clip(
+            out,
             f"{group}__{i}",
-            music=split.music[i],
-            dance=split.dance[i],
-            music_beat=split.music_beat[i],
-            dance_beat=split.dance_beat[i],
-            music_beat_times=np.flatnonzero(split.music_beat[i]) / 10.0,
-            dance_beat_times=np.flatnonzero(split.dance_beat[i]) / 10.0,
+            split,
+            i,
             music_rhythm=np.stack([tempo_bump(tempo_bpm=music_bpm, config=rhythm)] * 3),
             dance_rhythm=np.stack([tempo_bump(tempo_bpm=dance_bpm, config=rhythm), tempogram, tempogram]),
             meta={

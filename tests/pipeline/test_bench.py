@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 import torch
-from conftest import cosine_scores, pessimistic_ranks, recall_table
+from conftest import cosine_scores, pessimistic_ranks, put_split_clip, recall_table
 
 import beatdance.cli.bench_cmd  # noqa: F401  (registers the command)
 import beatdance.pipeline.bench as bench_mod
@@ -33,7 +33,7 @@ from beatdance.pipeline.bench import (
     run_fold,
     trained_arms,
 )
-from beatdance.pipeline.bench_report import add_breakdown, format_breakdown
+from beatdance.pipeline.bench_report import add_breakdown, format_breakdown, plain_scores
 from beatdance.retrieval.embed import embed_featureset
 from beatdance.retrieval.evaluate import ModalityEmbeddings
 from beatdance.synth.features import SynthFeatureConfig, generate_synthetic_features
@@ -74,14 +74,11 @@ def tiny_store(tmp_path_factory):
             )
             for name, t in (("music", bpm), ("dance", bpm / 2))
         }
-        store.put(
+        put_split_clip(
+            store,
             clip_id,
-            music=split.music[i],
-            dance=split.dance[i],
-            music_beat=split.music_beat[i],
-            dance_beat=split.dance_beat[i],
-            music_beat_times=np.flatnonzero(split.music_beat[i]) / 10.0,
-            dance_beat_times=np.flatnonzero(split.dance_beat[i]) / 10.0,
+            split,
+            i,
             music_rhythm=rhythm["music"],
             dance_rhythm=rhythm["dance"],
             meta={"group": group, "music_tempo_bpm": bpm, "dance_tempo_bpm": bpm / 2},
@@ -334,7 +331,7 @@ def test_breakdown_of_the_partners_rank_per_style_in_report_and_table():
     style = np.array([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 2)
     music, dance = _sides(groups, style, style)
     report: dict = {"m2d": {}, "d2m": {}}
-    add_breakdown(report, music, dance)
+    add_breakdown(report, plain_scores(music, dance), groups=groups)
     for direction in ("m2d", "d2m"):
         # all ties: every other clip of the query's style is at or above the partner, no clip of the other style
         got = report[direction]["breakdown"]
@@ -342,7 +339,8 @@ def test_breakdown_of_the_partners_rank_per_style_in_report_and_table():
         assert got["same_class"] == pytest.approx(4 * 2 / 6)  # each waltz window has 2 of the other waltz
         assert got["chance_other_class"] == pytest.approx((4 * 2 + 2 * 4) / 6 / 2)
     unlabelled: dict = {"m2d": {}, "d2m": {}}
-    add_breakdown(unlabelled, *_sides([f"pair{g[-1]}" for g in groups], style, style))
+    unnamed = [f"pair{g[-1]}" for g in groups]
+    add_breakdown(unlabelled, plain_scores(*_sides(unnamed, style, style)), groups=unnamed)
     assert unlabelled == {"m2d": {}, "d2m": {}}  # no style labels: no breakdown
     runs = [{"reports": {"default": report, "chance": {"m2d": {}, "d2m": {}}}}] * 2
     table = format_breakdown(runs)

@@ -4,7 +4,6 @@ answering, and a library grown by `index --add` picked up while serving."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, serving
+from conftest import load_benchmark, serving
 
 from beatdance.library import LibraryConfig, build_library
 from beatdance.media.limits import QueryLimits
@@ -36,12 +35,7 @@ TIMEOUT_S = 12.0  # the test server's per-job limit
 
 def _hostile() -> Any:
     """benchmarks/hostile.py, whose raw HTTP client sends what httpx cannot (a streamed body cut short)."""
-    spec = importlib.util.spec_from_file_location("hostile", REPO_ROOT / "benchmarks" / "hostile.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hostile"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("hostile")
 
 
 hostile = _hostile()

@@ -119,11 +119,15 @@ def peak_tempo_bpm(values: np.ndarray, *, config: RhythmConfig = RhythmConfig())
     if v.shape != (config.num_bins,):
         raise ParameterError(f"values has shape {v.shape}; expected ({config.num_bins},) on this config's axis.")
     k = int(np.argmax(v))
-    if not v[k] > 0:
-        return 0.0
+    return bin_tempo_bpm(v, k, config=config) if v[k] > 0 else 0.0
+
+
+def bin_tempo_bpm(values: np.ndarray, k: int, *, config: RhythmConfig = RhythmConfig()) -> float:
+    """The tempo of bin ``k`` of a tempogram, refined by a parabola through it and its neighbours (when bin ``k``
+    is above them: a local peak)."""
     offset = 0.0
-    if 0 < k < v.size - 1:
-        a, b, c = v[k - 1], v[k], v[k + 1]
+    if 0 < k < values.size - 1:
+        a, b, c = (float(x) for x in values[k - 1 : k + 2])
         curvature = a - 2 * b + c
         offset = 0.5 * (a - c) / curvature if curvature < 0 else 0.0
     return float(config.min_bpm * 2.0 ** ((k + offset) / config.bins_per_octave))

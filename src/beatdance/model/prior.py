@@ -101,9 +101,11 @@ def tempo_kernel_rows(
     return rows
 
 
-def _probe_values(rhythm: np.ndarray, *, probes: tuple[float, ...], config: RhythmConfig) -> np.ndarray:
-    """(N, len(probes)) track tempogram (channel 1) at each probe x the dominant tempo (linear in bins, 0 off the axis)."""
-    tempo = track_tempos_bpm(rhythm, config=config)
+def _probe_values(
+    rhythm: np.ndarray, *, tempo: np.ndarray, probes: tuple[float, ...], config: RhythmConfig
+) -> np.ndarray:
+    """(N, len(probes)) track tempogram (channel 1) at each probe x the dominant ``tempo`` (:func:`track_tempos_bpm`
+    of ``rhythm``), linear in bins, 0 off the axis."""
     pos = np.log2(np.outer(np.nan_to_num(tempo, nan=config.min_bpm), probes) / config.min_bpm) * config.bins_per_octave
     lo = np.floor(pos).astype(np.int64)
     frac = pos - lo
@@ -183,7 +185,10 @@ class MetrePrior:
 
     def dance_triple_probability(self, dance_rhythm: np.ndarray) -> np.ndarray:
         """(N,) probability that each dance is danced to a song in triple metre."""
-        x = _probe_values(dance_rhythm, probes=self.config.probes, config=self.rhythm)
+        return self._triple_probability(dance_rhythm, track_tempos_bpm(dance_rhythm, config=self.rhythm))
+
+    def _triple_probability(self, dance_rhythm: np.ndarray, tempo: np.ndarray) -> np.ndarray:
+        x = _probe_values(dance_rhythm, tempo=tempo, probes=self.config.probes, config=self.rhythm)
         return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.dance_coef) + self.dance_bias)))
 
     def _kernel_rows(self, tempo_bpm: np.ndarray, cls: str | None) -> np.ndarray:
@@ -222,7 +227,7 @@ class MetrePrior:
     def dance_rows(self, *, dance_rhythm: np.ndarray) -> np.ndarray:
         """(N, dim) rows of the dance side, the partners of :meth:`music_rows`."""
         tempo = track_tempos_bpm(dance_rhythm, config=self.rhythm)
-        p = self.dance_triple_probability(dance_rhythm)
+        p = self._triple_probability(dance_rhythm, tempo)
         return self._blocks(self._tempo_rows(tempo, None), np.stack([p, 1.0 - p], axis=1))
 
     @cached_property
@@ -333,7 +338,8 @@ def fit_metre_prior(
             f"fit_metre_prior: {len(music_rhythm)} music and {len(dance_rhythm)} dance rhythm arrays "
             f"with {len(classes)} beats-per-bar values; give one of each per training pair."
         )
-    octaves = np.log2(track_tempos_bpm(music_rhythm, config=rhythm) / track_tempos_bpm(dance_rhythm, config=rhythm))
+    dance_tempo = track_tempos_bpm(dance_rhythm, config=rhythm)
+    octaves = np.log2(track_tempos_bpm(music_rhythm, config=rhythm) / dance_tempo)
     weights = {
         cls: ratio_counts(octaves if cls == "unknown" else octaves[classes == cls], ratios=cfg.ratios).tolist()
         for cls in METRE_CLASSES
@@ -341,7 +347,7 @@ def fit_metre_prior(
     known = classes != "unknown"
     labels = (classes[known] == "triple").astype(np.float64)
     if labels.size and 0 < labels.sum() < labels.size:
-        x = _probe_values(dance_rhythm[known], probes=cfg.probes, config=rhythm)
+        x = _probe_values(dance_rhythm[known], tempo=dance_tempo[known], probes=cfg.probes, config=rhythm)
         coef, bias = _fit_logistic(x, labels, ridge=cfg.ridge)
     else:  # one metre class only (or none known): the dance side says "as often as in training"
         rate = float((labels.sum() + 1.0) / (labels.size + 2.0))

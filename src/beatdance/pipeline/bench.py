@@ -59,6 +59,7 @@ from .bench_report import (
     format_markdown,
     paired_comparison,
     plain_ranks,
+    plain_scores,
     results_markdown,
     summarise,
     write_plots,
@@ -215,13 +216,15 @@ def run_fold(
     ranks: dict[str, dict[str, np.ndarray]] = {}
     common: dict[str, Any] = {"bs_ks": (1, 5, 10)}
     run_seed = 1000 * seed + fold.index
+    groups = list(test_set.groups or test_set.ids)
 
     def baseline(row: str, sides: tuple[ModalityEmbeddings, ModalityEmbeddings] | None) -> None:
         if sides is not None:
             reports[row] = evaluate_retrieval(music=sides[0], dance=sides[1], **common)
-            ranks[row] = plain_ranks(*sides)
+            scores = plain_scores(*sides)
+            ranks[row] = plain_ranks(scores)
             if row in BREAKDOWN_ROWS:
-                add_breakdown(reports[row], *sides)
+                add_breakdown(reports[row], scores, groups=groups)
 
     baseline("chance", random_embeddings(test_set, seed=run_seed))
     tempo = rhythm_heuristic(train_set, test_set, tempos, sigma_octaves=cfg.tempo_sigma_octaves)
@@ -238,12 +241,13 @@ def run_fold(
         reports[arm.name] = evaluate_retrieval(music=music, dance=dance, **common)
         if net.prior is not None and arm.name == DEFAULT_ROW:  # the same weights, scored without the prior
             reports[NO_PRIOR_ROW] = evaluate_retrieval(music=plain_music, dance=plain_dance, **common)
-            add_breakdown(reports[NO_PRIOR_ROW], plain_music, plain_dance)
-        if arm.name in BREAKDOWN_ROWS:
-            add_breakdown(reports[arm.name], music, dance)
+            add_breakdown(reports[NO_PRIOR_ROW], plain_scores(plain_music, plain_dance), groups=groups)
         if arm.name not in ("official", "temporal", DEFAULT_ROW):
             continue
-        ranks[arm.name] = plain_ranks(music, dance)
+        scores = plain_scores(music, dance)
+        ranks[arm.name] = plain_ranks(scores)
+        if arm.name in BREAKDOWN_ROWS:
+            add_breakdown(reports[arm.name], scores, groups=groups)
         if arm.name == "temporal":
             continue
         for bank_name, bank_set in (("train", train_set), ("val", val_set)):

@@ -25,25 +25,21 @@ def plain_scores(music: ModalityEmbeddings, dance: ModalityEmbeddings) -> dict[s
     }
 
 
-def plain_ranks(music: ModalityEmbeddings, dance: ModalityEmbeddings) -> dict[str, np.ndarray]:
-    """0-based ranks of the true partner in both directions, for the rank histograms."""
-    return {
-        direction: positive_ranks(scores, positives=np.arange(len(scores)))
-        for direction, scores in plain_scores(music, dance).items()
-    }
+def plain_ranks(scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """0-based ranks of the true partner in both directions of :func:`plain_scores`, for the rank histograms."""
+    return {direction: positive_ranks(s, positives=np.arange(len(s))) for direction, s in scores.items()}
 
 
-def add_breakdown(report: dict[str, Any], music: ModalityEmbeddings, dance: ModalityEmbeddings) -> None:
-    """Put each direction's :func:`rank_breakdown` of the plain score (groups: the clips' pairs, classes: the
-    pairs' styles) into ``report[direction]["breakdown"]``; nothing where the pairs carry no style labels."""
-    groups = list(music.groups or music.ids)
-    styles = style_labels(groups)
+def add_breakdown(report: dict[str, Any], scores: dict[str, np.ndarray], *, groups: Sequence[str]) -> None:
+    """Put each direction's :func:`rank_breakdown` of :func:`plain_scores` (``groups``: the clips' pairs, classes:
+    the pairs' styles) into ``report[direction]["breakdown"]``; nothing where the pairs carry no style labels."""
+    styles = style_labels(list(groups))
     if styles is None:
         return
-    for direction, scores in plain_scores(music, dance).items():
+    for direction, s in scores.items():
         report[direction]["breakdown"] = rank_breakdown(
-            scores,
-            positives=np.arange(len(scores)),
+            s,
+            positives=np.arange(len(s)),
             query_groups=groups,
             gallery_groups=groups,
             query_classes=styles,
